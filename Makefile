@@ -1,0 +1,43 @@
+# Launchday. `make demo` and `make test` work on a fresh machine: they create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+PORT ?= 8000
+# gunicorn: two workers per core is the usual rule for a database-bound Django app.
+WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+
+.PHONY: demo test serve bench lint install
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	DEBUG=1 $(MANAGE) migrate --noinput
+	DEBUG=1 $(MANAGE) seed_demo --reset
+	DEBUG=1 $(MANAGE) runserver 127.0.0.1:$(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=1 $(MANAGE) makemigrations --check --dry-run
+
+serve: install
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput -v 0
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A config worker -l warning --concurrency 2 & \
+	$(BIN)/celery -A config beat -l warning & \
+	$(BIN)/gunicorn config.wsgi -w $(WORKERS) -b 127.0.0.1:$(PORT) --access-logfile - ; \
+	wait
+
+bench: install
+	$(BIN)/python bench/run.py

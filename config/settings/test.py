@@ -1,0 +1,57 @@
+"""Test settings: the base settings on the services the machine has.
+
+PostgreSQL and Redis are used when they answer (DATABASE_URL and REDIS_URL default to the
+local ones). Without them the suite falls back to SQLite and local memory, and the tests
+that need a real service skip; REQUIRE_SERVICES=1 turns that fallback into an error.
+"""
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0")
+for var, default, port in (
+    ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/launchday", 5432),
+    ("REDIS_URL", "redis://127.0.0.1:6379/0", 6379),
+):
+    url = os.environ.get(var) or default
+    if _answers(url, port):
+        os.environ[var] = url
+    elif REQUIRE_SERVICES:
+        raise ImproperlyConfigured(f"REQUIRE_SERVICES=1 but {var}={url} does not answer.")
+    else:
+        os.environ.pop(var, None)
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ["DEBUG"] = "0"
+
+from .base import *  # noqa: E402,F403
+from .base import STORAGES  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests about the worker start a real one and switch this off; everything else runs
+# tasks in process so that one test sees its own side effects.
+CELERY_TASK_ALWAYS_EAGER = True
+# One test run (and the Celery workers it starts, which inherit the environment) shares
+# a cache prefix and a queue, so parallel runs on one Redis never see each other's work.
+TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", str(os.getpid()))
+CACHES["default"]["KEY_PREFIX"] = f"launchday-test-{TEST_RUN_ID}"  # noqa: F405
+CELERY_TASK_DEFAULT_QUEUE = f"launchday-test-{TEST_RUN_ID}"

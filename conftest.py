@@ -1,0 +1,123 @@
+"""Fixtures shared by every app's tests: service checks, a real Celery worker, a browser."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(__file__).resolve().parent
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `services` need PostgreSQL and Redis; skip them only when those are absent."""
+    have_services = settings.USING_POSTGRES and bool(settings.REDIS_URL)
+    if have_services:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL and Redis (set REQUIRE_SERVICES=1 to insist)")
+    for item in items:
+        if "services" in item.keywords:
+            item.add_marker(skip)
+
+
+class CeleryWorker:
+    """A real `celery worker` process on the test database and the Redis broker."""
+
+    def __init__(self, *, concurrency: int = 1, extra_env: dict[str, str] | None = None):
+        self.concurrency = concurrency
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen | None = None
+        self.log_path = BASE_DIR / "var" / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+
+    def start(self) -> "CeleryWorker":
+        db = settings.DATABASES["default"]
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+                "CELERY_WORKER_EAGER": "0",
+            }
+        )
+        env.update(self.extra_env)
+        self.log_path.parent.mkdir(exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--concurrency", str(self.concurrency), "--pool", "prefork",
+                "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info",
+            ],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if b"ready." in self.log_path.read_bytes():
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"Celery worker did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def celery_worker_factory(settings):
+    """Start real Celery workers; tasks sent in the test go to them instead of running eagerly.
+
+    Use with @pytest.mark.django_db(transaction=True) so the worker sees committed rows.
+    """
+    from config.celery import app
+
+    if not settings.USING_POSTGRES:
+        pytest.skip("a real worker needs PostgreSQL")
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    workers: list[CeleryWorker] = []
+
+    def start(**kwargs) -> CeleryWorker:
+        worker = CeleryWorker(**kwargs).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    app.conf.task_always_eager = True
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """Playwright drives Debian's Chromium; it never downloads a browser of its own."""
+    return {
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+        ],
+    }

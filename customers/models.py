@@ -1,0 +1,135 @@
+from django.conf import settings
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Customer(models.Model):
+    """An existing customer of the operator, known by account number."""
+
+    class ContractStatus(models.TextChoices):
+        ACTIVE = "active", "Active contract"
+        UPGRADE_DUE = "upgrade_due", "Due an upgrade"
+        SUSPENDED = "suspended", "Suspended"
+        ENDED = "ended", "Ended"
+
+    account_number = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(db_index=True)
+    phone = models.CharField(max_length=32, blank=True)
+    postcode = models.CharField(max_length=10)
+    current_device = models.CharField(max_length=64, blank=True)
+    contract_status = models.CharField(
+        max_length=16, choices=ContractStatus.choices, default=ContractStatus.ACTIVE
+    )
+    marketing_opt_out = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_number} {self.name}"
+
+    @property
+    def may_upgrade(self) -> bool:
+        return self.contract_status in (
+            self.ContractStatus.ACTIVE,
+            self.ContractStatus.UPGRADE_DUE,
+        )
+
+
+class UpgradeRegistration(models.Model):
+    """A customer's registration of interest in a launch, made before its window opens."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="registrations")
+    launch = models.ForeignKey("orders.Launch", on_delete=models.CASCADE, related_name="registrations")
+    preferred_sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT)
+    # Null means home delivery.
+    preferred_store = models.ForeignKey(
+        "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="registrations"
+    )
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["launch", "customer"], name="registration_one_per_launch"),
+        ]
+        indexes = [models.Index(fields=["launch", "preferred_store", "preferred_sku"], name="registration_demand")]
+
+    def __str__(self) -> str:
+        return f"{self.customer} for {self.launch}"
+
+
+class Campaign(models.Model):
+    """A head-office mailing to a chosen audience of a launch (for example an apology)."""
+
+    class Audience(models.TextChoices):
+        WAITLISTED = "waitlisted", "Every waitlisted customer"
+        REGISTERED_WITHOUT_ORDER = "registered_without_order", "Registered customers without an order"
+
+    launch = models.ForeignKey("orders.Launch", on_delete=models.CASCADE, related_name="campaigns")
+    kind = models.CharField(max_length=32)
+    audience = models.CharField(max_length=32, choices=Audience.choices)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["launch", "kind", "audience"], name="campaign_once_per_audience"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.audience} of {self.launch}"
+
+
+class Message(models.Model):
+    """The outbox. Written in the same transaction as the event that causes it.
+
+    dedupe_key is unique, so one event can never produce two messages; message_id is
+    stable, so a copy resent after a worker was killed mid-send can be dropped by mail
+    systems.
+    """
+
+    class Kind(models.TextChoices):
+        ORDER_RECEIVED = "order_received", "Order received"
+        ALLOCATED = "allocated", "Your phone is reserved"
+        READY_TO_COLLECT = "ready_to_collect", "Ready to collect"
+        COLLECTION_EXPIRED = "collection_expired", "Collection deadline passed"
+        APOLOGY = "apology", "Apology"
+        BACK_IN_STOCK = "back_in_stock", "Back in stock"
+
+    MARKETING_KINDS = frozenset({Kind.BACK_IN_STOCK})
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SUPPRESSED = "suppressed", "Suppressed (unsubscribed)"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    launch = models.ForeignKey(
+        "orders.Launch", on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    context = models.JSONField(default=dict, blank=True)
+    message_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], condition=Q(status="pending"), name="message_pending"),
+            models.Index(fields=["customer", "created_at"], name="message_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.customer_id} ({self.status})"

@@ -1,0 +1,220 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+
+class Product(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SKU(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "SKU"
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Location(models.Model):
+    """Where units are: the central warehouse, the online pool, or one store."""
+
+    class Kind(models.TextChoices):
+        CENTRAL = "central", "Central warehouse"
+        ONLINE = "online", "Online pool"
+        STORE = "store", "Store"
+
+    code = models.CharField(max_length=16, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    store = models.OneToOneField(
+        "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="location"
+    )
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="store", store__isnull=False))
+                | (~Q(kind="store") & Q(store__isnull=True)),
+                name="location_store_iff_store_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"], condition=~Q(kind="store"), name="location_one_central_one_online"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Stock(models.Model):
+    """Units of one SKU at one location. Kept in step with the StockMovement ledger.
+
+    on_hand: physically there. reserved: of those, allocated to orders not yet handed
+    over. in_transit: sent here and not yet received. available = on_hand - reserved.
+    """
+
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="stock")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="stock")
+    on_hand = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)
+    in_transit = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["location", "sku"], name="stock_one_row_per_location_sku"),
+            models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="stock_reserved_not_negative"),
+            models.CheckConstraint(condition=Q(in_transit__gte=0), name="stock_in_transit_not_negative"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand")), name="stock_reserved_within_on_hand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} at {self.location}"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class StockMovement(models.Model):
+    """The ledger. Append-only: every change to a Stock row is one of these.
+
+    Each delta applies to the matching Stock field, so for every location and SKU
+    Stock.on_hand == sum(on_hand_delta), and likewise for reserved and in_transit.
+    """
+
+    class Kind(models.TextChoices):
+        RECEIPT = "receipt", "Receipt from supplier"
+        TRANSFER_OUT = "transfer_out", "Transfer out"
+        TRANSFER_IN = "transfer_in", "Transfer in (in transit)"
+        STORE_RECEIPT = "store_receipt", "Received at store"
+        ALLOCATION = "allocation", "Allocated to orders"
+        RELEASE = "release", "Allocation released"
+        SALE = "sale", "Walk-in sale"
+        COLLECTION = "collection", "Collected by customer"
+        DISPATCH = "dispatch", "Dispatched for home delivery"
+        ADJUSTMENT = "adjustment", "Adjustment (damage, loss, count)"
+        RETURN = "return", "Return"
+
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="movements")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    on_hand_delta = models.IntegerField(default=0)
+    reserved_delta = models.IntegerField(default=0)
+    in_transit_delta = models.IntegerField(default=0)
+    reason = models.CharField(max_length=255, blank=True)
+    reference = models.CharField(max_length=128, blank=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["location", "sku"], name="movement_location_sku")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.sku} at {self.location}"
+
+
+class Delivery(models.Model):
+    """A supplier delivery: announced by manifest, received at the central warehouse."""
+
+    class Status(models.TextChoices):
+        ANNOUNCED = "announced", "Announced"
+        RECEIVED = "received", "Received"
+        DISTRIBUTED = "distributed", "Distributed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    reference = models.CharField(max_length=64, unique=True)
+    launch = models.ForeignKey(
+        "orders.Launch", on_delete=models.PROTECT, related_name="deliveries", null=True, blank=True
+    )
+    supplier = models.ForeignKey(
+        "stores.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+    )
+    expected_on = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ANNOUNCED)
+    source = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    distributed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["expected_on", "reference"]
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class DeliveryLine(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="lines")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+    # What head office asked the supplier for: the shortfall is requested - quantity.
+    requested_quantity = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "sku"], name="delivery_line_one_per_sku"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery} {self.sku} x{self.quantity}"
+
+
+class AllocationPlan(models.Model):
+    """How one delivery is split between the online pool and the stores."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+        APPLIED = "applied", "Applied"
+
+    delivery = models.OneToOneField(Delivery, on_delete=models.CASCADE, related_name="plan")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    partner_share_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    minimum_per_store = models.PositiveIntegerField(default=0)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"Plan for {self.delivery}"
+
+
+class AllocationPlanLine(models.Model):
+    plan = models.ForeignKey(AllocationPlan, on_delete=models.CASCADE, related_name="lines")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField(default=0)
+    suggested_quantity = models.PositiveIntegerField(default=0)
+    # The demand the suggestion was based on, kept so head office can see why.
+    demand_waitlisted = models.PositiveIntegerField(default=0)
+    demand_registered = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "sku", "location"], name="plan_line_one_per_sku_location"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} {self.sku} {self.location}: {self.quantity}"

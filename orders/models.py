@@ -1,0 +1,180 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Launch(models.Model):
+    """A product launch: its SKUs, its ordering window and its per-customer limit."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    per_customer_limit = models.PositiveSmallIntegerField(default=1)
+    skus = models.ManyToManyField("inventory.SKU", related_name="launches")
+    # Head office's switches: apply suggested allocation plans at intake without review,
+    # and start the apology campaign by itself when the launch sells out.
+    auto_apply_plans = models.BooleanField(default=False)
+    auto_apology = models.BooleanField(default=False)
+    collect_hold_days = models.PositiveSmallIntegerField(default=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-opens_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(closes_at__gt=models.F("opens_at")), name="launch_window_ordered"),
+            models.CheckConstraint(condition=Q(per_customer_limit__gte=1), name="launch_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_open_at(self, moment) -> bool:
+        return self.opens_at <= moment < self.closes_at
+
+    @property
+    def is_open(self) -> bool:
+        return self.is_open_at(timezone.now())
+
+
+class Order(models.Model):
+    """An upgrade order. Its primary key is its sequence number: first come, first served.
+
+    The database assigns the sequence at insert, and the allocator serves each pool
+    (launch, SKU, location) in sequence order.
+    """
+
+    class Channel(models.TextChoices):
+        ONLINE = "online", "Online"
+        PARTNER = "partner", "Partner"
+        STORE = "store", "In store"
+
+    class Fulfilment(models.TextChoices):
+        DELIVERY = "delivery", "Home delivery"
+        COLLECT = "collect", "Collect in store"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        ALLOCATED = "allocated", "Allocated"
+        WAITLISTED = "waitlisted", "Waitlisted"
+        FULFILLED = "fulfilled", "Fulfilled"
+        CANCELLED = "cancelled", "Cancelled"
+
+    sequence = models.BigAutoField(primary_key=True)
+    reference = models.CharField(max_length=16, unique=True)
+    launch = models.ForeignKey(Launch, on_delete=models.PROTECT, related_name="orders")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="orders")
+    # Which of the customer's allowed orders this is (1..launch limit); with the unique
+    # constraint below it makes "one order per customer" a database rule.
+    slot = models.PositiveSmallIntegerField(default=1)
+    sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT, related_name="orders")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    fulfilment = models.CharField(max_length=16, choices=Fulfilment.choices)
+    store = models.ForeignKey(
+        "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    # The pool the order is served from: the online pool for delivery, the store for collect.
+    pool = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="orders")
+    partner = models.ForeignKey(
+        "stores.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Place in the pool's waitlist, given by the allocator when the order has to wait.
+    wait_number = models.PositiveIntegerField(null=True, blank=True)
+    idempotency_scope = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    allocated_at = models.DateTimeField(null=True, blank=True)
+    collect_by = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["launch", "customer", "slot"], name="order_one_per_customer_slot"),
+            models.UniqueConstraint(
+                fields=["idempotency_scope", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="order_idempotency_key_per_scope",
+            ),
+            models.UniqueConstraint(
+                fields=["pool", "sku", "wait_number"],
+                condition=Q(wait_number__isnull=False),
+                name="order_wait_number_unique_in_pool",
+            ),
+            models.CheckConstraint(
+                condition=(Q(fulfilment="collect", store__isnull=False))
+                | (Q(fulfilment="delivery", store__isnull=True)),
+                name="order_store_iff_collect",
+            ),
+            models.CheckConstraint(condition=Q(slot__gte=1), name="order_slot_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["launch", "sequence"], condition=Q(status="queued"), name="order_queued"
+            ),
+            models.Index(
+                fields=["launch", "sku", "pool", "wait_number"],
+                condition=Q(status="waitlisted"),
+                name="order_waitlisted",
+            ),
+            models.Index(fields=["partner", "launch", "status"], name="order_partner_list"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class PoolState(models.Model):
+    """The allocator's bookkeeping for one pool, so queue positions are cheap to read.
+
+    Written only by the allocator under its lock. served_through is the highest
+    wait_number that has been given a unit; waitlisted_total the highest handed out.
+    """
+
+    launch = models.ForeignKey(Launch, on_delete=models.CASCADE, related_name="pools")
+    sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT)
+    pool = models.ForeignKey("inventory.Location", on_delete=models.PROTECT)
+    waitlisted_total = models.PositiveIntegerField(default=0)
+    served_through = models.PositiveIntegerField(default=0)
+    waiting = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["launch", "sku", "pool"], name="pool_state_one_per_pool"),
+        ]
+
+
+class Ticket(models.Model):
+    """A walk-in customer's place in a store's queue on launch day."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        SERVED = "served", "Served"
+        NO_SALE = "no_sale", "Left without a unit"
+        CANCELLED = "cancelled", "Cancelled"
+
+    launch = models.ForeignKey(Launch, on_delete=models.PROTECT, related_name="tickets")
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="tickets")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT, null=True, blank=True)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, null=True, blank=True, related_name="tickets"
+    )
+    issued_at = models.DateTimeField(default=timezone.now)
+    served_at = models.DateTimeField(null=True, blank=True)
+    served_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["launch", "store", "number"], name="ticket_number_per_store"),
+        ]
+        indexes = [
+            models.Index(fields=["launch", "store", "number"], condition=Q(status="waiting"), name="ticket_waiting"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store.code} #{self.number}"
