@@ -3,4 +3,10 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("orders.api.urls")),
+    path("upgrade/", include("orders.journey_urls")),
+    path("office/stock/", include("inventory.urls")),
+    path("office/customers/", include("customers.urls")),
+    path("", include("orders.urls")),
+    path("", include("stores.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Customer operations: registration and eligibility, and the message outbox."""

@@ -1,0 +1,1 @@
+"""Order operations: admission, allocation (the allocator) and queue positions."""
