@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from django.urls import path
+
+from orders import views
+
+urlpatterns = [
+    path("office/launches/", views.launch_list, name="launch-list"),
+    path("office/launches/<slug:slug>/", views.launch_overview, name="launch-overview"),
+]
