@@ -43,8 +43,9 @@ def stock_rows_for_update(*, pairs: list[tuple[int, int]]) -> dict[tuple[int, in
     """
     wanted = set(pairs)
     existing = set(
-        Stock.objects.filter(location_id__in={p[0] for p in wanted}, sku_id__in={p[1] for p in wanted})
-        .values_list("location_id", "sku_id")
+        Stock.objects.filter(
+            location_id__in={p[0] for p in wanted}, sku_id__in={p[1] for p in wanted}
+        ).values_list("location_id", "sku_id")
     )
     missing = wanted - existing
     if missing:
@@ -102,7 +103,12 @@ def stock_apply(*, changes: list[StockChange], user: AbstractBaseUser | None = N
 
 
 def stock_receive(
-    *, location: Location, sku: SKU, quantity: int, reference: str, reason: str = "",
+    *,
+    location: Location,
+    sku: SKU,
+    quantity: int,
+    reference: str,
+    reason: str = "",
     user: AbstractBaseUser | None = None,
 ) -> StockMovement:
     """Units arrive at a location (a supplier receipt, or seeding a store for the demo)."""
@@ -111,8 +117,12 @@ def stock_receive(
     return stock_apply(
         changes=[
             StockChange(
-                location=location, sku=sku, kind=StockMovement.Kind.RECEIPT,
-                on_hand_delta=quantity, reason=reason, reference=reference,
+                location=location,
+                sku=sku,
+                kind=StockMovement.Kind.RECEIPT,
+                on_hand_delta=quantity,
+                reason=reason,
+                reference=reference,
             )
         ],
         user=user,

@@ -83,7 +83,8 @@ class Order(models.Model):
     # Place in the pool's waitlist, given by the allocator when the order has to wait.
     wait_number = models.PositiveIntegerField(null=True, blank=True)
     idempotency_scope = models.CharField(max_length=64, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # Null, not "", means "no key": the unique constraint below only covers real keys.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     allocated_at = models.DateTimeField(null=True, blank=True)
@@ -145,6 +146,9 @@ class PoolState(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["launch", "sku", "pool"], name="pool_state_one_per_pool"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.sku_id}@{self.pool_id}: {self.waiting} waiting"
 
 
 class Ticket(models.Model):

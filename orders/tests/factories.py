@@ -10,6 +10,7 @@ class LaunchFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Launch
         django_get_or_create = ("slug",)
+        skip_postgeneration_save = True
 
     slug = factory.Sequence(lambda n: f"launch-{n}")
     name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())

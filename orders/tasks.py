@@ -1,0 +1,28 @@
+"""Thin Celery tasks for the allocator. They take ids and are safe to run twice."""
+
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+from orders.models import Launch
+from orders.services.allocation import launch_allocate
+
+ALLOCATOR_TASK_KWARGS = {"ignore_result": True, "acks_late": True, "max_retries": 0}
+
+
+@shared_task(**ALLOCATOR_TASK_KWARGS)
+def allocate_launch(launch_id: int) -> dict:
+    # Clear the coalescing flag first: admissions from now on must be able to ask again.
+    cache.delete(f"allocation-pending:{launch_id}")
+    result = launch_allocate(launch_id=launch_id)
+    return {"allocated": result.allocated, "waitlisted": result.waitlisted}
+
+
+@shared_task(**ALLOCATOR_TASK_KWARGS)
+def allocate_open_launches() -> int:
+    """Beat's safety net (every second): run the allocator for every open launch."""
+    now = timezone.now()
+    ids = list(Launch.objects.filter(opens_at__lte=now, closes_at__gt=now).values_list("pk", flat=True))
+    for launch_id in ids:
+        launch_allocate(launch_id=launch_id)
+    return len(ids)

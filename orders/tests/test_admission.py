@@ -1,0 +1,98 @@
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from orders.models import Order
+from orders.services.admission import AdmissionRefused, order_admit
+from orders.services.allocation import launch_allocate
+from orders.services.positions import order_queue_position
+
+pytestmark = pytest.mark.django_db
+
+
+def admit(account: str, **overrides):
+    kwargs = {
+        "launch": "iphone-3g",
+        "customer": account,
+        "sku": "IP3G-8GB-BLACK",
+        "fulfilment": "delivery",
+        "channel": Order.Channel.ONLINE,
+    }
+    kwargs.update(overrides)
+    return order_admit(**kwargs)
+
+
+def test_admitted_order_is_allocated_when_the_pool_has_units(launch_with_stock):
+    launch, *_ = launch_with_stock(online_units=1, customers=2)
+    first = admit("D0000001").order
+    second = admit("D0000002").order
+    assert order_queue_position(order=second).position == 2  # both still queued
+    launch_allocate(launch_id=launch.pk)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == Order.Status.ALLOCATED
+    assert second.status == Order.Status.WAITLISTED
+    assert order_queue_position(order=first).position is None
+    assert order_queue_position(order=second).position == 1
+
+
+def test_second_order_of_a_customer_is_already_ordered_with_the_first_reference(launch_with_stock):
+    launch_with_stock(online_units=5)
+    first = admit("D0000001").order
+    with pytest.raises(AdmissionRefused) as refused:
+        admit("D0000001", sku="IP3G-8GB-BLACK")
+    assert refused.value.code == "already_ordered"
+    assert refused.value.details["reference"] == first.reference
+    assert Order.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"launch": "no-such-launch"}, "not_found"),
+        ({"customer": "N0000001"}, "not_eligible"),
+        ({"customer": "D9999999"}, "not_eligible"),
+        ({"sku": "IP3G-64GB-GOLD"}, "unknown_sku"),
+        ({"fulfilment": "collect"}, "validation_error"),
+        ({"fulfilment": "collect", "store": "S999"}, "validation_error"),
+        ({"fulfilment": "teleport"}, "validation_error"),
+    ],
+)
+def test_refusals_name_their_code_and_write_nothing(launch_with_stock, overrides, code):
+    launch_with_stock(online_units=5)
+    with pytest.raises(AdmissionRefused) as refused:
+        admit("D0000001", **overrides)
+    assert refused.value.code == code
+    assert Order.objects.count() == 0
+
+
+def test_orders_outside_the_window_are_refused(launch_with_stock):
+    launch, *_ = launch_with_stock(online_units=5)
+    with pytest.raises(AdmissionRefused) as refused:
+        admit("D0000001", now=launch.closes_at + datetime.timedelta(seconds=1))
+    assert refused.value.code == "launch_not_open"
+    with pytest.raises(AdmissionRefused):
+        admit("D0000001", now=launch.opens_at - datetime.timedelta(seconds=1))
+    assert Order.objects.count() == 0
+
+
+def test_collect_order_is_served_from_its_store(launch_with_stock):
+    launch, sku, store, _ = launch_with_stock(store_units=1)
+    order = admit("D0000001", fulfilment="collect", store="S001").order
+    launch_allocate(launch_id=launch.pk)
+    order.refresh_from_db()
+    assert order.status == Order.Status.ALLOCATED
+    assert order.pool.store == store
+    assert order.collect_by > timezone.now()
+
+
+def test_replay_with_same_key_returns_the_original_and_a_different_body_conflicts(launch_with_stock):
+    launch_with_stock(online_units=5)
+    first = admit("D0000001", idempotency_key="k-1", idempotency_scope="partner:1")
+    again = admit("D0000001", idempotency_key="k-1", idempotency_scope="partner:1")
+    assert again.replayed and again.order.reference == first.order.reference
+    with pytest.raises(AdmissionRefused) as refused:
+        admit("D0000002", idempotency_key="k-1", idempotency_scope="partner:1")
+    assert refused.value.code == "idempotency_conflict"
+    assert Order.objects.count() == 1
