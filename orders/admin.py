@@ -1,0 +1,79 @@
+from django.contrib import admin
+
+from orders.models import Launch, Order, PoolState, Ticket
+
+
+@admin.register(Launch)
+class LaunchAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "opens_at", "closes_at", "per_customer_limit", "is_open"]
+    search_fields = ["slug", "name"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["skus"]
+    date_hierarchy = "opens_at"
+
+    @admin.display(boolean=True, description="open now")
+    def is_open(self, obj: Launch) -> bool:
+        return obj.is_open
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Orders, pools and tickets change only through orders.services (status machine,
+    allocator, ledger); editing them here would bypass stock and sequence rules."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ViewOnlyAdmin):
+    list_display = [
+        "sequence",
+        "reference",
+        "launch",
+        "customer",
+        "sku",
+        "channel",
+        "fulfilment",
+        "store",
+        "status",
+        "wait_number",
+        "created_at",
+    ]
+    list_filter = ["launch", "status", "channel", "fulfilment", "sku", "partner"]
+    search_fields = ["=reference", "=customer__account_number"]
+    raw_id_fields = ["customer", "store", "pool", "partner"]
+    list_select_related = ["launch", "customer", "sku", "store"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(PoolState)
+class PoolStateAdmin(ViewOnlyAdmin):
+    list_display = ["launch", "sku", "pool", "waitlisted_total", "served_through", "waiting"]
+    list_filter = ["launch", "sku", "pool__kind"]
+    list_select_related = ["launch", "sku", "pool"]
+
+
+@admin.register(Ticket)
+class TicketAdmin(ViewOnlyAdmin):
+    list_display = [
+        "store",
+        "number",
+        "launch",
+        "status",
+        "sku",
+        "customer",
+        "issued_at",
+        "served_at",
+        "served_by",
+    ]
+    list_filter = ["launch", "status", "store"]
+    search_fields = ["store__code", "=customer__account_number"]
+    raw_id_fields = ["customer"]
+    list_select_related = ["store", "launch", "sku", "customer", "served_by"]
