@@ -7,6 +7,7 @@ urlpatterns = [
     path("upgrade/", include("orders.journey_urls")),
     path("office/stock/", include("inventory.urls")),
     path("office/customers/", include("customers.urls")),
+    path("unsubscribe/", include("customers.unsubscribe_urls")),
     path("", include("orders.urls")),
     path("", include("stores.urls")),
 ]

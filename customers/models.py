@@ -1,6 +1,6 @@
-from django.conf import settings
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -53,7 +53,9 @@ class UpgradeRegistration(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["launch", "customer"], name="registration_one_per_launch"),
         ]
-        indexes = [models.Index(fields=["launch", "preferred_store", "preferred_sku"], name="registration_demand")]
+        indexes = [
+            models.Index(fields=["launch", "preferred_store", "preferred_sku"], name="registration_demand")
+        ]
 
     def __str__(self) -> str:
         return f"{self.customer} for {self.launch}"
@@ -71,6 +73,10 @@ class Campaign(models.Model):
     audience = models.CharField(max_length=32, choices=Audience.choices)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    # True when the launch's auto_apology switch started it as the launch sold out.
+    automatic = models.BooleanField(default=False)
+    # Messages this campaign put in the outbox (customers already told are not counted).
+    queued = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -97,10 +103,17 @@ class Message(models.Model):
         APOLOGY = "apology", "Apology"
         BACK_IN_STOCK = "back_in_stock", "Back in stock"
 
+    # Marketing-type mail honours the customer's unsubscribe; order mail always goes. An
+    # apology with no order (to a registered customer who never ordered) is marketing-type
+    # too: see is_marketing.
     MARKETING_KINDS = frozenset({Kind.BACK_IN_STOCK})
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        # Claimed by a sender until claimed_at + OUTBOX_LEASE_SECONDS. A row still sending
+        # after its lease was cut by a killed worker: it is sent again, with the same
+        # Message-ID, and it is the only kind of message that can ever arrive twice.
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         SUPPRESSED = "suppressed", "Suppressed (unsubscribed)"
@@ -124,12 +137,22 @@ class Message(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When a sender claimed the row (status sending); the lease runs from here.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Backoff after a failed attempt: a pending row is not claimed before this (null: now).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["id"], condition=Q(status="pending"), name="message_pending"),
             models.Index(fields=["customer", "created_at"], name="message_customer"),
+            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="message_sending"),
+            models.Index(fields=["campaign", "status"], name="message_campaign_status"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.customer_id} ({self.status})"
+
+    @property
+    def is_marketing(self) -> bool:
+        return self.kind in self.MARKETING_KINDS or (self.kind == self.Kind.APOLOGY and self.order_id is None)

@@ -247,3 +247,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
+
+# --- Outbox -----------------------------------------------------------------------------
+# Email senders (customers.tasks). Rate is per worker process; 0 means no limit.
+EMAIL_SEND_RATE_PER_SECOND = env.float("EMAIL_SEND_RATE_PER_SECOND", default=0)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=200)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+# A claimed batch belongs to its sender for this long; a sender stops a batch at half of
+# it, so only a dead sender's rows are ever claimed again.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=120)
+OUTBOX_RETRY_BASE_SECONDS = env.float("OUTBOX_RETRY_BASE_SECONDS", default=30)
+OUTBOX_RETRY_MAX_SECONDS = env.float("OUTBOX_RETRY_MAX_SECONDS", default=3600)
+# One drain task runs at most this long, then hands over to a fresh one (far below the
+# broker's visibility timeout).
+OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", default=60)
+OUTBOX_NUDGE_TTL_SECONDS = env.int("OUTBOX_NUDGE_TTL_SECONDS", default=60)
+OUTBOX_WAKE_MAX_SECONDS = env.int("OUTBOX_WAKE_MAX_SECONDS", default=300)
+OUTBOX_DRAIN_ON_WORKER_START = env.bool("OUTBOX_DRAIN_ON_WORKER_START", default=True)
+OUTBOX_MESSAGE_ID_DOMAIN = env.str("OUTBOX_MESSAGE_ID_DOMAIN", default="launchday.example")
+# Every five seconds: drain whatever a lost nudge or an ended lease left behind.
+CELERY_BEAT_SCHEDULE["outbox-drain"] = {
+    "task": "customers.tasks.outbox_drain_periodic",
+    "schedule": 5.0,
+    "options": {"expires": 10},
+}

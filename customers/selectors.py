@@ -1,0 +1,71 @@
+"""Reads for head office's customer and campaign pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from customers.models import Campaign, Customer, Message
+
+
+@dataclass
+class CampaignProgress:
+    total: int
+    pending: int
+    sending: int
+    sent: int
+    failed: int
+    suppressed: int
+
+    @property
+    def queued(self) -> int:
+        return self.pending + self.sending
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.suppressed
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total == 0 else int(100 * self.done / self.total)
+
+    @property
+    def finished(self) -> bool:
+        return self.queued == 0
+
+
+def campaign_progress(*, campaign: Campaign) -> CampaignProgress:
+    counts = dict(campaign.messages.values_list("status").annotate(n=Count("id")).order_by())
+    return CampaignProgress(
+        total=sum(counts.values()),
+        **{status: counts.get(status, 0) for status in Message.Status.values},
+    )
+
+
+def campaign_list() -> QuerySet[Campaign]:
+    return Campaign.objects.select_related("launch", "started_by").order_by("-started_at")
+
+
+def customer_search(*, query: str, limit: int = 50) -> QuerySet[Customer]:
+    """Customers by account number, email or name (exact account number first)."""
+    query = query.strip()
+    if not query:
+        return Customer.objects.none()
+    return Customer.objects.filter(
+        Q(account_number__iexact=query) | Q(email__iexact=query) | Q(name__icontains=query)
+    ).order_by("account_number")[:limit]
+
+
+def customer_registrations(*, customer: Customer):
+    return customer.registrations.select_related("launch", "preferred_sku", "preferred_store").order_by(
+        "-registered_at"
+    )
+
+
+def customer_orders(*, customer: Customer):
+    return customer.orders.select_related("launch", "sku", "store").order_by("-sequence")
+
+
+def customer_messages(*, customer: Customer):
+    return customer.messages.select_related("order", "launch", "campaign").order_by("-created_at", "-id")

@@ -1,0 +1,120 @@
+"""Head office's customer lookup and campaign pages, and the public unsubscribe link.
+
+Thin: forms validate, services act, selectors read. Every page but unsubscribe is for
+head office only.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from customers import selectors
+from customers.forms import CampaignPreviewForm, CampaignStartForm
+from customers.models import Campaign, Customer
+from customers.services.campaigns import campaign_preview, campaign_start
+from customers.services.outbox import customer_unsubscribe, unsubscribe_token_verify
+from stores.selectors import user_is_head_office
+
+
+def head_office_required(view):
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not user_is_head_office(user=request.user):
+            raise PermissionDenied("Head office only.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+@head_office_required
+def customer_lookup(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")[:200]
+    results = list(selectors.customer_search(query=query))
+    return render(request, "customers/lookup.html", {"query": query, "results": results})
+
+
+@require_GET
+@head_office_required
+def customer_detail(request: HttpRequest, account_number: str) -> HttpResponse:
+    customer = get_object_or_404(Customer, account_number=account_number)
+    context = {
+        "customer": customer,
+        "registrations": selectors.customer_registrations(customer=customer),
+        "orders": selectors.customer_orders(customer=customer),
+        "messages_sent": selectors.customer_messages(customer=customer),
+    }
+    return render(request, "customers/customer_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@head_office_required
+def campaigns(request: HttpRequest) -> HttpResponse:
+    form = CampaignStartForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        campaign = campaign_start(
+            launch=form.cleaned_data["launch"],
+            kind=form.cleaned_data["kind"],
+            audience=form.cleaned_data["audience"],
+            started_by=request.user,
+        )
+        flash.success(request, f"Campaign started: {campaign.queued} customers in the outbox.")
+        return redirect("campaign-detail", pk=campaign.pk)
+    status = 400 if request.method == "POST" else 200
+    rows = [(c, selectors.campaign_progress(campaign=c)) for c in selectors.campaign_list()[:50]]
+    return render(
+        request,
+        "customers/campaigns.html",
+        {"form": form, "rows": rows, "preview_form": CampaignPreviewForm()},
+        status=status,
+    )
+
+
+@require_GET
+@head_office_required
+def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.select_related("launch", "started_by"), pk=pk)
+    template = "customers/campaign_detail.html"
+    if getattr(request, "htmx", False):
+        template += "#progress"
+    return render(
+        request, template, {"campaign": campaign, "progress": selectors.campaign_progress(campaign=campaign)}
+    )
+
+
+@require_GET
+@head_office_required
+def campaign_preview_view(request: HttpRequest) -> HttpResponse:
+    form = CampaignPreviewForm(request.GET or None)
+    rendered = None
+    if form.is_valid():
+        rendered = campaign_preview(
+            launch=form.cleaned_data["launch"],
+            kind=form.cleaned_data["kind"],
+            customer=form.cleaned_data["customer"],
+        )
+    status = 400 if request.GET and not form.is_valid() else 200
+    return render(
+        request, "customers/campaign_preview.html", {"form": form, "rendered": rendered}, status=status
+    )
+
+
+# One-click unsubscribe: a GET from the email's link or an RFC 8058 POST from the mail
+# client (which carries no CSRF token, hence csrf_exempt; the signed token is the proof).
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    customer_id = unsubscribe_token_verify(token=token)
+    customer = customer_unsubscribe(customer_id=customer_id) if customer_id is not None else None
+    if customer is None:
+        return render(request, "customers/unsubscribe.html", {"valid": False}, status=400)
+    return render(request, "customers/unsubscribe.html", {"valid": True, "customer": customer})
