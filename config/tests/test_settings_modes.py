@@ -1,0 +1,145 @@
+"""The settings pick the embedded or the service mode from the environment alone.
+
+Each case imports config.settings.base in a fresh interpreter with a clean environment,
+because settings are read once per process.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+PROBE = """
+import json, os
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "engine": db["ENGINE"],
+    "name": str(db["NAME"]),
+    "pool": db.get("OPTIONS", {}).get("pool"),
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "broker": settings.CELERY_BROKER_URL,
+    "debug": settings.DEBUG,
+    "ssl_redirect": settings.SECURE_SSL_REDIRECT,
+}))
+"""
+
+
+def run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "SQLITE_PATH": str(tmp_path / "x.sqlite3"),
+    }
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def probe(tmp_path: Path, **env: str) -> dict:
+    result = run(PROBE, tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_mode_with_nothing_set(tmp_path):
+    s = probe(tmp_path, DEBUG="1")
+    assert s["engine"] == "django.db.backends.sqlite3"
+    assert s["name"] == str(tmp_path / "x.sqlite3")
+    assert s["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert s["eager"] is True
+    assert s["broker"] == "memory://"
+    assert s["ssl_redirect"] is False
+
+
+def test_service_mode_with_database_and_redis_urls(tmp_path):
+    s = probe(
+        tmp_path,
+        SECRET_KEY="x" * 60,
+        DATABASE_URL="postgres://launchday@db.internal:5432/launchday",
+        REDIS_URL="redis://cache.internal:6379/0",
+    )
+    assert s["engine"] == "django.db.backends.postgresql"
+    assert s["pool"] and s["pool"]["max_size"] >= 1
+    assert s["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert s["eager"] is False
+    assert s["broker"] == "redis://cache.internal:6379/0"
+    assert s["debug"] is False
+    assert s["ssl_redirect"] is True
+
+
+def test_database_alone_keeps_celery_in_process(tmp_path):
+    s = probe(tmp_path, DEBUG="1", DATABASE_URL="postgres://launchday@db.internal:5432/launchday")
+    assert s["engine"] == "django.db.backends.postgresql"
+    assert s["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert s["eager"] is True
+
+
+def test_pool_can_be_switched_off(tmp_path):
+    s = probe(
+        tmp_path, DEBUG="1", DB_POOL="0", DATABASE_URL="postgres://launchday@db.internal:5432/launchday"
+    )
+    assert s["pool"] is None
+
+
+@pytest.mark.parametrize("debug", ["0", None])
+def test_missing_secret_key_without_debug_is_refused(tmp_path, debug):
+    env = {"DEBUG": debug} if debug is not None else {}
+    result = run(PROBE, tmp_path, **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_check_deploy_with_production_like_environment_has_no_warnings(tmp_path):
+    """`manage.py check --deploy` lists nothing the settings could fix themselves."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "launchday.example,www.launchday.example",
+        "DATABASE_URL": "postgres://launchday@db.internal:5432/launchday",
+        "REDIS_URL": "redis://cache.internal:6379/0",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_catches_a_weak_secret_key(tmp_path):
+    """The check above can fail: a short key is reported."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "SQLITE_PATH": str(tmp_path / "x.sqlite3"),
+        "SECRET_KEY": "short",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "launchday.example",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "security.W009" in result.stdout + result.stderr
