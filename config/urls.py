@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/deliveries/", include("inventory.api_urls")),
     path("api/", include("orders.api.urls")),
     path("upgrade/", include("orders.journey_urls")),
     path("office/stock/", include("inventory.urls")),

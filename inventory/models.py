@@ -43,8 +43,7 @@ class Location(models.Model):
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind="store", store__isnull=False))
-                | (~Q(kind="store") & Q(store__isnull=True)),
+                condition=(Q(kind="store", store__isnull=False)) | (~Q(kind="store") & Q(store__isnull=True)),
                 name="location_store_iff_store_kind",
             ),
             models.UniqueConstraint(
@@ -116,9 +115,7 @@ class StockMovement(models.Model):
     in_transit_delta = models.IntegerField(default=0)
     reason = models.CharField(max_length=255, blank=True)
     reference = models.CharField(max_length=128, blank=True, db_index=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

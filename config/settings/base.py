@@ -272,3 +272,18 @@ CELERY_BEAT_SCHEDULE["outbox-drain"] = {
     "schedule": 5.0,
     "options": {"expires": 10},
 }
+
+# --- Inventory ---
+# A supplier manifest is a few hundred lines; anything bigger is refused whole.
+DELIVERY_MANIFEST_MAX_BYTES = env.int("DELIVERY_MANIFEST_MAX_BYTES", default=5 * 1024 * 1024)
+# Seconds intake waits inside its distribution step: 0 in production; tests and demos
+# raise it to interrupt a worker half way and watch nothing be applied twice or in half.
+INTAKE_PAUSE_SECONDS = env.float("INTAKE_PAUSE_SECONDS", default=0.0)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Every minute: announce manifests the supplier dropped in DELIVERY_INBOX_DIR.
+        "scan-delivery-inbox": {"task": "inventory.tasks.scan_delivery_inbox", "schedule": 60.0},
+        # Every five minutes: uncollected click-and-collect units go back to their pool.
+        "expire-collect-deadlines": {"task": "inventory.tasks.expire_collect_deadlines", "schedule": 300.0},
+    }
+)
