@@ -1,0 +1,171 @@
+"""Forms of the customer's upgrade journey (public pages, no sign-in).
+
+Every choice is checked against an in-memory list of choices, never looked up in the
+database with the raw input, so odd input (NUL bytes, huge strings) is a form error
+rather than a database error. The account number and postcode are checked together
+and refused with one message, so the form does not say which of the two was wrong.
+"""
+
+import re
+import secrets
+
+from django import forms
+
+from customers.models import Customer
+from customers.services.registration import customer_verify
+from orders.models import Launch, Order
+from stores.models import Store
+
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+NO_MATCH = "We couldn't match that account number and postcode. Please check both and try again."
+
+
+def _store_choices() -> list[tuple[str, str]]:
+    return [
+        (s.code, f"{s.name} ({s.code})") for s in Store.objects.filter(is_active=True).only("code", "name")
+    ]
+
+
+def new_form_token() -> str:
+    """A one-time token for the order form: a double click sends it twice, one order results."""
+    return secrets.token_urlsafe(24)
+
+
+class FormTokenField(forms.Field):
+    """The hidden one-time token. A mangled token is dropped, not an error the customer can't see."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value) -> str:
+        value = value if isinstance(value, str) else ""
+        return value if TOKEN_RE.fullmatch(value) else ""
+
+
+class CustomerIdentityForm(forms.Form):
+    """Who is asking: the account number plus the postcode as a second factor."""
+
+    account_number = forms.CharField(
+        label="Account number",
+        max_length=16,
+        help_text="As printed on your bill, for example D0001234.",
+        error_messages={
+            "required": "Please enter your account number.",
+            "max_length": "Account numbers are at most 16 characters long.",
+        },
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}
+        ),
+    )
+    postcode = forms.CharField(
+        label="Postcode",
+        max_length=10,
+        help_text="The postcode of your billing address.",
+        error_messages={
+            "required": "Please enter your postcode.",
+            "max_length": "That is too long for a postcode.",
+        },
+        widget=forms.TextInput(attrs={"autocomplete": "postal-code", "autocapitalize": "characters"}),
+    )
+
+    customer: Customer | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        account_number, postcode = cleaned.get("account_number"), cleaned.get("postcode")
+        if account_number and postcode:
+            self.customer = customer_verify(account_number=account_number, postcode=postcode)
+            if self.customer is None:
+                raise forms.ValidationError(NO_MATCH, code="no_match")
+        return cleaned
+
+
+class RegistrationForm(CustomerIdentityForm):
+    """Register interest before the window opens: preferred model and where to get it."""
+
+    preferred_sku = forms.ChoiceField(
+        label="Which model would you like?",
+        error_messages={
+            "required": "Please choose a model.",
+            "invalid_choice": "Please choose one of the models listed.",
+        },
+    )
+    preferred_store = forms.ChoiceField(
+        label="Where would you like to get it?",
+        required=False,
+        error_messages={"invalid_choice": "Please choose one of the stores listed, or home delivery."},
+    )
+
+    def __init__(self, *args, launch: Launch, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skus = {sku.code: sku for sku in launch.skus.all()}
+        self.fields["preferred_sku"].choices = [("", "Choose a model")] + [
+            (code, sku.name) for code, sku in self.skus.items()
+        ]
+        self.fields["preferred_store"].choices = [("", "Home delivery")] + _store_choices()
+
+
+class OrderForm(CustomerIdentityForm):
+    """Place the upgrade order in the window: model, and delivery or collection in a store."""
+
+    sku = forms.ChoiceField(
+        label="Model",
+        error_messages={
+            "required": "Please choose a model.",
+            "invalid_choice": "Please choose one of the models listed.",
+        },
+    )
+    fulfilment = forms.ChoiceField(
+        label="How would you like to get it?",
+        choices=Order.Fulfilment.choices,
+        initial=Order.Fulfilment.DELIVERY,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Please choose home delivery or collection in a store.",
+            "invalid_choice": "Please choose home delivery or collection in a store.",
+        },
+    )
+    store = forms.ChoiceField(
+        label="Store to collect from",
+        required=False,
+        help_text="Only needed if you collect in a store.",
+        error_messages={"invalid_choice": "Please choose one of the stores listed."},
+    )
+    # Sent back with the form; the same token twice (a double click, a resubmitted page)
+    # is the same order, through admission's idempotency key.
+    token = FormTokenField()
+
+    def __init__(self, *args, launch: Launch, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skus = {sku.code: sku for sku in launch.skus.all()}
+        self.fields["sku"].choices = [("", "Choose a model")] + [
+            (code, sku.name) for code, sku in self.skus.items()
+        ]
+        self.fields["store"].choices = [("", "Choose a store")] + _store_choices()
+        if not self.is_bound:
+            self.initial.setdefault("token", new_form_token())
+        elif not TOKEN_RE.fullmatch(str(self.data.get("token", ""))):
+            # No usable token came back: use a fresh one, so this submit and the form shown
+            # again after an error are still double-submit safe.
+            self.data = self.data.copy()
+            self.data["token"] = new_form_token()
+            if len(self.skus) == 1:
+                self.initial.setdefault("sku", next(iter(self.skus)))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("fulfilment") == Order.Fulfilment.COLLECT and not cleaned.get("store"):
+            self.add_error("store", "Please choose the store you will collect from.")
+        if cleaned.get("fulfilment") == Order.Fulfilment.DELIVERY:
+            cleaned["store"] = ""
+        return cleaned
+
+
+class AvailabilityForm(forms.Form):
+    """The order form's choice of pool, read by the availability panel (htmx, GET)."""
+
+    sku = forms.CharField(required=False, max_length=32)
+    fulfilment = forms.CharField(required=False, max_length=16)
+    store = forms.CharField(required=False, max_length=16)

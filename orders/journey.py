@@ -1,0 +1,318 @@
+"""The customer's upgrade journey: public, server-rendered pages with htmx.
+
+Before a launch's window the customer registers interest; in the window they order; the
+order's status page shows their exact place in the queue and refreshes itself. Every
+business step is a service call (registration_create, order_admit); refusals become form
+errors, never a 500. The order reference (12 random characters) is the credential for
+the status page, so that page shows nothing personal beyond the first name.
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from customers.services.registration import RegistrationRefused, registration_create
+from inventory.models import SKU, Delivery, Stock
+from inventory.selectors import location_online_pool
+from orders.forms import AvailabilityForm, OrderForm, RegistrationForm, new_form_token
+from orders.models import Launch, Order, PoolState
+from orders.services.admission import AdmissionRefused, order_admit, store_info
+from orders.services.positions import order_queue_position
+from stores.models import Store
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+BEFORE, OPEN, CLOSED = "before", "open", "closed"
+
+
+def _phase(launch: Launch, now: datetime.datetime) -> str:
+    if now < launch.opens_at:
+        return BEFORE
+    if now < launch.closes_at:
+        return OPEN
+    return CLOSED
+
+
+def _launch(slug: str) -> Launch:
+    return get_object_or_404(Launch.objects.prefetch_related("skus"), slug=slug)
+
+
+# --- reads for these pages (kept here: no other caller shares them) -------------------
+
+
+@dataclass(frozen=True)
+class PoolAvailability:
+    sku: SKU
+    where: str
+    units_left: int
+    waiting: int
+
+    @property
+    def sold_out(self) -> bool:
+        return self.units_left <= 0
+
+
+def _pool_availability(*, launch: Launch, sku: SKU, pool_id: int, where: str) -> PoolAvailability:
+    stock = Stock.objects.filter(location_id=pool_id, sku=sku).values_list("on_hand", "reserved").first()
+    waiting = (
+        PoolState.objects.filter(launch=launch, sku=sku, pool_id=pool_id)
+        .values_list("waiting", flat=True)
+        .first()
+        or 0
+    )
+    return PoolAvailability(
+        sku=sku, where=where, units_left=max(stock[0] - stock[1], 0) if stock else 0, waiting=waiting
+    )
+
+
+def _next_delivery(*, launch_id: int, sku_id: int) -> Delivery | None:
+    """The next announced delivery of the launch that brings this SKU (or has no lines yet)."""
+    return (
+        Delivery.objects.filter(
+            launch_id=launch_id,
+            status=Delivery.Status.ANNOUNCED,
+            expected_on__gte=timezone.localdate(),
+        )
+        .filter(Q(lines__sku_id=sku_id) | Q(lines__isnull=True))
+        .order_by("expected_on", "reference")
+        .first()
+    )
+
+
+# --- pages ---------------------------------------------------------------------------
+
+
+@require_GET
+def launch_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    launches = list(Launch.objects.filter(closes_at__gt=now).order_by("opens_at"))
+    rows = [{"launch": launch, "phase": _phase(launch, now)} for launch in launches]
+    return render(request, "journey/launch_list.html", {"rows": rows})
+
+
+def _detail_context(launch: Launch, *, form=None, **extra) -> dict:
+    now = timezone.now()
+    phase = _phase(launch, now)
+    context = {"launch": launch, "phase": phase, "form": form}
+    if form is None and phase == BEFORE:
+        context["form"] = RegistrationForm(launch=launch)
+    elif form is None and phase == OPEN:
+        context["form"] = OrderForm(launch=launch)
+    if phase == OPEN:
+        online = location_online_pool()
+        context["online"] = [
+            _pool_availability(launch=launch, sku=sku, pool_id=online.pk, where="home delivery")
+            for sku in launch.skus.all()
+        ]
+    context.update(extra)
+    return context
+
+
+@require_GET
+def launch_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """Registration form before the window, order form in it, a plain notice after."""
+    launch = _launch(slug)
+    return render(request, "journey/launch_detail.html", _detail_context(launch))
+
+
+@require_POST
+def launch_register(request: HttpRequest, slug: str) -> HttpResponse:
+    launch = _launch(slug)
+    if _phase(launch, timezone.now()) != BEFORE:
+        # The window opened (or closed) while the form was on screen: show today's page.
+        return redirect("journey-launch", slug=launch.slug)
+    form = RegistrationForm(request.POST, launch=launch)
+    if form.is_valid():
+        store_code = form.cleaned_data["preferred_store"]
+        try:
+            registration = registration_create(
+                launch=launch,
+                customer=form.customer,
+                preferred_sku=form.skus[form.cleaned_data["preferred_sku"]],
+                preferred_store=Store.objects.get(code=store_code) if store_code else None,
+            )
+        except RegistrationRefused as refused:
+            form.add_error(None if refused.field == "__all__" else refused.field, str(refused))
+        else:
+            return render(
+                request,
+                "journey/registered.html",
+                {
+                    "launch": launch,
+                    "registration": registration,
+                    "first_name": _first_name(form.customer.name),
+                },
+            )
+    return render(request, "journey/launch_detail.html", _detail_context(launch, form=form))
+
+
+def _first_name(name: str) -> str:
+    return (name.split() or ["there"])[0]
+
+
+# Words for each refusal the web page can meet; API.md codes are the keys.
+_REFUSALS = {
+    "not_found": (None, "This launch no longer exists."),
+    "launch_not_open": (None, "Ordering for this launch is not open right now."),
+    "unknown_sku": ("sku", "That model is not part of this launch. Please choose one of the models listed."),
+    "not_eligible": (
+        None,
+        "We can't find a registration of interest for this launch on that account, or the account "
+        "can't be upgraded at the moment. Only customers who registered before ordering opened can order.",
+    ),
+    "permission_denied": (None, "That store can't take this order. Please choose another store."),
+}
+
+
+@require_POST
+def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
+    """Admit the order through the same service as the API; a refusal is a form error."""
+    launch = _launch(slug)
+    if _phase(launch, timezone.now()) != OPEN:
+        return redirect("journey-launch", slug=launch.slug)
+    form = OrderForm(request.POST, launch=launch)
+    extra: dict = {}
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            admission = order_admit(
+                launch=launch.slug,
+                customer=form.customer.account_number,
+                sku=data["sku"],
+                fulfilment=data["fulfilment"],
+                store=data["store"] or None,
+                channel=Order.Channel.ONLINE,
+                idempotency_key=data["token"] or None,
+                idempotency_scope="web",
+            )
+        except AdmissionRefused as refused:
+            extra = _refusal_to_form(form, refused)
+        else:
+            return redirect("journey-order", reference=admission.order.reference)
+    return render(request, "journey/launch_detail.html", _detail_context(launch, form=form, **extra))
+
+
+def _refusal_to_form(form: OrderForm, refused: AdmissionRefused) -> dict:
+    """Put the refusal on the form; return what the page shows besides (an order link)."""
+    reference = refused.details.get("reference") if isinstance(refused.details, dict) else None
+    if refused.code == "already_ordered":
+        form.add_error(
+            None,
+            f"You already have an order for this launch (reference {reference}). "
+            "Each customer can order once; you can follow that order's progress below.",
+        )
+        return {"existing_reference": reference}
+    if refused.code == "idempotency_conflict":
+        # The same form was sent before with other details: hand out a fresh token.
+        form.data = form.data.copy()
+        form.data["token"] = new_form_token()
+        form.add_error(
+            None,
+            f"This form was already sent with different details (reference {reference}). "
+            "Please check your order below.",
+        )
+        return {"existing_reference": reference}
+    if refused.code == "validation_error":
+        for field, messages in (refused.details or {}).items():
+            target = field if field in form.fields else None
+            for message in messages if isinstance(messages, list) else [messages]:
+                form.add_error(target, str(message))
+        if not refused.details:
+            form.add_error(None, refused.message)
+        return {}
+    field, message = _REFUSALS.get(refused.code, (None, "We couldn't take this order. Please try again."))
+    form.add_error(field, message)
+    return {}
+
+
+@require_GET
+def launch_availability(request: HttpRequest, slug: str) -> HttpResponse:
+    """The order form's availability panel for the chosen model and pool (htmx fragment)."""
+    launch = _launch(slug)
+    form = AvailabilityForm(request.GET)
+    chosen = None
+    if form.is_valid() and _phase(launch, timezone.now()) == OPEN:
+        chosen = _chosen_availability(launch, form.cleaned_data)
+    context = _detail_context(launch, chosen=chosen)
+    return render(request, "journey/launch_detail.html#availability", context)
+
+
+def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
+    sku = {s.code: s for s in launch.skus.all()}.get(data["sku"])
+    if sku is None:
+        return None
+    if data["fulfilment"] == Order.Fulfilment.COLLECT:
+        info = store_info(code=data["store"]) if data["store"] else None
+        if info is None:
+            return None
+        store = Store.objects.only("name").get(pk=info.id)
+        return _pool_availability(
+            launch=launch, sku=sku, pool_id=info.location_id, where=f"collection at {store.name}"
+        )
+    return _pool_availability(
+        launch=launch, sku=sku, pool_id=location_online_pool().pk, where="home delivery"
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
+    """The order's status page, or (for htmx polling) just its live panel."""
+    order = get_object_or_404(
+        Order.objects.select_related("launch", "sku", "store", "customer").only(
+            "sequence",
+            "reference",
+            "status",
+            "fulfilment",
+            "wait_number",
+            "pool_id",
+            "sku_id",
+            "launch_id",
+            "store_id",
+            "customer_id",
+            "collect_by",
+            "created_at",
+            "launch__name",
+            "launch__slug",
+            "sku__name",
+            "sku__code",
+            "store__name",
+            "store__code",
+            "customer__name",
+        ),
+        reference=reference,
+    )
+    waiting = order.status in (Order.Status.QUEUED, Order.Status.WAITLISTED)
+    position = order_queue_position(order=order) if waiting else None
+    next_delivery = None
+    if position is not None and position.units_left <= 0:
+        next_delivery = _next_delivery(launch_id=order.launch_id, sku_id=order.sku_id)
+    context = {
+        "order": order,
+        "first_name": _first_name(order.customer.name),
+        "waiting": waiting,
+        "position": position,
+        "sold_out": position is not None and position.units_left <= 0,
+        "next_delivery": next_delivery,
+        "where": (
+            f"collection at {order.store.name}"
+            if order.fulfilment == Order.Fulfilment.COLLECT and order.store
+            else "home delivery"
+        ),
+        "status_url": reverse("journey-order", kwargs={"reference": order.reference}),
+    }
+    template = "journey/order_status.html"
+    if request.htmx:
+        template += "#status-panel"
+    return render(request, template, context)
