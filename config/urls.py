@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -12,3 +13,8 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("stores.urls")),
 ]
+
+if settings.BENCH_FLOOR:
+    from bench.floor import floor_view
+
+    urlpatterns.append(path("bench/floor", floor_view))

@@ -287,3 +287,7 @@ CELERY_BEAT_SCHEDULE.update(
         "expire-collect-deadlines": {"task": "inventory.tasks.expire_collect_deadlines", "schedule": 300.0},
     }
 )
+
+# --- Bench ---
+# `make bench` mounts its floor view (bench/floor.py) at /bench/floor; never in production.
+BENCH_FLOOR = env.bool("BENCH_FLOOR", default=False)

@@ -1,0 +1,1 @@
+"""`make bench`: the load benchmark of the production-like stack (see bench/run.py)."""
