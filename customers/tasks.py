@@ -42,6 +42,10 @@ def outbox_drain() -> dict:
     # another drain, or rows written meanwhile could wait for beat.
     cache.delete(outbox.NUDGE_KEY)
     result = outbox.outbox_drain()
+    if outbox_drain.app.conf.task_always_eager:
+        # Embedded mode runs tasks inline: chaining here would recurse. Beat's safety net
+        # and the next nudge take over.
+        return result.__dict__
     if outbox.outbox_has_due():
         # The time budget ran out with work left: hand over to a fresh task.
         outbox.outbox_nudge_now()

@@ -49,7 +49,9 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 # Tests about the worker start a real one and switch this off; everything else runs
 # tasks in process so that one test sees its own side effects.
-CELERY_TASK_ALWAYS_EAGER = True
+# A real worker started by the celery_worker_factory fixture gets CELERY_WORKER_EAGER=0, so
+# tasks it sends go to the broker rather than running inline inside the worker.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_WORKER_EAGER", "1") != "0"
 # One test run (and the Celery workers it starts, which inherit the environment) shares
 # a cache prefix and a queue, so parallel runs on one Redis never see each other's work.
 TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", str(os.getpid()))
