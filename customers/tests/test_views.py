@@ -1,0 +1,116 @@
+"""Head office's pages and the public unsubscribe link."""
+
+import pytest
+from django.urls import reverse
+
+from customers.models import Campaign, Message
+from customers.services import outbox
+from customers.tests.conftest import allocated_messages, order_make
+from customers.tests.factories import CustomerFactory, RegistrationFactory
+from stores.models import StaffMembership
+from stores.tests.factories import StaffMembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def office(client):
+    membership = StaffMembershipFactory(store=None, role=StaffMembership.Role.HEAD_OFFICE)
+    client.force_login(membership.user)
+    return client
+
+
+def test_pages_are_head_office_only(client, launch_with_sku):
+    staff = StaffMembershipFactory()
+    client.force_login(staff.user)
+    for name in ("customer-lookup", "campaigns", "campaign-preview"):
+        assert client.get(reverse(name)).status_code == 403
+    client.logout()
+    assert client.get(reverse("campaigns")).status_code == 302
+
+
+def test_start_campaign_from_the_page_twice_queues_one_per_customer(office, launch_with_sku):
+    launch, sku = launch_with_sku
+    for number in (1, 2, 3):
+        order_make(
+            launch=launch, customer=CustomerFactory(), sku=sku, status="waitlisted", wait_number=number
+        )
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    first = office.post(reverse("campaigns"), data)
+    second = office.post(reverse("campaigns"), data)
+    campaign = Campaign.objects.get()
+    assert first.url == second.url == reverse("campaign-detail", kwargs={"pk": campaign.pk})
+    assert campaign.messages.count() == 3
+    page = office.get(first.url)
+    assert page.status_code == 200 and b"<progress" in page.content and b"every 2s" in page.content
+    fragment = office.get(first.url, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert b"<html" not in fragment.content and b'id="progress"' in fragment.content
+    assert b"data-queued>3<" in fragment.content
+
+
+def test_bad_campaign_form_shows_errors_not_500(office, launch_with_sku):
+    launch, _ = launch_with_sku
+    bad = office.post(
+        reverse("campaigns"), {"launch": launch.slug, "kind": "back_in_stock", "audience": "waitlisted"}
+    )
+    assert bad.status_code == 400 and b"cannot go to" in bad.content
+    junk = office.post(reverse("campaigns"), {"launch": "nope", "kind": "x", "audience": "y"})
+    assert junk.status_code == 400
+    assert not Campaign.objects.exists()
+    assert office.get(reverse("campaign-detail", kwargs={"pk": 999})).status_code == 404
+
+
+def test_preview_for_a_real_customer(office, launch_with_sku):
+    launch, sku = launch_with_sku
+    customer = CustomerFactory()
+    order = order_make(launch=launch, customer=customer, sku=sku, status="waitlisted", wait_number=4)
+    response = office.get(
+        reverse("campaign-preview"),
+        {"launch": launch.slug, "kind": "apology", "customer": customer.account_number},
+    )
+    assert response.status_code == 200 and order.reference.encode() in response.content
+    missing = office.get(
+        reverse("campaign-preview"), {"launch": launch.slug, "kind": "apology", "customer": "zzz"}
+    )
+    assert missing.status_code == 400 and b"No customer" in missing.content
+    assert not Message.objects.exists()
+
+
+def test_customer_lookup_shows_registration_orders_and_messages(office, launch_with_sku):
+    launch, sku = launch_with_sku
+    (message,) = allocated_messages(launch=launch, sku=sku, n=1)
+    customer = message.customer
+    RegistrationFactory(customer=customer, launch=launch, preferred_sku=sku)
+    found = office.get(reverse("customer-lookup"), {"q": customer.account_number})
+    assert customer.name.encode() in found.content
+    page = office.get(reverse("customer-detail", kwargs={"account_number": customer.account_number}))
+    body = page.content.decode()
+    assert message.order.reference in body and "Your phone is reserved" in body and "Pending" in body
+    assert launch.name in body
+    assert office.get(reverse("customer-detail", kwargs={"account_number": "nobody"})).status_code == 404
+
+
+def test_unsubscribe_link_works_and_suppresses_only_marketing(client, launch_with_sku):
+    customer = CustomerFactory()
+    url = reverse("unsubscribe", kwargs={"token": outbox.unsubscribe_token_make(customer=customer)})
+    assert client.get(url).status_code == 200
+    customer.refresh_from_db()
+    assert customer.marketing_opt_out
+    # RFC 8058 one-click POST from a mail client: no CSRF token, still honoured.
+    csrf_client = client.__class__(enforce_csrf_checks=True)
+    assert csrf_client.post(url, {"List-Unsubscribe": "One-Click"}).status_code == 200
+
+
+def test_tampered_unsubscribe_link_is_refused(client):
+    customer = CustomerFactory()
+    token = outbox.unsubscribe_token_make(customer=customer)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert client.get(reverse("unsubscribe", kwargs={"token": tampered})).status_code == 400
+    other = UserFactory()  # a token signed for something else is refused too
+    from django.core import signing
+
+    foreign = signing.dumps({"c": other.pk}, salt="another.purpose")
+    assert client.post(reverse("unsubscribe", kwargs={"token": foreign})).status_code == 400
+    customer.refresh_from_db()
+    assert not customer.marketing_opt_out
