@@ -200,8 +200,10 @@ def stock_reconcile(*, movements_per_drift: int = 20) -> list[Drift]:
     """
     from django.db import connection
 
+    # Inside a caller's transaction the snapshot is the caller's to choose.
+    fresh_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and fresh_transaction:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         levels = {

@@ -291,3 +291,25 @@ CELERY_BEAT_SCHEDULE.update(
 # --- Bench ---
 # `make bench` mounts its floor view (bench/floor.py) at /bench/floor; never in production.
 BENCH_FLOOR = env.bool("BENCH_FLOOR", default=False)
+
+# --- Partner API ---
+# Per-key rate limit of the partner API (orders.api.throttles), counted in the shared
+# cache: "N/s", "N/min", "N/h"; empty means no limit.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="2000/s")
+# A verified key is remembered in process this long, so a revoked key stops within it.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=100)
+# Load shedding of admissions (orders.api.overload.AdmissionShedder, first middleware):
+# refuse with 503 a request that waited longer than this in the server's queue (0: never),
+ADMISSION_MAX_QUEUE_MS = env.int("ADMISSION_MAX_QUEUE_MS", default=500)
+# or that would be one more than this many admissions at once in one process (threaded
+# servers; beyond the DB pool they would only wait for a connection). 0 sheds everything.
+ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=env.int("DB_POOL_MAX", default=8))
+ADMISSION_RETRY_AFTER_SECONDS = env.int("ADMISSION_RETRY_AFTER_SECONDS", default=1)
+ADMISSION_SHED_PATHS = frozenset(
+    env.list(
+        "ADMISSION_SHED_PATHS",
+        default=["/api/v1/orders/", "/api/v1/orders", "/api/v1/orders/bulk", "/api/v1/orders/bulk/"],
+    )
+)
+MIDDLEWARE.insert(0, "orders.api.overload.AdmissionShedder")

@@ -1,1 +1,27 @@
-urlpatterns: list = []
+"""URLs under /api/: the partner API (v1), its OpenAPI schema and browsable docs.
+
+Anything else under /api/ answers with the JSON error envelope, never an HTML page.
+"""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from orders.api import views
+from orders.api.errors import api_not_found
+
+urlpatterns = [
+    path("schema/", SpectacularJSONAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("v1/launches/", views.LaunchListView.as_view(), name="api-launches"),
+    path(
+        "v1/launches/<str:slug>/availability",
+        views.LaunchAvailabilityView.as_view(),
+        name="api-launch-availability",
+    ),
+    path("v1/orders/", views.OrderCollectionView.as_view(), name="api-orders"),
+    path("v1/orders/bulk", views.OrderBulkView.as_view(), name="api-orders-bulk"),
+    path("v1/orders/<str:reference>", views.OrderDetailView.as_view(), name="api-order"),
+    path("v1/stores/", views.StoreListView.as_view(), name="api-stores"),
+    path("v1/stores/<str:code>/stock", views.StoreStockView.as_view(), name="api-store-stock"),
+    re_path(r"^", api_not_found),
+]

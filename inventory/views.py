@@ -1,0 +1,397 @@
+"""Head-office delivery pages (plans, intake, demand against supply) and store receiving.
+
+Views are thin: they check who may see what and call services. Steps that need the orders
+app (demand, intake, the allocator) sit above inventory; they are reached through
+inventory.tasks (which imports orders inside its functions) or, for the read-only demand
+report, a function-level import, so inventory never imports orders at module level.
+"""
+
+import csv
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Location, StockMovement
+from inventory.services import (
+    DeliveryError,
+    plan_approve,
+    plan_line_set,
+    plan_remaining,
+    store_delivery_expected,
+    store_delivery_is_received,
+    store_delivery_receive,
+)
+from inventory.tasks import allocate_after_store_receipt, intake_delivery
+from stores.models import Store
+from stores.selectors import user_is_head_office, user_may_see_store
+
+
+def head_office_required(view):
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not user_is_head_office(user=request.user):
+            raise PermissionDenied("Head office only.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= 10_000_000 else None
+
+
+# --- Deliveries and intake --------------------------------------------------------------
+
+
+@require_GET
+@head_office_required
+def delivery_list(request):
+    deliveries = (
+        Delivery.objects.select_related("launch", "plan")
+        .annotate(units=Sum("lines__quantity"), skus=Count("lines"))
+        .order_by("-expected_on", "reference")
+    )
+    return render(request, "inventory/delivery_list.html", {"deliveries": deliveries})
+
+
+@require_POST
+@head_office_required
+def delivery_intake_now(request, reference: str):
+    delivery = get_object_or_404(Delivery, reference=reference)
+    # Enqueued after commit; with the embedded default (eager Celery) it runs right here.
+    intake_delivery.delay_on_commit(delivery.pk, request.user.pk)
+    messages.info(request, f"Intake of {delivery.reference} started.")
+    return redirect("inventory:delivery-list")
+
+
+# --- Allocation plans -------------------------------------------------------------------
+
+
+def _plan_context(plan: AllocationPlan) -> dict:
+    lines = list(
+        plan.lines.select_related("sku", "location", "location__store").order_by(
+            "sku__code", "location__code"
+        )
+    )
+    remaining = plan_remaining(plan=plan)
+    delivered = dict(plan.delivery.lines.values_list("sku_id", "quantity"))
+    by_sku: dict[int, dict] = {}
+    for line in lines:
+        group = by_sku.setdefault(
+            line.sku_id,
+            {
+                "sku": line.sku,
+                "lines": [],
+                "remaining": remaining.get(line.sku_id, 0),
+                "delivered": delivered.get(line.sku_id, 0),
+            },
+        )
+        group["lines"].append(line)
+    history = (
+        AllocationPlanLine.history.filter(plan_id=plan.pk, history_type="~")
+        .select_related("history_user")
+        .order_by("-history_date")[:30]
+    )
+    sku_codes = {line.sku_id: line.sku.code for line in lines}
+    loc_codes = {line.location_id: line.location.code for line in lines}
+    return {
+        "plan": plan,
+        "delivery": plan.delivery,
+        "groups": list(by_sku.values()),
+        "editable": plan.status == AllocationPlan.Status.DRAFT,
+        "history": [
+            {
+                "h": h,
+                "sku": sku_codes.get(h.sku_id, h.sku_id),
+                "location": loc_codes.get(h.location_id, h.location_id),
+            }
+            for h in history
+        ],
+    }
+
+
+def _get_plan(reference: str) -> AllocationPlan:
+    delivery = get_object_or_404(Delivery, reference=reference)
+    plan = AllocationPlan.objects.filter(delivery=delivery).select_related("delivery", "approved_by").first()
+    if plan is None:
+        from orders.services.intake import delivery_plan_suggest  # orders sits above inventory
+
+        plan = delivery_plan_suggest(delivery=delivery)
+    return plan
+
+
+@require_GET
+@head_office_required
+def plan_detail(request, reference: str):
+    return render(request, "inventory/plan.html", _plan_context(_get_plan(reference)))
+
+
+@require_POST
+@head_office_required
+def plan_line_update(request, reference: str, line_id: int):
+    """One figure changed: save it and answer with the SKU's remaining units (htmx)."""
+    plan = _get_plan(reference)
+    line = get_object_or_404(AllocationPlanLine, pk=line_id, plan=plan)
+    quantity = _int_or_none(request.POST.get(f"line-{line.pk}", request.POST.get("quantity")))
+    error = ""
+    if quantity is None:
+        error = "Enter a whole number of units, 0 or more."
+    else:
+        try:
+            line = plan_line_set(line_id=line.pk, quantity=quantity, user=request.user)
+        except DeliveryError as exc:
+            error = str(exc)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("inventory:plan-detail", reference=reference)
+    remaining = plan_remaining(plan=plan).get(line.sku_id, 0)
+    response = render(
+        request,
+        "inventory/plan.html#remaining",
+        {"group": {"sku": line.sku, "remaining": remaining}, "error": error},
+        status=200,
+    )
+    return response
+
+
+@require_POST
+@head_office_required
+def plan_save_all(request, reference: str):
+    """The form without JavaScript: every figure at once."""
+    plan = _get_plan(reference)
+    problems = []
+    for line in plan.lines.select_related("location", "sku"):
+        raw = request.POST.get(f"line-{line.pk}")
+        if raw is None:
+            continue
+        quantity = _int_or_none(raw)
+        if quantity is None:
+            problems.append(f"{line.sku.code} at {line.location.code}: enter a whole number, 0 or more.")
+            continue
+        try:
+            plan_line_set(line_id=line.pk, quantity=quantity, user=request.user)
+        except DeliveryError as exc:
+            problems.append(str(exc))
+            break
+    for problem in problems:
+        messages.error(request, problem)
+    if not problems:
+        messages.success(request, "Plan saved.")
+    return redirect("inventory:plan-detail", reference=reference)
+
+
+@require_POST
+@head_office_required
+def plan_suggest_again(request, reference: str):
+    from orders.services.intake import delivery_plan_suggest  # orders sits above inventory
+
+    plan = _get_plan(reference)
+    minimum = _int_or_none(request.POST.get("minimum_per_store") or 0)
+    share_raw = (request.POST.get("partner_share_percent") or "").strip()
+    share = _int_or_none(share_raw) if share_raw else None
+    if minimum is None or (share_raw and (share is None or share > 100)):
+        messages.error(request, "Minimum per store is a whole number; partner share is 0 to 100 or empty.")
+        return redirect("inventory:plan-detail", reference=reference)
+    try:
+        delivery_plan_suggest(
+            delivery=plan.delivery, user=request.user, minimum_per_store=minimum, partner_share_percent=share
+        )
+    except DeliveryError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Suggested again from today's demand.")
+    return redirect("inventory:plan-detail", reference=reference)
+
+
+@require_POST
+@head_office_required
+def plan_approve_view(request, reference: str):
+    plan = _get_plan(reference)
+    try:
+        plan_approve(plan_id=plan.pk, user=request.user)
+    except DeliveryError as exc:
+        messages.error(request, str(exc))
+        return redirect("inventory:plan-detail", reference=reference)
+    if plan.delivery.status == Delivery.Status.RECEIVED:
+        # The units are already in the warehouse: distribute them now.
+        intake_delivery.delay_on_commit(plan.delivery_id, request.user.pk)
+        messages.success(request, "Plan approved; the delivery is being distributed.")
+    else:
+        messages.success(request, "Plan approved; it will be applied when the delivery arrives.")
+    return redirect("inventory:plan-detail", reference=reference)
+
+
+# --- Demand against supply ------------------------------------------------------------
+
+
+@require_GET
+@head_office_required
+def demand_report(request, slug: str):
+    from orders.models import Launch  # orders sits above inventory
+    from orders.services.demand import demand_vs_supply
+
+    launch = get_object_or_404(Launch, slug=slug)
+    rows, supply = demand_vs_supply(launch=launch)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="demand-{launch.slug}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                "location",
+                "store",
+                "sku",
+                "registered",
+                "ordered",
+                "allocated",
+                "sold",
+                "waiting",
+                "delivered",
+                "available",
+                "shortfall",
+            ]
+        )
+        for r in rows:
+            writer.writerow(
+                [
+                    r.location_code,
+                    r.store_name,
+                    r.sku_code,
+                    r.registered,
+                    r.ordered,
+                    r.allocated,
+                    r.sold,
+                    r.waiting,
+                    r.delivered,
+                    r.available,
+                    r.shortfall,
+                ]
+            )
+        return response
+    totals = {
+        field: sum(getattr(r, field) for r in rows)
+        for field in ("registered", "ordered", "allocated", "sold", "waiting", "delivered", "shortfall")
+    }
+    chart = {}
+    for r in rows:
+        entry = chart.setdefault(r.location_code, {"demand": 0, "delivered": 0})
+        entry["demand"] += max(r.registered, r.ordered)
+        entry["delivered"] += r.delivered
+    return render(
+        request,
+        "inventory/demand.html",
+        {
+            "launch": launch,
+            "rows": rows,
+            "supply": supply,
+            "totals": totals,
+            "chart": {
+                "labels": list(chart),
+                "demand": [v["demand"] for v in chart.values()],
+                "delivered": [v["delivered"] for v in chart.values()],
+            },
+        },
+    )
+
+
+# --- Store receiving --------------------------------------------------------------------
+
+
+def _receivable(location: Location) -> list[dict]:
+    """Applied deliveries that sent units to this store, with what was sent and whether received."""
+    deliveries = (
+        Delivery.objects.filter(
+            plan__status=AllocationPlan.Status.APPLIED,
+            plan__lines__location=location,
+            plan__lines__quantity__gt=0,
+        )
+        .distinct()
+        .order_by("-distributed_at")
+    )
+    result = []
+    for delivery in deliveries[:20]:
+        expected = store_delivery_expected(delivery=delivery, location=location)
+        lines = list(
+            AllocationPlanLine.objects.filter(plan__delivery=delivery, location=location, quantity__gt=0)
+            .select_related("sku")
+            .order_by("sku__code")
+        )
+        received = store_delivery_is_received(delivery=delivery, location=location)
+        movements = (
+            StockMovement.objects.filter(location=location, reference=delivery.reference)
+            .filter(Q(kind=StockMovement.Kind.STORE_RECEIPT) | Q(kind=StockMovement.Kind.ADJUSTMENT))
+            .select_related("sku", "created_by")
+            if received
+            else []
+        )
+        result.append(
+            {
+                "delivery": delivery,
+                "lines": lines,
+                "expected": expected,
+                "received": received,
+                "movements": movements,
+            }
+        )
+    return result
+
+
+@login_required
+def store_receiving(request, code: str):
+    store = get_object_or_404(Store, code=code)
+    if not user_may_see_store(user=request.user, store=store):
+        raise PermissionDenied("Staff of this store only.")
+    location = Location.objects.filter(store=store).first()
+    if request.method == "POST":
+        if location is None:
+            raise PermissionDenied("This store has no stock location.")
+        delivery = get_object_or_404(Delivery, reference=request.POST.get("delivery", ""))
+        expected = store_delivery_expected(delivery=delivery, location=location)
+        received, bad = {}, []
+        for sku_id in expected:
+            value = _int_or_none(request.POST.get(f"received-{sku_id}"))
+            if value is None:
+                bad.append(sku_id)
+            else:
+                received[sku_id] = value
+        if bad:
+            messages.error(request, "Enter the units that arrived as whole numbers, 0 or more.")
+        else:
+            try:
+                with transaction.atomic():
+                    store_delivery_receive(
+                        delivery_id=delivery.pk,
+                        location=location,
+                        received=received,
+                        reason=request.POST.get("reason", "")[:200],
+                        user=request.user,
+                    )
+                    if delivery.launch_id:
+                        # Waiting click-and-collect orders are served first, in sequence order.
+                        allocate_after_store_receipt.delay_on_commit(delivery.launch_id)
+            except DeliveryError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Delivery {delivery.reference} received.")
+                return redirect(reverse("inventory:store-receiving", kwargs={"code": store.code}))
+    elif request.method != "GET":
+        return HttpResponse(status=405)
+    return render(
+        request,
+        "inventory/store_receiving.html",
+        {"store": store, "deliveries": _receivable(location) if location else []},
+    )

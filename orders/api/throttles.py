@@ -1,0 +1,75 @@
+"""Rate limits per partner key, counted in the shared cache (Redis in production).
+
+DRF's SimpleRateThrottle keeps a list of timestamps per client and rewrites it on every
+request: at thousands of requests a second that list is megabytes. This is a fixed-window
+counter instead: one atomic INCR per request (SET NX EX + INCR in one Redis round trip),
+so every gunicorn worker and machine shares the same count. Like any DRF throttle it is a
+fairness measure, not a security one. If the cache is down the request is let through:
+a throttle must not turn a cache outage into an API outage.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """'1000/s' -> (1000, 1); '600/min' -> (600, 60); None or '' -> no limit."""
+    if not rate:
+        return None
+    number, _, period = rate.partition("/")
+    return int(number), _PERIODS[period.strip()[0].lower()]
+
+
+def _count(key: str, ttl: int) -> int:
+    """Add one to a counter that expires ttl seconds after its first use; return it."""
+    backend = getattr(cache, "_cache", None)
+    if backend is not None and hasattr(backend, "get_client"):  # django RedisCache
+        full_key = cache.make_and_validate_key(key)
+        pipe = backend.get_client(full_key, write=True).pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=ttl, nx=True)
+        pipe.incr(full_key)
+        return int(pipe.execute()[1])
+    cache.add(key, 0, ttl)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, ttl)
+        return 1
+
+
+class PartnerKeyThrottle(BaseThrottle):
+    """API_THROTTLE_RATE requests per key (e.g. '1000/s'), counted per fixed window."""
+
+    setting = "API_THROTTLE_RATE"
+
+    def __init__(self):
+        self._wait = 1.0
+
+    def allow_request(self, request, view) -> bool:
+        holder = request.auth
+        limit = parse_rate(getattr(settings, self.setting, None))
+        if holder is None or limit is None:
+            return True
+        number, period = limit
+        now = time.time()
+        window = int(now // period)
+        try:
+            count = _count(f"api-throttle:{self.setting}:{holder.key_id}:{window}", period + 1)
+        except Exception:  # noqa: BLE001 - the cache is down: let the request through
+            logger.warning("Throttle cache unavailable; not throttling", exc_info=True)
+            return True
+        if count > number:
+            self._wait = (window + 1) * period - now
+            return False
+        return True
+
+    def wait(self) -> float:
+        return self._wait

@@ -1,0 +1,174 @@
+"""Demand per pool and SKU: what allocation plans are split by, and what head office argues with.
+
+Pools are inventory Locations: the online pool, and one per store. An order waits in its
+pool; a registration without an order counts at its preferred store (or online, for
+home delivery).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+
+from customers.models import UpgradeRegistration
+from inventory.fair_share import Demand
+from inventory.models import DeliveryLine, Location, Stock, StockMovement
+from inventory.selectors import location_online_pool
+from orders.models import Launch, Order
+
+WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
+
+
+def _registrations_without_order(*, launch: Launch):
+    return UpgradeRegistration.objects.filter(launch=launch).exclude(
+        Exists(Order.objects.filter(launch=launch, customer_id=OuterRef("customer_id")))
+    )
+
+
+def _store_locations() -> dict[int, int]:
+    """store id -> location id."""
+    return dict(Location.objects.filter(kind=Location.Kind.STORE).values_list("store_id", "pk"))
+
+
+def demand_by_pool(*, launch: Launch) -> dict[tuple[int, int], Demand]:
+    """(location id, SKU id) -> orders waiting there and registrations without an order."""
+    online = location_online_pool().pk
+    store_locations = _store_locations()
+    waiting = defaultdict(int)
+    for row in (
+        Order.objects.filter(launch=launch, status__in=WAITING)
+        .values("pool_id", "sku_id")
+        .annotate(n=Count("pk"))
+    ):
+        waiting[(row["pool_id"], row["sku_id"])] = row["n"]
+    registered = defaultdict(int)
+    for row in (
+        _registrations_without_order(launch=launch)
+        .values("preferred_store_id", "preferred_sku_id")
+        .annotate(n=Count("pk"))
+    ):
+        store_id = row["preferred_store_id"]
+        location = online if store_id is None else store_locations.get(store_id)
+        if location is not None:
+            registered[(location, row["preferred_sku_id"])] += row["n"]
+    return {
+        key: Demand(waiting=waiting[key], registered=registered[key])
+        for key in set(waiting) | set(registered)
+    }
+
+
+@dataclass
+class DemandRow:
+    location_id: int
+    location_code: str
+    store_name: str
+    sku_id: int
+    sku_code: str
+    registered: int = 0
+    ordered: int = 0
+    allocated: int = 0
+    sold: int = 0
+    waiting: int = 0
+    delivered: int = 0
+    available: int = 0
+    registered_without_order: int = 0
+
+    @property
+    def shortfall(self) -> int:
+        """Units still needed to serve everyone who ordered or registered here."""
+        return max(0, self.waiting + self.registered_without_order - self.available)
+
+
+@dataclass
+class SupplyRow:
+    sku_code: str
+    requested: int
+    delivered: int
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.requested - self.delivered)
+
+
+def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow]]:
+    """Per pool and SKU: registered, ordered, allocated, sold, waiting, delivered; and per SKU
+    what was asked of the supplier against what came."""
+    skus = {s.pk: s.code for s in launch.skus.all()}
+    online = location_online_pool()
+    pools = [
+        online,
+        *Location.objects.filter(kind=Location.Kind.STORE).select_related("store").order_by("code"),
+    ]
+    rows = {
+        (loc.pk, sku_id): DemandRow(
+            location_id=loc.pk,
+            location_code=loc.code,
+            store_name=loc.store.name if loc.store_id else "Online (home delivery)",
+            sku_id=sku_id,
+            sku_code=code,
+        )
+        for loc in pools
+        for sku_id, code in sorted(skus.items(), key=lambda kv: kv[1])
+    }
+    store_locations = _store_locations()
+
+    def row(location_id, sku_id):
+        return rows.get((location_id, sku_id))
+
+    for r in (
+        UpgradeRegistration.objects.filter(launch=launch)
+        .values("preferred_store_id", "preferred_sku_id")
+        .annotate(n=Count("pk"))
+    ):
+        loc = online.pk if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
+        if (target := row(loc, r["preferred_sku_id"])) is not None:
+            target.registered += r["n"]
+    for r in (
+        _registrations_without_order(launch=launch)
+        .values("preferred_store_id", "preferred_sku_id")
+        .annotate(n=Count("pk"))
+    ):
+        loc = online.pk if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
+        if (target := row(loc, r["preferred_sku_id"])) is not None:
+            target.registered_without_order += r["n"]
+    for r in (
+        Order.objects.filter(launch=launch)
+        .exclude(status=Order.Status.CANCELLED)
+        .values("pool_id", "sku_id")
+        .annotate(
+            ordered=Count("pk"),
+            allocated=Count("pk", filter=Q(status__in=[Order.Status.ALLOCATED, Order.Status.FULFILLED])),
+            waiting=Count("pk", filter=Q(status__in=WAITING)),
+        )
+    ):
+        if (target := row(r["pool_id"], r["sku_id"])) is not None:
+            target.ordered, target.allocated, target.waiting = r["ordered"], r["allocated"], r["waiting"]
+    for r in (
+        StockMovement.objects.filter(
+            sku_id__in=skus, kind__in=[StockMovement.Kind.SALE, StockMovement.Kind.TRANSFER_IN]
+        )
+        .values("location_id", "sku_id", "kind")
+        .annotate(on_hand=Sum("on_hand_delta"), in_transit=Sum("in_transit_delta"))
+    ):
+        if (target := row(r["location_id"], r["sku_id"])) is None:
+            continue
+        if r["kind"] == StockMovement.Kind.SALE:
+            target.sold += -r["on_hand"]
+        else:
+            target.delivered += r["on_hand"] + r["in_transit"]
+    for r in Stock.objects.filter(sku_id__in=skus).values("location_id", "sku_id", "on_hand", "reserved"):
+        if (target := row(r["location_id"], r["sku_id"])) is not None:
+            target.available = r["on_hand"] - r["reserved"]
+    supply = [
+        SupplyRow(
+            sku_code=skus[r["sku_id"]],
+            requested=r["requested"] or 0,
+            delivered=r["delivered"] or 0,
+        )
+        for r in DeliveryLine.objects.filter(delivery__launch=launch)
+        .values("sku_id")
+        .annotate(requested=Sum("requested_quantity"), delivered=Sum("quantity"))
+        .order_by("sku__code")
+        if r["sku_id"] in skus
+    ]
+    return list(rows.values()), supply

@@ -1,0 +1,80 @@
+"""Walk-in queue in a store: tickets in order, each served by selling one unit."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from inventory.models import SKU, StockMovement
+from inventory.selectors import location_for_store
+from inventory.services import InsufficientStock, StockChange, stock_apply, stock_rows_for_update
+from orders.models import Launch, Order, Ticket
+from stores.models import Store
+
+
+class WalkInError(Exception):
+    pass
+
+
+class SoldOut(WalkInError):
+    pass
+
+
+@transaction.atomic
+def ticket_issue(*, launch: Launch, store: Store, customer=None, sku: SKU | None = None) -> Ticket:
+    """The next ticket of this store's queue. The store row lock numbers tickets one by one."""
+    Store.objects.select_for_update().filter(pk=store.pk).first()
+    number = (Ticket.objects.filter(launch=launch, store=store).aggregate(n=Max("number"))["n"] or 0) + 1
+    return Ticket.objects.create(launch=launch, store=store, number=number, customer=customer, sku=sku)
+
+
+@transaction.atomic
+def ticket_serve_next(
+    *, launch: Launch, store: Store, sku: SKU, user: AbstractBaseUser | None = None
+) -> Ticket | None:
+    """Sell one unit to the first waiting ticket. None if nobody waits.
+
+    Raises SoldOut (and changes nothing) when no unit is free: units held for the store's
+    click-and-collect orders, or owed to collect orders still waiting, are not for sale.
+    Two staff pressing "next" at once serve two different tickets (SKIP LOCKED), each in
+    ticket order.
+    """
+    ticket = (
+        Ticket.objects.select_for_update(skip_locked=True)
+        .filter(launch=launch, store=store, status=Ticket.Status.WAITING)
+        .order_by("number")
+        .first()
+    )
+    if ticket is None:
+        return None
+    location = location_for_store(store=store)
+    # Lock the stock row before looking at the collect orders, so the allocator (which
+    # locks the same row) cannot hand a unit over between the check and the sale.
+    stock_rows_for_update(pairs=[(location.pk, sku.pk)])
+    waiting_collect = Order.objects.filter(
+        launch=launch, sku=sku, pool=location, status__in=[Order.Status.QUEUED, Order.Status.WAITLISTED]
+    ).count()
+    if waiting_collect:
+        raise SoldOut(f"Units of {sku} are owed to {waiting_collect} waiting click-and-collect order(s).")
+    try:
+        stock_apply(
+            changes=[
+                StockChange(
+                    location=location,
+                    sku=sku,
+                    kind=StockMovement.Kind.SALE,
+                    on_hand_delta=-1,
+                    reason="Walk-in sale",
+                    reference=f"ticket:{store.code}-{ticket.number}",
+                )
+            ],
+            user=user,
+        )
+    except InsufficientStock:
+        raise SoldOut(f"No {sku} left to sell at {store.code}.") from None
+    ticket.status = Ticket.Status.SERVED
+    ticket.sku = sku
+    ticket.served_at = timezone.now()
+    ticket.served_by = user if user is not None and user.is_authenticated else None
+    ticket.save(update_fields=["status", "sku", "served_at", "served_by"])
+    return ticket
