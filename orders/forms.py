@@ -146,13 +146,13 @@ class OrderForm(CustomerIdentityForm):
         self.fields["store"].choices = [("", "Choose a store")] + _store_choices()
         if not self.is_bound:
             self.initial.setdefault("token", new_form_token())
+            if len(self.skus) == 1:
+                self.initial.setdefault("sku", next(iter(self.skus)))
         elif not TOKEN_RE.fullmatch(str(self.data.get("token", ""))):
             # No usable token came back: use a fresh one, so this submit and the form shown
             # again after an error are still double-submit safe.
             self.data = self.data.copy()
             self.data["token"] = new_form_token()
-            if len(self.skus) == 1:
-                self.initial.setdefault("sku", next(iter(self.skus)))
 
     def clean(self):
         cleaned = super().clean()

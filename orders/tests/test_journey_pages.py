@@ -192,6 +192,14 @@ def test_second_order_shows_the_first_reference_with_a_link(client, launch_with_
     assert Order.objects.count() == 1
 
 
+def test_order_form_preselects_the_only_model_and_home_delivery(client, launch_with_stock):
+    launch, *_ = launch_with_stock(online_units=5)
+    body = client.get(reverse("journey-launch", kwargs={"slug": launch.slug})).content.decode()
+    assert re.search(rf'<option value="{SKU}"[^>]*selected', body)
+    assert re.search(r'<input type="radio" name="fulfilment" value="delivery"[^>]*checked', body)
+    assert "5 units left for home delivery" in " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
 def test_double_submit_of_one_form_returns_the_same_order(client, launch_with_stock):
     launch, *_ = launch_with_stock(online_units=5)
     page = client.get(reverse("journey-launch", kwargs={"slug": launch.slug}))
