@@ -10,6 +10,7 @@ the status page, so that page shows nothing personal beyond the first name.
 import datetime
 from dataclasses import dataclass
 
+from django.contrib import messages
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -131,16 +132,20 @@ def launch_register(request: HttpRequest, slug: str) -> HttpResponse:
     launch = _launch(slug)
     if _phase(launch, timezone.now()) != BEFORE:
         # The window opened (or closed) while the form was on screen: show today's page.
+        messages.info(request, "Registration has closed: ordering for this launch has opened.")
         return redirect("journey-launch", slug=launch.slug)
     form = RegistrationForm(request.POST, launch=launch)
     if form.is_valid():
         store_code = form.cleaned_data["preferred_store"]
+        store = Store.objects.filter(code=store_code, is_active=True).first() if store_code else None
         try:
+            if store_code and store is None:  # closed since the form was shown
+                raise RegistrationRefused("That store is no longer taking orders.", field="preferred_store")
             registration = registration_create(
                 launch=launch,
                 customer=form.customer,
                 preferred_sku=form.skus[form.cleaned_data["preferred_sku"]],
-                preferred_store=Store.objects.get(code=store_code) if store_code else None,
+                preferred_store=store,
             )
         except RegistrationRefused as refused:
             form.add_error(None if refused.field == "__all__" else refused.field, str(refused))
@@ -180,6 +185,7 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
     """Admit the order through the same service as the API; a refusal is a form error."""
     launch = _launch(slug)
     if _phase(launch, timezone.now()) != OPEN:
+        messages.info(request, "Ordering for this launch is not open right now, so nothing was ordered.")
         return redirect("journey-launch", slug=launch.slug)
     form = OrderForm(request.POST, launch=launch)
     extra: dict = {}
@@ -256,7 +262,9 @@ def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
         info = store_info(code=data["store"]) if data["store"] else None
         if info is None:
             return None
-        store = Store.objects.only("name").get(pk=info.id)
+        store = Store.objects.only("name").filter(pk=info.id).first()
+        if store is None:
+            return None
         return _pool_availability(
             launch=launch, sku=sku, pool_id=info.location_id, where=f"collection at {store.name}"
         )

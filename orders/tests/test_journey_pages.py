@@ -240,8 +240,10 @@ def test_closed_launch_says_so_and_takes_no_orders(client, launch_with_stock):
     move_window(launch, opens_in=-datetime.timedelta(days=10))
     page = client.get(reverse("journey-launch", kwargs={"slug": launch.slug}))
     assert "Ordering for" in text(page) and "closed on" in text(page)
-    response = client.post(reverse("journey-order-place", kwargs={"slug": launch.slug}), order_post())
-    assert response.status_code == 302
+    response = client.post(
+        reverse("journey-order-place", kwargs={"slug": launch.slug}), order_post(), follow=True
+    )
+    assert "Ordering for this launch is not open right now, so nothing was ordered." in text(response)
     assert not Order.objects.exists()
 
 
@@ -305,3 +307,17 @@ def test_nul_bytes_in_the_reference_or_availability_query_are_not_500(client, la
         response = client.get(reverse("journey-availability", kwargs={"slug": launch.slug}), params)
         assert response.status_code == 200
     assert client.post(reverse("journey-order", kwargs={"reference": "LDAAAAAAAAAA"})).status_code == 405
+
+
+def test_polling_the_status_panel_costs_three_queries_at_most(
+    client, launch_with_stock, django_assert_max_num_queries
+):
+    launch, *_ = launch_with_stock(online_units=0, customers=2)
+    order = order_admit(
+        launch=launch.slug, customer="D0000001", sku=SKU, fulfilment="delivery", channel="online"
+    ).order
+    launch_allocate(launch_id=launch.pk)
+    url = reverse("journey-order", kwargs={"reference": order.reference})
+    with django_assert_max_num_queries(3):  # the order, its position, the next delivery
+        response = client.get(url, headers={"HX-Request": "true"})
+    assert "Sold out for now" in text(response)
