@@ -162,8 +162,16 @@ def launch_register(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "journey/launch_detail.html", _detail_context(launch, form=form))
 
 
+_TITLES = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lord", "lady", "rev"}
+
+
 def _first_name(name: str) -> str:
-    return (name.split() or ["there"])[0]
+    """The greeting name: the first word that is not a title ("Ms Jane Doe" -> "Jane")."""
+    all_words = name.split()
+    words = [w for w in all_words if w.rstrip(".").lower() not in _TITLES]
+    if not words or (len(words) == 1 and len(all_words) > 1):  # "Dr Khan": a surname, not a first name
+        return "there"
+    return words[0]
 
 
 # Words for each refusal the web page can meet; API.md codes are the keys.

@@ -321,3 +321,24 @@ def test_polling_the_status_panel_costs_three_queries_at_most(
     with django_assert_max_num_queries(3):  # the order, its position, the next delivery
         response = client.get(url, headers={"HX-Request": "true"})
     assert "Sold out for now" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("name", "greeting"),
+    [
+        ("Anna Smith", "Anna"),
+        ("Ms Jane Doe", "Jane"),
+        ("Dr. Ali Khan", "Ali"),
+        ("Dr Khan", "there"),
+        ("Cher", "Cher"),
+        ("", "there"),
+    ],
+)
+def test_status_page_greets_by_first_name_only(client, launch_with_stock, name, greeting):
+    launch, *_ = launch_with_stock(online_units=1, customers=1)
+    Customer.objects.filter(account_number="D0000001").update(name=name)
+    order = order_admit(
+        launch=launch.slug, customer="D0000001", sku=SKU, fulfilment="delivery", channel="online"
+    ).order
+    response = client.get(reverse("journey-order", kwargs={"reference": order.reference}))
+    assert f"Hello {greeting}" in text(response)
