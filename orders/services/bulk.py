@@ -13,9 +13,10 @@ customer", never a check-then-insert; a row that conflicted is answered already_
 with the reference that is there. Inside one bulk the first item of a customer wins and
 later ones are already_ordered with the first one's reference.
 
-Rows are inserted in (launch, customer) order, so two bulks naming the same customers
-wait for each other in the same order and cannot deadlock on the unique index; a
-deadlock with some other writer is retried.
+Items are sequenced in input order (first come within the bulk is first in the list),
+but rows are inserted in (launch, customer) order with those sequence numbers, so two
+bulks naming the same customers wait for each other in the same order and cannot
+deadlock on the unique index; a deadlock with some other writer is retried.
 
 On SQLite (the embedded demo), and for launches that allow a customer more than one
 order (slots), items go through order_admit one by one instead.
@@ -353,20 +354,22 @@ def _admit_one(c: _Candidate, *, channel: str, partner_id: int | None, now) -> B
 
 
 _INSERT = """
-INSERT INTO {table} (reference, launch_id, customer_id, slot, sku_id, channel, fulfilment,
-                     store_id, pool_id, partner_id, status, idempotency_scope,
+INSERT INTO {table} (sequence, reference, launch_id, customer_id, slot, sku_id, channel,
+                     fulfilment, store_id, pool_id, partner_id, status, idempotency_scope,
                      request_fingerprint, created_at)
-SELECT t.reference, t.launch_id, t.customer_id, 1, t.sku_id, %(channel)s, t.fulfilment,
-       t.store_id, t.pool_id, %(partner)s, 'queued', '', t.fingerprint, %(now)s
-FROM unnest(%(reference)s::varchar[], %(launch)s::bigint[], %(customer)s::bigint[],
-            %(sku)s::bigint[], %(fulfilment)s::varchar[], %(store)s::bigint[],
-            %(pool)s::bigint[], %(fingerprint)s::varchar[])
-     WITH ORDINALITY AS t(reference, launch_id, customer_id, sku_id, fulfilment, store_id,
-                          pool_id, fingerprint, ord)
+SELECT t.sequence, t.reference, t.launch_id, t.customer_id, 1, t.sku_id, %(channel)s,
+       t.fulfilment, t.store_id, t.pool_id, %(partner)s, 'queued', '', t.fingerprint, %(now)s
+FROM unnest(%(sequence)s::bigint[], %(reference)s::varchar[], %(launch)s::bigint[],
+            %(customer)s::bigint[], %(sku)s::bigint[], %(fulfilment)s::varchar[],
+            %(store)s::bigint[], %(pool)s::bigint[], %(fingerprint)s::varchar[])
+     WITH ORDINALITY AS t(sequence, reference, launch_id, customer_id, sku_id, fulfilment,
+                          store_id, pool_id, fingerprint, ord)
 ORDER BY t.ord
 ON CONFLICT DO NOTHING
 RETURNING sequence, reference
 """
+
+_NEXT_SEQUENCES = "SELECT nextval(pg_get_serial_sequence('{table}', 'sequence')) FROM generate_series(1, %s)"
 
 # Queue positions of new orders, as orders.services.positions computes them for one
 # (waiting in the pool's waitlist + 1 + queued before it in the pool), for many at once:
@@ -438,6 +441,14 @@ def _insert_many_once(
         for launch_id in launch_ids:
             _take_admission_lock(launch_id)
         with connection.cursor() as cursor:
+            # Sequence numbers in input order, taken under the lock like an insert's own.
+            cursor.execute(_NEXT_SEQUENCES.format(table=table), [len(candidates)])
+            numbers = sorted(n for (n,) in cursor.fetchall())
+            by_input = sorted(range(len(candidates)), key=lambda i: candidates[i].index)
+            sequence = [0] * len(candidates)
+            for i, n in zip(by_input, numbers, strict=True):
+                sequence[i] = n
+            params["sequence"] = sequence
             cursor.execute(_INSERT.format(table=table), params)
             sequences = dict((reference, sequence) for sequence, reference in cursor.fetchall())
         inserted = [c for c in candidates if c.reference in sequences]

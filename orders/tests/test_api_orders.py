@@ -12,6 +12,7 @@ from orders.services.allocation import launch_allocate
 from orders.tests.api_support import (
     ORDERS,
     assert_envelope,
+    cache_forget_this_run,
     order_body,
     partner_caller,
     partner_store,
@@ -31,6 +32,11 @@ ORDER_FIELDS = {
     "queue_position",
     "created_at",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_cache():
+    cache_forget_this_run()
 
 
 @pytest.fixture(autouse=True)
