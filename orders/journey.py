@@ -228,15 +228,15 @@ def _refusal_to_form(form: OrderForm, refused: AdmissionRefused) -> dict:
         )
         return {"existing_reference": reference}
     if refused.code == "idempotency_conflict":
-        # The same form was sent before with other details: hand out a fresh token.
+        # The same form was sent before with other details. Say so without naming that
+        # order (whoever holds this token need not own it) and hand out a fresh token.
         form.data = form.data.copy()
         form.data["token"] = new_form_token()
         form.add_error(
             None,
-            f"This form was already sent with different details (reference {reference}). "
-            "Please check your order below.",
+            "This form was already sent with different details. Please check your details and send it again.",
         )
-        return {"existing_reference": reference}
+        return {}
     if refused.code == "validation_error":
         for field, messages in (refused.details or {}).items():
             target = field if field in form.fields else None

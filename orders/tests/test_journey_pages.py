@@ -342,3 +342,19 @@ def test_status_page_greets_by_first_name_only(client, launch_with_stock, name, 
     ).order
     response = client.get(reverse("journey-order", kwargs={"reference": order.reference}))
     assert f"Hello {greeting}" in text(response)
+
+
+def test_one_form_token_reused_with_other_details_is_a_friendly_conflict(client, launch_with_stock):
+    launch, sku, store, _ = launch_with_stock(online_units=5, customers=2)
+    url = reverse("journey-order-place", kwargs={"slug": launch.slug})
+    token = "t" * 32
+    assert client.post(url, order_post(token=token)).status_code == 302
+    first = Order.objects.get()
+    response = client.post(url, order_post("D0000002", token=token))
+    assert response.status_code == 200
+    assert "This form was already sent with different details" in text(response)
+    assert first.reference not in response.content.decode()
+    fresh = re.search(r'name="token" value="([^"]+)"', response.content.decode()).group(1)
+    assert fresh != token
+    assert client.post(url, order_post("D0000002", token=fresh)).status_code == 302
+    assert Order.objects.count() == 2
