@@ -40,7 +40,8 @@ EMAIL_TASK_KWARGS = {
 def outbox_drain() -> dict:
     # Cleared at the start, not the end: a nudge arriving while this runs must queue
     # another drain, or rows written meanwhile could wait for beat.
-    cache.delete(outbox.NUDGE_KEY)
+    # A scheduled wake is spent once any drain runs: this one sees the same rows.
+    cache.delete_many([outbox.NUDGE_KEY, outbox.WAKE_KEY])
     result = outbox.outbox_drain()
     if outbox_drain.app.conf.task_always_eager:
         # Embedded mode runs tasks inline: chaining here would recurse. Beat's safety net

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.template.loader import get_template
 from django.urls import reverse
@@ -364,6 +364,34 @@ def _attempt_failed(message: Message, error: str) -> str:
     return status
 
 
+class _SentMarker:
+    """Marks accepted messages sent, one autocommit UPDATE each, the moment SMTP says 250.
+
+    On PostgreSQL the batch's connection skips waiting for the WAL flush
+    (synchronous_commit off, reset afterwards). A killed worker cannot lose a mark, since
+    PostgreSQL already has it; only a crash of PostgreSQL itself within a fraction of a
+    second could, and then those messages go again with the same Message-ID. The trade
+    saves one fsync per email, which would otherwise cost more than the send itself.
+    """
+
+    def __init__(self) -> None:
+        self.cursor = connection.cursor()
+        self.postgres = connection.vendor == "postgresql"
+        if self.postgres:
+            self.cursor.execute("SET synchronous_commit TO OFF")
+        self.sql = (
+            f"UPDATE {Message._meta.db_table} SET status = %s, sent_at = %s, claimed_at = NULL WHERE id = %s"  # noqa: S608 - table name from the model, values bound
+        )
+
+    def mark(self, pk: int) -> None:
+        self.cursor.execute(self.sql, [Message.Status.SENT, timezone.now(), pk])
+
+    def close(self) -> None:
+        if self.postgres:
+            self.cursor.execute("RESET synchronous_commit")
+        self.cursor.close()
+
+
 def outbox_send_batch(*, limit: int | None = None) -> BatchResult:
     """Claim one batch and send it over one SMTP connection.
 
@@ -393,14 +421,15 @@ def outbox_send_batch(*, limit: int | None = None) -> BatchResult:
     if not messages:
         return result
 
-    connection = get_connection()
+    smtp = get_connection()
     try:
-        connection.open()
+        smtp.open()
     except (OSError, smtplib.SMTPException) as exc:
         _release([m.pk for m in messages], error=f"SMTP connection: {exc}", delay=_backoff(1))
         raise OutboxConnectionError(str(exc)) from exc
 
     render_cache = RenderCache()
+    marker = _SentMarker()
     try:
         for index, message in enumerate(messages):
             if time.monotonic() - started > budget:
@@ -417,10 +446,10 @@ def outbox_send_batch(*, limit: int | None = None) -> BatchResult:
                 else:
                     result.retried += 1
                 continue
-            email.connection = connection
+            email.connection = smtp
             _pacer.wait()
             try:
-                connection.send_messages([email])
+                smtp.send_messages([email])
             except Exception as exc:
                 # smtplib's errors are OSErrors too; a refusal of this one message keeps
                 # the connection, a lost connection (or 421) ends the batch.
@@ -441,13 +470,12 @@ def outbox_send_batch(*, limit: int | None = None) -> BatchResult:
                     result.released += len(rest)
                     raise OutboxConnectionError(str(exc)) from exc
                 continue
-            Message.objects.filter(pk=message.pk).update(
-                status=Message.Status.SENT, sent_at=timezone.now(), claimed_at=None
-            )
+            marker.mark(message.pk)
             result.sent += 1
     finally:
+        marker.close()
         try:
-            connection.close()
+            smtp.close()
         except Exception:  # closing a broken connection must not hide the real error
             logger.debug("SMTP close failed", exc_info=True)
     return result

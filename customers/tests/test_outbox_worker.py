@@ -106,9 +106,9 @@ def test_smtp_refusing_for_a_while_leads_to_retries_then_full_delivery(
     start_mail_worker, smtp_sink, launch_with_sku
 ):
     launch, sku = launch_with_sku
-    messages = allocated_messages(launch=launch, sku=sku, n=40)
-    smtp_sink.refuse_until = time.monotonic() + 2.5
     worker = start_mail_worker()
+    smtp_sink.refuse_until = time.monotonic() + 2.5
+    messages = allocated_messages(launch=launch, sku=sku, n=40)
     outbox.outbox_nudge()
     assert wait_until(all_sent(40), 20), worker.log()[-3000:]
     assert smtp_sink.refused >= 40

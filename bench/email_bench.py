@@ -1,0 +1,310 @@
+"""Email throughput: the real outbox worker against a bare smtplib loop, in one run.
+
+    .venv/bin/python bench/email_bench.py [--messages 20000]
+
+On a separate database (launchday_bench_mail, created afresh and migrated) it writes a
+20,000-customer launch, starts an apology campaign to every registered customer without
+an order (20,000 outbox rows, each with a signed unsubscribe link), then times:
+
+1. one real Celery worker (one process, prefork, Redis broker) draining the outbox into a
+   local SMTP sink (aiosmtpd in its own process): rendering from templates, one SMTP
+   connection per batch, each message marked sent in PostgreSQL;
+2. a bare smtplib loop sending the same number of pre-built messages of the same size
+   over one connection to the same sink.
+
+It prints a table and returns a dict (run() -> dict) for bench/run.py. Bounded: every
+phase has a timeout and every process it starts is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+HOST = "127.0.0.1"
+PG = f"postgres://postgres@{HOST}:5432"
+DB_NAME = "launchday_bench_mail"
+REDIS_URL = f"redis://{HOST}:6379/6"
+QUEUE = "launchday-bench-mail"
+TIMEOUT = 600
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _env(port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN"):
+        env.pop(var, None)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DATABASE_URL": f"{PG}/{DB_NAME}",
+            "REDIS_URL": REDIS_URL,
+            "CACHE_KEY_PREFIX": "launchday-bench-mail",
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
+            "DEBUG": "0",
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": HOST,
+            "EMAIL_PORT": str(port),
+            "OUTBOX_DRAIN_ON_WORKER_START": "0",
+            "OUTBOX_DRAIN_SECONDS": "600",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+# --- the sink, in its own process --------------------------------------------------------
+
+
+def sink_main(port: int, report: str) -> None:
+    """Accept everything; on SIGTERM write how many messages and distinct Message-IDs came."""
+    import email.parser
+    import threading
+
+    from aiosmtpd.controller import Controller
+
+    ids: list[str] = []
+    parser = email.parser.BytesHeaderParser()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            ids.append(parser.parsebytes(envelope.content).get("Message-ID", ""))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname=HOST, port=port)
+    controller.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    controller.stop()
+    Path(report).write_text(json.dumps({"received": len(ids), "unique": len(set(ids))}))
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.port = _free_port()
+        handle, self.report = tempfile.mkstemp(prefix="mail-sink-", suffix=".json")
+        os.close(handle)
+        self.proc = subprocess.Popen([PYTHON, __file__, "--sink", str(self.port), self.report], cwd=ROOT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with smtplib.SMTP(HOST, self.port, timeout=2) as smtp:
+                    smtp.noop()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("SMTP sink did not start")
+
+    def stop(self) -> dict:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        return json.loads(Path(self.report).read_text())
+
+
+# --- phases ------------------------------------------------------------------------------
+
+SEED = """
+import time
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from customers.models import Campaign, Customer, Message, UpgradeRegistration
+from customers.services.campaigns import campaign_start
+from inventory.models import SKU, Product
+from orders.models import Launch
+n = {n}
+product = Product.objects.create(code="IP3G", name="iPhone 3G")
+sku = SKU.objects.create(code="IP3G-8-BLK", product=product, name="iPhone 3G 8GB black")
+launch = Launch.objects.create(slug="bench-mail", name="iPhone 3G", opens_at=timezone.now(),
+                               closes_at=timezone.now() + timezone.timedelta(days=7))
+launch.skus.set([sku])
+Customer.objects.bulk_create([Customer(account_number=f"B{{i:08d}}", name=f"Customer {{i}}",
+    email=f"b{{i:08d}}@example.com", postcode="SW1A 1AA") for i in range(n)], batch_size=5000)
+ids = list(Customer.objects.values_list("id", flat=True))
+UpgradeRegistration.objects.bulk_create([UpgradeRegistration(customer_id=c, launch=launch, preferred_sku=sku)
+    for c in ids], batch_size=5000)
+started = time.perf_counter()
+campaign = campaign_start(launch=launch, kind=Message.Kind.APOLOGY,
+                          audience=Campaign.Audience.REGISTERED_WITHOUT_ORDER)
+print("ENQUEUE", campaign.queued, time.perf_counter() - started)
+"""
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", sql], check=True, capture_output=True, timeout=60)
+
+
+def _prepare(n: int, env: dict[str, str]) -> tuple[int, float]:
+    _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    _psql(f"CREATE DATABASE {DB_NAME}")
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300
+    )
+    out = subprocess.run(
+        [PYTHON, "manage.py", "shell", "-c", SEED.format(n=n)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("ENQUEUE"))
+    _, queued, seconds = line.split()
+    return int(queued), float(seconds)
+
+
+def _count_sent() -> int:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM customers_message WHERE status = 'sent'").fetchone()[0]
+
+
+def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> float:
+    from celery import Celery
+
+    log = ROOT / "var" / "bench" / "email-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    app = Celery(broker=REDIS_URL)
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", QUEUE, "--concurrency", str(concurrency),
+             "--pool", "prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready." not in log.read_bytes():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"worker did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        started = time.perf_counter()
+        for _ in range(concurrency):
+            app.send_task("customers.tasks.outbox_drain", queue=QUEUE)
+        deadline = time.monotonic() + TIMEOUT
+        while _count_sent() < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not drain {n} in {TIMEOUT}s: {log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        return time.perf_counter() - started
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _sample_size(env: dict[str, str]) -> int:
+    """Bytes of one real campaign email, so the bare loop sends messages of the same size."""
+    code = (
+        "from customers.models import Message\n"
+        "from customers.services.outbox import message_email\n"
+        "print(len(message_email(message=Message.objects.select_related('customer','launch').first()).message().as_bytes()))"
+    )
+    out = subprocess.run(
+        [PYTHON, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def _bare_phase(n: int, port: int, size: int) -> float:
+    from email.message import EmailMessage
+
+    payloads = []
+    for i in range(n):
+        msg = EmailMessage()
+        msg["Subject"] = "We're sorry: iPhone 3G"
+        msg["From"] = "launch@launchday.example"
+        msg["To"] = f"b{i:08d}@example.com"
+        msg["Message-ID"] = f"<bare-{i}@launchday.example>"
+        msg.set_content("x" * max(size - 300, 100))
+        payloads.append((msg["To"], msg.as_bytes()))
+    started = time.perf_counter()
+    with smtplib.SMTP(HOST, port, timeout=30) as smtp:
+        for to, payload in payloads:
+            smtp.sendmail("launch@launchday.example", [to], payload)
+    return time.perf_counter() - started
+
+
+def run(n: int = 20_000, concurrency: int = 1) -> dict:
+    sink = Sink()
+    env = _env(sink.port)
+    try:
+        queued, enqueue_seconds = _prepare(n, env)
+        size = _sample_size(env)
+        worker_seconds = _worker_phase(queued, env, concurrency)
+        bare_seconds = _bare_phase(queued, sink.port, size)
+    finally:
+        counts = sink.stop()
+    worker_rate = queued / worker_seconds
+    bare_rate = queued / bare_seconds
+    result = {
+        "messages": queued,
+        "message_bytes": size,
+        "campaign_enqueue_per_s": round(queued / enqueue_seconds),
+        "worker_processes": concurrency,
+        "worker_emails_per_s": round(worker_rate),
+        "bare_smtplib_emails_per_s": round(bare_rate),
+        "ratio": round(worker_rate / bare_rate, 2),
+        "target_ratio": 0.5,
+        "sink_received": counts["received"],
+        "sink_unique_message_ids": counts["unique"],
+        "duplicates_from_worker": counts["received"] - counts["unique"],
+    }
+    _print(result)
+    return result
+
+
+def _print(r: dict) -> None:
+    rows = [
+        ("campaign enqueue (rows/s)", f"{r['campaign_enqueue_per_s']:,}"),
+        (f"outbox worker, {r['worker_processes']} process (emails/s)", f"{r['worker_emails_per_s']:,}"),
+        ("bare smtplib loop, one connection (emails/s)", f"{r['bare_smtplib_emails_per_s']:,}"),
+        ("worker / bare (target >= 0.5)", f"{r['ratio']:.2f}"),
+        (
+            "sink received / distinct Message-IDs",
+            f"{r['sink_received']:,} / {r['sink_unique_message_ids']:,}",
+        ),
+    ]
+    width = max(len(a) for a, _ in rows)
+    print(f"\nEmail bench: {r['messages']:,} messages of about {r['message_bytes']:,} bytes")
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value:>14}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--sink":
+        sink_main(int(sys.argv[2]), sys.argv[3])
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    run(n=args.messages, concurrency=args.concurrency)
