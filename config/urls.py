@@ -18,3 +18,7 @@ if settings.BENCH_FLOOR:
     from bench.floor import floor_view
 
     urlpatterns.append(path("bench/floor", floor_view))
+
+# JSON envelope for /api/ paths, Django's pages elsewhere.
+handler404 = "orders.api.errors.page_not_found"
+handler500 = "orders.api.errors.server_error"

@@ -7,6 +7,7 @@ that need a real service skip; REQUIRE_SERVICES=1 turns that fallback into an er
 
 import os
 import socket
+import time
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -57,6 +58,8 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locme
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_WORKER_EAGER", "1") != "0"
 # One test run (and the Celery workers it starts, which inherit the environment) shares
 # a cache prefix and a queue, so parallel runs on one Redis never see each other's work.
-TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", str(os.getpid()))
+# Unique per run: each run recreates the test database, so ids restart and a cached
+# eligibility entry from an earlier run would name a customer that no longer exists.
+TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", f"{os.getpid()}-{time.time_ns()}")
 CACHES["default"]["KEY_PREFIX"] = f"launchday-test-{TEST_RUN_ID}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"launchday-test-{TEST_RUN_ID}"
