@@ -31,6 +31,7 @@ from stores.models import Store
 ADMISSION_LOCK = 7301
 CATALOGUE_SECONDS = 5.0
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
+_REFERENCE_TABLE = bytes(ord(_REFERENCE_ALPHABET[i % 32]) for i in range(256))
 
 
 class AdmissionRefused(Exception):
@@ -127,8 +128,18 @@ def request_fingerprint(*, launch: str, customer: str, sku: str, fulfilment: str
     return hashlib.sha256(body).hexdigest()
 
 
+def references_new(count: int) -> list[str]:
+    """`count` fresh, unguessable order references: LD + 10 of 32 letters.
+
+    One read of the OS's random source for the lot: 256 is a multiple of 32, so mapping
+    each byte onto the alphabet keeps every letter equally likely.
+    """
+    raw = secrets.token_bytes(10 * count).translate(_REFERENCE_TABLE).decode("ascii")
+    return ["LD" + raw[i : i + 10] for i in range(0, 10 * count, 10)]
+
+
 def new_reference() -> str:
-    return "LD" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(10))
+    return references_new(1)[0]
 
 
 def _replay(*, scope: str, key: str, fingerprint: str) -> Admission | None:
@@ -184,45 +195,12 @@ def order_admit(
         if replay is not None:
             return replay
     now = now or timezone.now()
-    if not (cat.opens_at <= now < cat.closes_at):
-        raise AdmissionRefused(
-            "launch_not_open",
-            "The launch window is not open.",
-            details={"opens_at": cat.opens_at.isoformat(), "closes_at": cat.closes_at.isoformat()},
-        )
-    sku_id = cat.sku_ids.get(sku)
-    if sku_id is None:
-        raise AdmissionRefused(
-            "unknown_sku", f"{sku!r} is not part of this launch.", details={"sku": sorted(cat.sku_ids)}
-        )
-    if fulfilment == Order.Fulfilment.COLLECT:
-        info = store_info(code=store) if store else None
-        if info is None:
-            raise AdmissionRefused(
-                "validation_error",
-                "Collect orders need a store.",
-                details={
-                    "store": ["Name an open store to collect from." if not store else f"No store {store!r}."]
-                },
-            )
-        if partner_id is not None and info.partner_id != partner_id:
-            raise AdmissionRefused(
-                "permission_denied", "Your customers can collect only from your own stores."
-            )
-        store_id, pool_id = info.id, info.location_id
-    elif fulfilment == Order.Fulfilment.DELIVERY:
-        store_id, pool_id = None, cat.online_pool_id
-    else:
-        raise AdmissionRefused(
-            "validation_error",
-            "Fulfilment must be delivery or collect.",
-            details={"fulfilment": ['Choose "delivery" or "collect".']},
-        )
+    sku_id, store_id, pool_id = order_route(
+        cat=cat, sku=sku, fulfilment=fulfilment, store=store, partner_id=partner_id, now=now
+    )
     customer_id = eligible_customer_id(launch_id=cat.id, account_number=customer)
     if customer_id is None:
-        raise AdmissionRefused(
-            "not_eligible", "This customer is unknown or not registered for this launch's upgrade."
-        )
+        raise refused_not_eligible()
 
     for slot in range(1, cat.per_customer_limit + 1):
         order = Order(
@@ -257,10 +235,62 @@ def order_admit(
             if not Order.objects.filter(launch_id=cat.id, customer_id=customer_id, slot=slot).exists():
                 raise  # not a race we understand: let it surface
     existing = Order.objects.filter(launch_id=cat.id, customer_id=customer_id).order_by("slot").first()
+    raise refused_already_ordered(existing.reference if existing else None)
+
+
+def order_route(
+    *, cat: LaunchCatalogue, sku: str, fulfilment: str, store: str | None, partner_id: int | None, now
+) -> tuple[int, int | None, int]:
+    """Check an order's window, SKU and fulfilment; return (sku_id, store_id, pool_id).
+
+    The rules every channel shares, single or bulk; raises AdmissionRefused.
+    """
+    if not (cat.opens_at <= now < cat.closes_at):
+        raise AdmissionRefused(
+            "launch_not_open",
+            "The launch window is not open.",
+            details={"opens_at": cat.opens_at.isoformat(), "closes_at": cat.closes_at.isoformat()},
+        )
+    sku_id = cat.sku_ids.get(sku)
+    if sku_id is None:
+        raise AdmissionRefused(
+            "unknown_sku", f"{sku!r} is not part of this launch.", details={"sku": sorted(cat.sku_ids)}
+        )
+    if fulfilment == Order.Fulfilment.COLLECT:
+        info = store_info(code=store) if store else None
+        if info is None:
+            raise AdmissionRefused(
+                "validation_error",
+                "Collect orders need a store.",
+                details={
+                    "store": ["Name an open store to collect from." if not store else f"No store {store!r}."]
+                },
+            )
+        if partner_id is not None and info.partner_id != partner_id:
+            raise AdmissionRefused(
+                "permission_denied", "Your customers can collect only from your own stores."
+            )
+        return sku_id, info.id, info.location_id
+    if fulfilment == Order.Fulfilment.DELIVERY:
+        return sku_id, None, cat.online_pool_id
     raise AdmissionRefused(
+        "validation_error",
+        "Fulfilment must be delivery or collect.",
+        details={"fulfilment": ['Choose "delivery" or "collect".']},
+    )
+
+
+def refused_not_eligible() -> AdmissionRefused:
+    return AdmissionRefused(
+        "not_eligible", "This customer is unknown or not registered for this launch's upgrade."
+    )
+
+
+def refused_already_ordered(reference: str | None) -> AdmissionRefused:
+    return AdmissionRefused(
         "already_ordered",
         "This customer already has an order in this launch.",
-        details={"reference": existing.reference if existing else None},
+        details={"reference": reference},
     )
 
 

@@ -22,7 +22,6 @@ On SQLite (the embedded demo), and for launches that allow a customer more than 
 order (slots), items go through order_admit one by one instead.
 """
 
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,16 +41,17 @@ from orders.services.admission import (
     allocation_nudge,
     launch_catalogue,
     order_admit,
+    order_route,
+    references_new,
+    refused_already_ordered,
+    refused_not_eligible,
     request_fingerprint,
-    store_info,
 )
 from orders.services.positions import order_queue_position
 
 MAX_BULK_ITEMS = 1000
 _MAX_LENGTH = {"launch": 64, "customer": 16, "sku": 32, "store": 16}
 _FULFILMENTS = (Order.Fulfilment.DELIVERY.value, Order.Fulfilment.COLLECT.value)
-_REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # admission's: 32 letters, no 0/O 1/I
-_REFERENCE_TABLE = bytes(ord(_REFERENCE_ALPHABET[i % 32]) for i in range(256))
 _DEADLOCK_RETRIES = 3
 
 
@@ -216,62 +216,23 @@ def _cache_get_many(keys: list[str]) -> dict:
     return {key: loads(value) for key, value in zip(keys, values, strict=True) if value is not None}
 
 
-def references_new(count: int) -> list[str]:
-    """`count` fresh order references in admission's format (LD + 10 of 32 letters).
-
-    One call to the OS's random source for the lot: 256 is a multiple of 32, so mapping
-    each byte onto the alphabet keeps every letter equally likely.
-    """
-    raw = secrets.token_bytes(10 * count).translate(_REFERENCE_TABLE).decode("ascii")
-    return ["LD" + raw[i : i + 10] for i in range(0, 10 * count, 10)]
-
-
 def _check(request: OrderRequest, *, partner_id: int | None, now) -> _Candidate | AdmissionRefused:
-    """order_admit's rules up to eligibility, in its order and with its messages."""
+    """order_admit's rules up to eligibility (the same function), as a value not a raise."""
     cat = launch_catalogue(slug=request.launch)
     if cat is None:
         return AdmissionRefused("not_found", f"There is no launch called {request.launch!r}.")
-    if not (cat.opens_at <= now < cat.closes_at):
-        return AdmissionRefused(
-            "launch_not_open",
-            "The launch window is not open.",
-            details={"opens_at": cat.opens_at.isoformat(), "closes_at": cat.closes_at.isoformat()},
+    try:
+        sku_id, store_id, pool_id = order_route(
+            cat=cat,
+            sku=request.sku,
+            fulfilment=request.fulfilment,
+            store=request.store,
+            partner_id=partner_id,
+            now=now,
         )
-    sku_id = cat.sku_ids.get(request.sku)
-    if sku_id is None:
-        return AdmissionRefused(
-            "unknown_sku",
-            f"{request.sku!r} is not part of this launch.",
-            details={"sku": sorted(cat.sku_ids)},
-        )
-    if request.fulfilment == Order.Fulfilment.COLLECT:
-        info = store_info(code=request.store)
-        if info is None:
-            return AdmissionRefused(
-                "validation_error",
-                "Collect orders need a store.",
-                details={"store": [f"No store {request.store!r}."]},
-            )
-        if partner_id is not None and info.partner_id != partner_id:
-            return AdmissionRefused(
-                "permission_denied", "Your customers can collect only from your own stores."
-            )
-        return _Candidate(0, request, cat, sku_id, info.id, info.location_id)
-    return _Candidate(0, request, cat, sku_id, None, cat.online_pool_id)
-
-
-def _not_eligible() -> AdmissionRefused:
-    return AdmissionRefused(
-        "not_eligible", "This customer is unknown or not registered for this launch's upgrade."
-    )
-
-
-def _already(reference: str | None) -> AdmissionRefused:
-    return AdmissionRefused(
-        "already_ordered",
-        "This customer already has an order in this launch.",
-        details={"reference": reference},
-    )
+    except AdmissionRefused as refused:
+        return refused
+    return _Candidate(0, request, cat, sku_id, store_id, pool_id)
 
 
 def _admitted(c: _Candidate, *, reference: str, channel: str, position: int | None, now) -> AdmittedOrder:
@@ -333,7 +294,7 @@ def orders_admit_bulk(*, items: list, channel: str, partner_id: int | None, now=
         for c in group:
             customer_id = ids.get(c.request.customer)
             if customer_id is None:
-                outcomes[c.index] = BulkOutcome(c.index, refusal=_not_eligible())
+                outcomes[c.index] = BulkOutcome(c.index, refusal=refused_not_eligible())
             else:
                 c.customer_id = customer_id
                 eligible.append(c)
@@ -365,7 +326,7 @@ def orders_admit_bulk(*, items: list, channel: str, partner_id: int | None, now=
             reference = led.refusal.details.get("reference")
         else:
             reference = None
-        outcomes[c.index] = BulkOutcome(c.index, refusal=_already(reference))
+        outcomes[c.index] = BulkOutcome(c.index, refusal=refused_already_ordered(reference))
     return outcomes  # type: ignore[return-value]  # every slot is filled above
 
 
@@ -523,5 +484,5 @@ def _insert_many_once(
         if reference is None:
             retry.append(c)
         else:
-            outcomes[c.index] = BulkOutcome(c.index, refusal=_already(reference))
+            outcomes[c.index] = BulkOutcome(c.index, refusal=refused_already_ordered(reference))
     return retry
