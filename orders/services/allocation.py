@@ -62,8 +62,35 @@ def launch_allocate(*, launch_id: int, batch_size: int | None = None) -> Allocat
                 launch_id=launch_id, watermark=watermark, batch_size=batch_size, result=result
             )
         if not moved:
-            return result
+            break
         result.batches += 1
+    if result.waitlisted:
+        _apologise_if_sold_out(launch_id=launch_id)
+    return result
+
+
+def _apologise_if_sold_out(*, launch_id: int) -> None:
+    """Orders had to wait: if the online pool is empty for every SKU, the launch has sold
+    out online, and head office may have asked for the apology to start by itself.
+
+    The campaign is written in the allocator's lock and transaction, so it is as durable
+    as the sell-out it reports; starting it again adds nobody twice.
+    """
+    launch = Launch.objects.get(pk=launch_id)
+    if not launch.auto_apology:
+        return
+    from customers.services.campaigns import launch_sold_out_notify
+    from inventory.selectors import location_online_pool
+
+    with transaction.atomic():
+        _lock(ALLOCATOR_LOCK, launch_id)
+        online = location_online_pool()
+        left = sum(
+            max(stock.on_hand - stock.reserved, 0)
+            for stock in Stock.objects.filter(location=online, sku__in=launch.skus.all())
+        )
+        if left == 0:
+            launch_sold_out_notify(launch=launch)
 
 
 def _allocate_batch(*, launch_id: int, watermark: int, batch_size: int, result: AllocationResult) -> int:

@@ -96,3 +96,29 @@ def test_replay_with_same_key_returns_the_original_and_a_different_body_conflict
         admit("D0000002", idempotency_key="k-1", idempotency_scope="partner:1")
     assert refused.value.code == "idempotency_conflict"
     assert Order.objects.count() == 1
+
+
+def test_selling_out_online_starts_the_apology_when_head_office_asked_for_it(launch_with_stock):
+    from customers.models import Campaign, Message
+
+    launch, *_ = launch_with_stock(online_units=1, customers=3)
+    launch.auto_apology = True
+    launch.save()
+    for account in ("D0000001", "D0000002", "D0000003"):
+        admit(account)
+    launch_allocate(launch_id=launch.pk)
+    assert Campaign.objects.filter(launch=launch, audience=Campaign.Audience.WAITLISTED).exists()
+    apologies = Message.objects.filter(launch=launch, kind=Message.Kind.APOLOGY)
+    assert sorted(apologies.values_list("customer__account_number", flat=True)) == ["D0000002", "D0000003"]
+    launch_allocate(launch_id=launch.pk)  # a later run adds nobody twice
+    assert apologies.count() == 2
+
+
+def test_selling_out_sends_no_apology_unless_switched_on(launch_with_stock):
+    from customers.models import Message
+
+    launch, *_ = launch_with_stock(online_units=1, customers=2)
+    admit("D0000001")
+    admit("D0000002")
+    launch_allocate(launch_id=launch.pk)
+    assert not Message.objects.filter(kind=Message.Kind.APOLOGY).exists()
