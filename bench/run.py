@@ -1036,7 +1036,7 @@ def main() -> int:
     # Two per worker keeps every sync worker busy (one request in hand, one waiting)
     # without queueing so long that the shedder's queue-time limit refuses the unloaded run.
     args.connections = args.connections or args.workers * 2
-    customers_total = args.customers or (120_000 if args.quick else 600_000)
+    customers_total = args.customers or (120_000 if args.quick else 400_000)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -1064,6 +1064,7 @@ def main() -> int:
         call_command("migrate", verbosity=0, interactive=False)
         log(f"migrated; seeding {customers_total:,} customers")
         seeded = seed(customers=customers_total, online_units=20_000)
+        log("seeded; warming the eligibility cache")
         warmed = eligibility_warm(seeded["launch_id"])
         log(
             f"seeded and warmed the eligibility cache ({warmed:,} customers) in {time.monotonic() - started:.0f}s"
