@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/email_bench.py [--messages 20000]
 
-On a separate database (launchday_bench_mail, created afresh and migrated) it writes a
+On a separate database (launchday_bench_mail_<pid>, created, migrated, dropped after) it writes a
 20,000-customer launch, starts an apology campaign to every registered customer without
 an order (20,000 outbox rows, each with a signed unsubscribe link), then times:
 
@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 HOST = "127.0.0.1"
 PG = f"postgres://postgres@{HOST}:5432"
-DB_NAME = "launchday_bench_mail"
+# Per run, so two runs at once (make bench and a standalone run) never share anything.
+DB_NAME = f"launchday_bench_mail_{os.getpid()}"
 REDIS_URL = f"redis://{HOST}:6379/6"
-QUEUE = "launchday-bench-mail"
+QUEUE = f"launchday-bench-mail-{os.getpid()}"
 TIMEOUT = 600
 
 
@@ -55,7 +56,7 @@ def _env(port: int) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": "config.settings.base",
             "DATABASE_URL": f"{PG}/{DB_NAME}",
             "REDIS_URL": REDIS_URL,
-            "CACHE_KEY_PREFIX": "launchday-bench-mail",
+            "CACHE_KEY_PREFIX": QUEUE,
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
             "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
@@ -263,6 +264,7 @@ def run(n: int = 20_000, concurrency: int = 1) -> dict:
         bare_seconds = _bare_phase(queued, sink.port, size)
     finally:
         counts = sink.stop()
+        _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     worker_rate = queued / worker_seconds
     bare_rate = queued / bare_seconds
     result = {
