@@ -245,8 +245,8 @@ def _bare_phase(n: int, port: int, size: int) -> float:
         msg["From"] = "launch@launchday.example"
         msg["To"] = f"b{i:08d}@example.com"
         msg["Message-ID"] = f"<bare-{i}@launchday.example>"
-        msg.set_content("x" * max(size - 300, 100))
-        payloads.append((msg["To"], msg.as_bytes()))
+        msg.set_content(("x" * 75 + "\n") * max((size - 300) // 76, 2))
+        payloads.append((msg["To"], msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))))
     started = time.perf_counter()
     with smtplib.SMTP(HOST, port, timeout=30) as smtp:
         for to, payload in payloads:
