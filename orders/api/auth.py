@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from stores.models import PartnerAPIKey
@@ -101,6 +102,21 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when the key is missing or wrong.
         return "Api-Key"
+
+
+class PartnerKeyScheme(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI schema how partners authenticate (registered by subclassing)."""
+
+    target_class = PartnerKeyAuthentication
+    name = "PartnerApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'The partner\'s key as "Api-Key <key>".',
+        }
 
 
 class HasOrdersScope(permissions.BasePermission):
