@@ -12,6 +12,7 @@ rolled back) order, so the allocator never serves a later order while an earlier
 still being written.
 """
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -165,6 +166,36 @@ def _take_admission_lock(launch_id: int) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [ADMISSION_LOCK, launch_id])
 
 
+def _insert_under_admission_lock(order: Order) -> None:
+    """Insert one order while holding the launch's admission lock shared.
+
+    On PostgreSQL outside a transaction this is ONE statement (its own transaction, so
+    the lock is taken before the sequence is drawn and released at its commit): one
+    round trip instead of BEGIN, lock, INSERT, COMMIT. Inside a caller's transaction it
+    runs in a savepoint so a unique-constraint refusal leaves that transaction usable.
+    """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            order.save(force_insert=True)
+        return
+    fields = [f for f in Order._meta.concrete_fields if not f.primary_key]
+    # Table and column names come from the model, never from input.
+    sql = (
+        "WITH admission_lock AS (SELECT pg_advisory_xact_lock_shared(%s, %s)) "  # noqa: S608
+        f"INSERT INTO {Order._meta.db_table} ({', '.join(f.column for f in fields)}) "
+        f"SELECT {', '.join(['%s'] * len(fields))} FROM admission_lock RETURNING sequence"
+    )
+    params = [ADMISSION_LOCK, order.launch_id] + [
+        f.get_db_prep_save(f.pre_save(order, add=True), connection) for f in fields
+    ]
+    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        order.sequence = cursor.fetchone()[0]
+    order._state.adding = False
+    order._state.db = "default"
+
+
 def order_admit(
     *,
     launch: str,
@@ -220,10 +251,8 @@ def order_admit(
             created_at=now,
         )
         try:
-            with transaction.atomic():
-                _take_admission_lock(cat.id)
-                order.save(force_insert=True)
-                transaction.on_commit(partial(allocation_nudge, launch_id=cat.id))
+            _insert_under_admission_lock(order)
+            transaction.on_commit(partial(allocation_nudge, launch_id=cat.id))
             return Admission(order=order)
         except IntegrityError:
             # Another request won a race: the same Idempotency-Key (replay or conflict), or
@@ -294,17 +323,27 @@ def refused_already_ordered(reference: str | None) -> AdmissionRefused:
     )
 
 
+_last_nudge: dict[int, float] = {}
+NUDGE_INTERVAL = 0.2
+
+
 def allocation_nudge(*, launch_id: int) -> None:
     """Ask for an allocator run soon. Coalesced: a burst of admissions makes one task.
 
-    The flag lives in the cache for a second; the beat safety net runs the allocator every
-    second anyway, so a lost nudge only delays allocation, never loses an order.
+    First within this process (at most one nudge per launch every NUDGE_INTERVAL, no
+    network), then across processes through a one-second flag in the shared cache. The
+    beat safety net runs the allocator every second anyway, so a skipped or lost nudge
+    only delays allocation, never loses an order.
     """
     from orders.tasks import allocate_launch
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
         allocate_launch.delay(launch_id)
         return
+    now = time.monotonic()
+    if now - _last_nudge.get(launch_id, 0.0) < NUDGE_INTERVAL:
+        return
+    _last_nudge[launch_id] = now
     from django.core.cache import cache
 
     if cache.add(f"allocation-pending:{launch_id}", 1, timeout=1):
