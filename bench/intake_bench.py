@@ -96,13 +96,7 @@ def run() -> dict:
 
 def _print(f: dict) -> None:
     print(f"intake bench: {f['units']:,} units, {f['stores']} stores, {f['orders_waiting']:,} orders waiting")
-    for key in (
-        "setup_seconds",
-        "intake_seconds",
-        "store_receipts_seconds",
-        "end_to_end_seconds",
-        "reconcile_seconds",
-    ):
+    for key in [k for k in f if k.endswith("_seconds")]:
         print(f"  {key:28s} {f[key]:8.2f}")
     print(f"  online orders served by intake   {f['allocated_by_intake']:,}")
     print(f"  collect orders served at stores  {f['allocated_at_stores']:,}")
@@ -214,8 +208,16 @@ def child() -> dict:
     setup = time.perf_counter() - t0
     launch, delivery = world["launch"], world["delivery"]
 
+    steps: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def on_step(name: str) -> None:
+        now = time.perf_counter()
+        steps[f"intake_{name}_seconds"] = round(now - mark[0], 2)
+        mark[0] = now
+
     t1 = time.perf_counter()
-    result = delivery_intake(delivery_id=delivery.pk)
+    result = delivery_intake(delivery_id=delivery.pk, on_step=on_step)
     intake = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -227,6 +229,7 @@ def child() -> dict:
     locations = {loc.pk: loc for loc in Location.objects.filter(pk__in=in_transit)}
     for location_id, received in in_transit.items():
         store_delivery_receive(delivery_id=delivery.pk, location=locations[location_id], received=received)
+    confirmations = time.perf_counter() - t2
     served_at_stores = launch_allocate(launch_id=launch.pk).allocated
     receipts = time.perf_counter() - t2
 
@@ -241,7 +244,10 @@ def child() -> dict:
         "orders_waiting": ORDERS,
         "setup_seconds": round(setup, 2),
         "intake_seconds": round(intake, 2),
+        **steps,
         "store_receipts_seconds": round(receipts, 2),
+        "store_confirmations_seconds": round(confirmations, 2),
+        "store_allocation_seconds": round(receipts - confirmations, 2),
         "end_to_end_seconds": round(intake + receipts, 2),
         "reconcile_seconds": round(reconcile, 2),
         "allocated_by_intake": result.allocated,
