@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from config.cache import shared_redis
 from customers.models import Customer, UpgradeRegistration
 
 UPGRADABLE = (Customer.ContractStatus.ACTIVE, Customer.ContractStatus.UPGRADE_DUE)
@@ -32,7 +33,13 @@ def _eligibility_key(launch_id: int, account_number: str) -> str:
 def eligible_customer_id(*, launch_id: int, account_number: str) -> int | None:
     """The customer's id if registered for this launch and allowed to upgrade, else None."""
     key = _eligibility_key(launch_id, account_number)
-    cached = cache.get(key)
+    client = shared_redis()
+    if client is not None:
+        # Django stores ints as plain numbers, so a raw GET reads what cache.set wrote.
+        raw = client.get(cache.make_key(key))
+        cached = None if raw is None else int(raw)
+    else:
+        cached = cache.get(key)
     if cached is None:
         cached = (
             UpgradeRegistration.objects.filter(

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from config.cache import shared_redis
+
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -30,10 +32,10 @@ def parse_rate(rate: str | None) -> tuple[int, int] | None:
 
 def _count(key: str, ttl: int) -> int:
     """Add one to a counter that expires ttl seconds after its first use; return it."""
-    backend = getattr(cache, "_cache", None)
-    if backend is not None and hasattr(backend, "get_client"):  # django RedisCache
-        full_key = cache.make_and_validate_key(key)
-        pipe = backend.get_client(full_key, write=True).pipeline(transaction=False)
+    client = shared_redis()
+    if client is not None:  # django RedisCache
+        full_key = cache.make_key(key)
+        pipe = client.pipeline(transaction=False)
         pipe.set(full_key, 0, ex=ttl, nx=True)
         pipe.incr(full_key)
         return int(pipe.execute()[1])

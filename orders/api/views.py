@@ -239,7 +239,9 @@ class OrderCollectionView(PartnerAPIView):
             idempotency_scope=caller.idempotency_scope,
         )
         order = admission.order
-        position = order_queue_position(order=order).position
+        position = getattr(order, "admitted_position", None)
+        if position is None:  # a replay, or the embedded database: read it now
+            position = order_queue_position(order=order).position
         if admission.replayed:  # loaded with its relations: answer its current state
             data = order_json(order, queue_position=position)
         else:  # fresh: the request's codes are the row's, no query needed

@@ -166,6 +166,18 @@ def _take_admission_lock(launch_id: int) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [ADMISSION_LOCK, launch_id])
 
 
+# A fresh order is queued, so its place is behind its pool's whole waitlist and the
+# queued orders before it (as orders.services.positions computes it), read in the
+# insert's own statement to save a round trip.
+_QUEUED_POSITION = (
+    "COALESCE((SELECT ps.waiting FROM orders_poolstate ps WHERE ps.launch_id = orders_order.launch_id "
+    "AND ps.sku_id = orders_order.sku_id AND ps.pool_id = orders_order.pool_id), 0) + 1 + "
+    "(SELECT count(*) FROM orders_order q WHERE q.launch_id = orders_order.launch_id "
+    "AND q.status = 'queued' AND q.sku_id = orders_order.sku_id AND q.pool_id = orders_order.pool_id "
+    "AND q.sequence < orders_order.sequence)"
+)
+
+
 def _insert_under_admission_lock(order: Order) -> None:
     """Insert one order while holding the launch's admission lock shared.
 
@@ -183,7 +195,8 @@ def _insert_under_admission_lock(order: Order) -> None:
     sql = (
         "WITH admission_lock AS (SELECT pg_advisory_xact_lock_shared(%s, %s)) "  # noqa: S608
         f"INSERT INTO {Order._meta.db_table} ({', '.join(f.column for f in fields)}) "
-        f"SELECT {', '.join(['%s'] * len(fields))} FROM admission_lock RETURNING sequence"
+        f"SELECT {', '.join(['%s'] * len(fields))} FROM admission_lock "
+        f"RETURNING sequence, {_QUEUED_POSITION}"
     )
     params = [ADMISSION_LOCK, order.launch_id] + [
         f.get_db_prep_save(f.pre_save(order, add=True), connection) for f in fields
@@ -191,7 +204,7 @@ def _insert_under_admission_lock(order: Order) -> None:
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     with savepoint, connection.cursor() as cursor:
         cursor.execute(sql, params)
-        order.sequence = cursor.fetchone()[0]
+        order.sequence, order.admitted_position = cursor.fetchone()
     order._state.adding = False
     order._state.db = "default"
 

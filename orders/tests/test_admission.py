@@ -122,3 +122,14 @@ def test_selling_out_sends_no_apology_unless_switched_on(launch_with_stock):
     admit("D0000002")
     launch_allocate(launch_id=launch.pk)
     assert not Message.objects.filter(kind=Message.Kind.APOLOGY).exists()
+
+
+def test_position_read_with_the_insert_matches_the_position_read_later(launch_with_stock):
+    launch, *_ = launch_with_stock(online_units=1, customers=4)
+    admit("D0000001")
+    admit("D0000002")
+    launch_allocate(launch_id=launch.pk)  # one allocated, one waitlisted (#1)
+    third = admit("D0000003").order
+    fourth = admit("D0000004", fulfilment="collect", store="S001").order
+    assert third.admitted_position == order_queue_position(order=third).position == 2
+    assert fourth.admitted_position == order_queue_position(order=fourth).position == 1
