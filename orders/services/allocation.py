@@ -94,174 +94,267 @@ def _apologise_if_sold_out(*, launch_id: int) -> None:
 
 
 def _allocate_batch(*, launch_id: int, watermark: int, batch_size: int, result: AllocationResult) -> int:
-    """One batch. Precondition: the allocator lock for this launch is held."""
+    """One batch. Precondition: the allocator lock for this launch is held.
+
+    Decisions are made in Python over plain tuples; every write is one set-based
+    statement per table, whatever the number of orders or pools in the batch.
+    """
     launch = Launch.objects.only("collect_hold_days").get(pk=launch_id)
     now = timezone.now()
     queued = list(
         Order.objects.filter(launch_id=launch_id, status=Order.Status.QUEUED, sequence__lte=watermark)
         .order_by("sequence")
-        .values_list("sequence", "sku_id", "pool_id", "fulfilment")[:batch_size]
+        .values_list("sequence", "sku_id", "pool_id")[:batch_size]
     )
-    states = {(s.sku_id, s.pool_id): s for s in PoolState.objects.filter(launch_id=launch_id)}
-    pools = {(sku, pool) for _, sku, pool, _ in queued} | {k for k, s in states.items() if s.waiting > 0}
+    # (sku, pool) -> [waitlisted_total, served_through, waiting]; `known` are stored rows.
+    states = {
+        (sku, pool): [total, served, waiting]
+        for sku, pool, total, served, waiting in PoolState.objects.filter(launch_id=launch_id).values_list(
+            "sku_id", "pool_id", "waitlisted_total", "served_through", "waiting"
+        )
+    }
+    pools = {(sku, pool) for _, sku, pool in queued} | {k for k, s in states.items() if s[2] > 0}
     if not pools:
         return 0
     stock = stock_rows_for_update(pairs=[(pool, sku) for sku, pool in pools])
-    available = {(sku, pool): stock[(pool, sku)].on_hand - stock[(pool, sku)].reserved for sku, pool in pools}
+    available = {}
+    for sku, pool in pools:
+        row = stock[(pool, sku)]
+        available[(sku, pool)] = row.on_hand - row.reserved
 
-    allocated: list[tuple[int, str]] = []  # (sequence, fulfilment)
-    waitlisted: list[tuple[int, int, int]] = []  # (sequence, wait_number, position)
-    served = defaultdict(int)
+    # Each change: (sequence, wait_number or None, position or None); position None = allocated.
+    changes: list[tuple[int, int | None, int | None]] = []
+    served: dict[tuple[int, int], int] = defaultdict(int)
+    changed: set[tuple[int, int]] = set()
 
     # Waitlists first: they are older than anything still queued in the same pool.
-    for key, state in states.items():
-        if state.waiting > 0 and available.get(key, 0) > 0:
-            sku_id, pool_id = key
-            rows = list(
-                Order.objects.filter(
-                    launch_id=launch_id, sku_id=sku_id, pool_id=pool_id, status=Order.Status.WAITLISTED
-                )
-                .order_by("wait_number")
-                .values_list("sequence", "fulfilment", "wait_number")[: available[key]]
-            )
-            for sequence, fulfilment, wait_number in rows:
-                allocated.append((sequence, fulfilment))
-                state.served_through = max(state.served_through, wait_number)
-            state.waiting -= len(rows)
-            available[key] -= len(rows)
-            served[key] += len(rows)
+    wanted = {k: available[k] for k, s in states.items() if s[2] > 0 and available.get(k, 0) > 0}
+    for sequence, sku_id, pool_id, wait_number in _waitlist_heads(launch_id=launch_id, wanted=wanted):
+        key = (sku_id, pool_id)
+        state = states[key]
+        changes.append((sequence, None, None))
+        if wait_number > state[1]:
+            state[1] = wait_number
+        state[2] -= 1
+        available[key] -= 1
+        served[key] += 1
+        changed.add(key)
 
-    for sequence, sku_id, pool_id, fulfilment in queued:
+    allocated = len(changes)
+    for sequence, sku_id, pool_id in queued:
         key = (sku_id, pool_id)
         state = states.get(key)
         if state is None:
-            state = states[key] = PoolState(launch_id=launch_id, sku_id=sku_id, pool_id=pool_id)
-        if available[key] > 0 and state.waiting == 0:
+            state = states[key] = [0, 0, 0]
+        changed.add(key)
+        if state[2] == 0 and available[key] > 0:
             available[key] -= 1
             served[key] += 1
-            allocated.append((sequence, fulfilment))
+            changes.append((sequence, None, None))
+            allocated += 1
         else:
-            state.waitlisted_total += 1
-            state.waiting += 1
-            waitlisted.append((sequence, state.waitlisted_total, state.waiting))
+            state[0] += 1
+            state[2] += 1
+            changes.append((sequence, state[0], state[2]))
 
-    if not allocated and not waitlisted:
+    if not changes:
         return 0
-    _write_orders(launch=launch, now=now, allocated=allocated, waitlisted=waitlisted)
+    _write_orders_and_messages(launch=launch, now=now, changes=changes)
     _write_stock(launch_id=launch_id, served=served)
-    PoolState.objects.bulk_create([s for s in states.values() if s.pk is None])
-    PoolState.objects.bulk_update(
-        [s for s in states.values() if s.pk is not None], ["waitlisted_total", "served_through", "waiting"]
-    )
-    _write_messages(launch_id=launch_id, allocated=allocated, waitlisted=waitlisted)
-    result.allocated += len(allocated)
-    result.waitlisted += len(waitlisted)
-    return len(allocated) + len(waitlisted)
+    _write_pool_states(launch_id=launch_id, states={k: states[k] for k in changed})
+    _nudge_outbox()
+    result.allocated += allocated
+    result.waitlisted += len(changes) - allocated
+    return len(changes)
 
 
-def _write_orders(*, launch: Launch, now, allocated, waitlisted) -> None:
+def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> list[tuple[int, int, int, int]]:
+    """The first `n` waitlisted orders of each (sku, pool) in `wanted`, by wait number.
+
+    On PostgreSQL one statement for every pool (a LATERAL top-n per pool, each an index
+    range scan of order_waitlisted), not one query per pool.
+    """
+    if not wanted:
+        return []
+    if connection.vendor == "postgresql":
+        keys = list(wanted)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT w.sequence, p.sku_id, p.pool_id, w.wait_number "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS p(sku_id, pool_id, n) "
+                "CROSS JOIN LATERAL (SELECT o.sequence, o.wait_number FROM orders_order o "
+                "  WHERE o.launch_id = %s AND o.sku_id = p.sku_id AND o.pool_id = p.pool_id "
+                "  AND o.status = 'waitlisted' ORDER BY o.wait_number LIMIT p.n) AS w",
+                [[k[0] for k in keys], [k[1] for k in keys], [wanted[k] for k in keys], launch_id],
+            )
+            return cursor.fetchall()
+    rows = []
+    for (sku_id, pool_id), n in wanted.items():
+        rows += [
+            (sequence, sku_id, pool_id, wait_number)
+            for sequence, wait_number in Order.objects.filter(
+                launch_id=launch_id, sku_id=sku_id, pool_id=pool_id, status=Order.Status.WAITLISTED
+            )
+            .order_by("wait_number")
+            .values_list("sequence", "wait_number")[:n]
+        ]
+    return rows
+
+
+# One statement for every order of a batch and its outbox row: the UPDATE returns what the
+# message needs (reference, customer), so the INSERT reads no order row again. An allocated
+# order keeps the wait number it had (positions count from served_through).
+_ORDERS_AND_MESSAGES_SQL = """
+WITH v AS (
+  SELECT * FROM unnest(%(seq)s::bigint[], %(wait)s::int[], %(pos)s::int[]) AS v(sequence, wait_number, position)
+), u AS (
+  UPDATE orders_order o SET
+    status = CASE WHEN v.position IS NULL THEN 'allocated' ELSE 'waitlisted' END,
+    wait_number = COALESCE(v.wait_number, o.wait_number),
+    allocated_at = CASE WHEN v.position IS NULL THEN %(now)s ELSE o.allocated_at END,
+    collect_by = CASE WHEN v.position IS NULL AND o.fulfilment = 'collect' THEN %(collect_by)s
+                 ELSE o.collect_by END
+  FROM v WHERE o.sequence = v.sequence
+  RETURNING o.sequence, o.reference, o.customer_id, o.launch_id, v.position
+)
+INSERT INTO customers_message (kind, dedupe_key, customer_id, order_id, launch_id, context,
+  message_id, status, attempts, last_error, created_at)
+SELECT
+  CASE WHEN u.position IS NULL THEN %(allocated_kind)s ELSE %(received_kind)s END,
+  CASE WHEN u.position IS NULL THEN 'allocated:' ELSE 'received:' END || u.reference,
+  u.customer_id, u.sequence, u.launch_id,
+  CASE WHEN u.position IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('position', u.position) END,
+  gen_random_uuid(), 'pending', 0, '', %(now)s
+FROM u ORDER BY u.sequence
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def _write_orders_and_messages(*, launch: Launch, now, changes) -> None:
+    """Orders allocated or waitlisted, and their outbox rows, in the allocator's transaction."""
     collect_by = now + datetime.timedelta(days=launch.collect_hold_days)
-    delivery_ids = [s for s, f in allocated if f == Order.Fulfilment.DELIVERY]
-    collect_ids = [s for s, f in allocated if f == Order.Fulfilment.COLLECT]
-    if delivery_ids:
-        Order.objects.filter(pk__in=delivery_ids).update(status=Order.Status.ALLOCATED, allocated_at=now)
-    if collect_ids:
-        Order.objects.filter(pk__in=collect_ids).update(
-            status=Order.Status.ALLOCATED, allocated_at=now, collect_by=collect_by
-        )
-    if not waitlisted:
-        return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE orders_order o SET status = 'waitlisted', wait_number = w.wait_number "
-                "FROM unnest(%s::bigint[], %s::int[]) AS w(sequence, wait_number) WHERE o.sequence = w.sequence",
-                [[w[0] for w in waitlisted], [w[1] for w in waitlisted]],
+                _ORDERS_AND_MESSAGES_SQL,
+                {
+                    "seq": [c[0] for c in changes],
+                    "wait": [c[1] for c in changes],
+                    "pos": [c[2] for c in changes],
+                    "now": now,
+                    "collect_by": collect_by,
+                    "allocated_kind": Message.Kind.ALLOCATED,
+                    "received_kind": Message.Kind.ORDER_RECEIVED,
+                },
             )
-    else:
-        Order.objects.bulk_update(
-            [Order(sequence=s, status=Order.Status.WAITLISTED, wait_number=n) for s, n, _ in waitlisted],
-            ["status", "wait_number"],
-            batch_size=500,
+        return
+    allocated = [c[0] for c in changes if c[2] is None]
+    waitlisted = [c for c in changes if c[2] is not None]
+    Order.objects.filter(pk__in=allocated, fulfilment=Order.Fulfilment.DELIVERY).update(
+        status=Order.Status.ALLOCATED, allocated_at=now
+    )
+    Order.objects.filter(pk__in=allocated, fulfilment=Order.Fulfilment.COLLECT).update(
+        status=Order.Status.ALLOCATED, allocated_at=now, collect_by=collect_by
+    )
+    Order.objects.bulk_update(
+        [Order(sequence=s, status=Order.Status.WAITLISTED, wait_number=n) for s, n, _ in waitlisted],
+        ["status", "wait_number"],
+        batch_size=500,
+    )
+    orders = {
+        o.sequence: o
+        for o in Order.objects.filter(pk__in=[c[0] for c in changes]).only(
+            "sequence", "reference", "customer_id", "launch_id"
         )
+    }
+    Message.objects.bulk_create(
+        [
+            Message(
+                kind=Message.Kind.ALLOCATED if p is None else Message.Kind.ORDER_RECEIVED,
+                dedupe_key=f"{'allocated' if p is None else 'received'}:{orders[s].reference}",
+                customer_id=orders[s].customer_id,
+                order_id=s,
+                launch_id=orders[s].launch_id,
+                context={} if p is None else {"position": p},
+            )
+            for s, _, p in changes
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
 
 
 def _write_stock(*, launch_id: int, served: dict[tuple[int, int], int]) -> None:
     """Reserve the served units and write one ledger row per pool for this batch."""
-    movements = []
+    served = {k: n for k, n in served.items() if n}
+    if not served:
+        return
+    reason = "Allocated to waiting orders in sequence order"
+    reference = f"allocator:launch-{launch_id}"
+    if connection.vendor == "postgresql":
+        keys = sorted(served, key=lambda k: (k[1], k[0]))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH v AS (SELECT * FROM unnest(%(loc)s::bigint[], %(sku)s::bigint[], %(n)s::int[]) "
+                "  AS v(location_id, sku_id, n)), "
+                "s AS (UPDATE inventory_stock s SET reserved = s.reserved + v.n FROM v "
+                "  WHERE s.location_id = v.location_id AND s.sku_id = v.sku_id) "
+                "INSERT INTO inventory_stockmovement (location_id, sku_id, kind, on_hand_delta, reserved_delta, "
+                "in_transit_delta, reason, reference, created_at) "
+                "SELECT v.location_id, v.sku_id, %(kind)s, 0, v.n, 0, %(reason)s, %(reference)s, %(now)s FROM v",
+                {
+                    "loc": [k[1] for k in keys],
+                    "sku": [k[0] for k in keys],
+                    "n": [served[k] for k in keys],
+                    "kind": StockMovement.Kind.ALLOCATION,
+                    "reason": reason,
+                    "reference": reference,
+                    "now": timezone.now(),
+                },
+            )
+        return
     for (sku_id, pool_id), count in served.items():
-        if count == 0:
-            continue
         Stock.objects.filter(location_id=pool_id, sku_id=sku_id).update(reserved=F("reserved") + count)
-        movements.append(
+    StockMovement.objects.bulk_create(
+        [
             StockMovement(
                 location_id=pool_id,
                 sku_id=sku_id,
                 kind=StockMovement.Kind.ALLOCATION,
                 reserved_delta=count,
-                reason="Allocated to waiting orders in sequence order",
-                reference=f"allocator:launch-{launch_id}",
+                reason=reason,
+                reference=reference,
             )
-        )
-    StockMovement.objects.bulk_create(movements)
-
-
-def _write_messages(*, launch_id: int, allocated, waitlisted) -> None:
-    """Outbox rows in the allocator's own transaction: allocated, or received with position."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for kind, prefix, seqs, positions in (
-                (Message.Kind.ALLOCATED, "allocated:", [a[0] for a in allocated], [0] * len(allocated)),
-                (
-                    Message.Kind.ORDER_RECEIVED,
-                    "received:",
-                    [w[0] for w in waitlisted],
-                    [w[2] for w in waitlisted],
-                ),
-            ):
-                if not seqs:
-                    continue
-                cursor.execute(
-                    "INSERT INTO customers_message (kind, dedupe_key, customer_id, order_id, launch_id, context, "
-                    "message_id, status, attempts, last_error, created_at) "
-                    "SELECT %s, %s || o.reference, o.customer_id, o.sequence, o.launch_id, "
-                    "CASE WHEN p.position > 0 THEN jsonb_build_object('position', p.position) ELSE '{}'::jsonb END, "
-                    "gen_random_uuid(), 'pending', 0, '', now() "
-                    "FROM unnest(%s::bigint[], %s::int[]) AS p(sequence, position) "
-                    "JOIN orders_order o ON o.sequence = p.sequence "
-                    "ON CONFLICT (dedupe_key) DO NOTHING",
-                    [kind, prefix, seqs, positions],
-                )
-    else:
-        orders = {
-            o.sequence: o
-            for o in Order.objects.filter(pk__in=[a[0] for a in allocated] + [w[0] for w in waitlisted]).only(
-                "sequence", "reference", "customer_id", "launch_id"
-            )
-        }
-        rows = [
-            Message(
-                kind=Message.Kind.ALLOCATED,
-                dedupe_key=f"allocated:{orders[s].reference}",
-                customer_id=orders[s].customer_id,
-                order_id=s,
-                launch_id=launch_id,
-            )
-            for s, _ in allocated
-        ] + [
-            Message(
-                kind=Message.Kind.ORDER_RECEIVED,
-                dedupe_key=f"received:{orders[s].reference}",
-                customer_id=orders[s].customer_id,
-                order_id=s,
-                launch_id=launch_id,
-                context={"position": p},
-            )
-            for s, _, p in waitlisted
+            for (sku_id, pool_id), count in served.items()
         ]
-        Message.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    if allocated or waitlisted:
-        _nudge_outbox()
+    )
+
+
+def _write_pool_states(*, launch_id: int, states: dict[tuple[int, int], list[int]]) -> None:
+    """Upsert the pools this batch touched: one INSERT ... ON CONFLICT, not a CASE per row."""
+    if not states:
+        return
+    if connection.vendor == "postgresql":
+        keys = list(states)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO orders_poolstate (launch_id, sku_id, pool_id, waitlisted_total, served_through, "
+                "waiting) SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::int[], %s::int[]) "
+                "ON CONFLICT (launch_id, sku_id, pool_id) DO UPDATE SET "
+                "waitlisted_total = excluded.waitlisted_total, served_through = excluded.served_through, "
+                "waiting = excluded.waiting",
+                [launch_id]
+                + [[k[0] for k in keys], [k[1] for k in keys]]
+                + [[states[k][i] for k in keys] for i in range(3)],
+            )
+        return
+    for (sku_id, pool_id), (total, served, waiting) in states.items():
+        PoolState.objects.update_or_create(
+            launch_id=launch_id,
+            sku_id=sku_id,
+            pool_id=pool_id,
+            defaults={"waitlisted_total": total, "served_through": served, "waiting": waiting},
+        )
 
 
 def _nudge_outbox() -> None:
