@@ -4,15 +4,17 @@ Every number here is counted in the database at request time; nothing is cached,
 what staff see is what the ledger and the orders table say now.
 """
 
+import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
-from inventory.models import SKU, Location, Stock
-from orders.models import Launch, Order
+from inventory.models import SKU, AllocationPlan, AllocationPlanLine, Delivery, Location, Stock, StockMovement
+from orders.models import Launch, Order, Ticket
 from stores.models import Store
 
 STATUSES: tuple[str, ...] = tuple(Order.Status.values)
@@ -203,3 +205,204 @@ def store_collect_orders(*, store: Store, launch: Launch | None) -> dict[str, in
     ):
         counts[status] = n
     return counts
+
+
+# --- Store page: walk-in queue, collect orders, deliveries to receive --------------------
+
+# Collect orders still owed a unit: while any waits, the store's units of that SKU go to
+# them first (ticket_serve_next refuses the walk-in sale).
+COLLECT_OWED_STATUSES: tuple[str, ...] = (Order.Status.QUEUED, Order.Status.WAITLISTED)
+
+
+@dataclass(frozen=True)
+class WalkInQueue:
+    now_serving: int | None  # the highest ticket number served so far
+    next_up: int | None  # the lowest ticket number still waiting
+    waiting: int
+    last_issued: int | None
+
+
+@dataclass
+class StoreCollect:
+    counts: dict[str, int]  # by status, COLLECT_WAITING_STATUSES only
+    owed_by_sku: dict[int, int]  # queued + waitlisted per SKU id
+
+    @property
+    def waiting_total(self) -> int:
+        return sum(self.counts.values())
+
+
+def store_walkin_queue(*, store: Store, launch: Launch | None) -> WalkInQueue:
+    """The store's ticket queue for the launch in one aggregate over the ticket index."""
+    if launch is None:
+        return WalkInQueue(now_serving=None, next_up=None, waiting=0, last_issued=None)
+    row = Ticket.objects.filter(launch=launch, store=store).aggregate(
+        now_serving=Max("number", filter=Q(status=Ticket.Status.SERVED)),
+        next_up=Min("number", filter=Q(status=Ticket.Status.WAITING)),
+        waiting=Count("pk", filter=Q(status=Ticket.Status.WAITING)),
+        last_issued=Max("number"),
+    )
+    return WalkInQueue(**row)
+
+
+def store_collect(*, store: Store, launch: Launch | None) -> StoreCollect:
+    """Collect orders of this store still to be handed over: by status, and owed per SKU. One query."""
+    counts = dict.fromkeys(COLLECT_WAITING_STATUSES, 0)
+    owed: dict[int, int] = defaultdict(int)
+    if launch is not None:
+        for sku_id, status, n in (
+            Order.objects.filter(
+                launch=launch,
+                store=store,
+                fulfilment=Order.Fulfilment.COLLECT,
+                status__in=COLLECT_WAITING_STATUSES,
+            )
+            .values_list("sku_id", "status")
+            .annotate(n=Count("pk"))
+        ):
+            counts[status] += n
+            if status in COLLECT_OWED_STATUSES:
+                owed[sku_id] += n
+    return StoreCollect(counts=counts, owed_by_sku=dict(owed))
+
+
+def store_collect_ready(*, store: Store, launch: Launch | None, limit: int = 50) -> list[Order]:
+    """Collect orders holding a unit at this store, oldest first (bounded: a store holds
+    a few dozen phones, and the page shows how many more there are)."""
+    if launch is None:
+        return []
+    return list(
+        Order.objects.filter(
+            launch=launch, store=store, fulfilment=Order.Fulfilment.COLLECT, status=Order.Status.ALLOCATED
+        )
+        .select_related("customer", "sku")
+        .order_by("sequence")[:limit]
+    )
+
+
+def store_deliveries_to_receive(*, store: Store, limit: int = 10) -> list[Delivery]:
+    """Applied deliveries that sent units to this store and that it has not yet confirmed.
+
+    Each carries `units`, the units sent here. One query.
+    """
+    location = Location.objects.filter(store=store).first()
+    if location is None:
+        return []
+    received = StockMovement.objects.filter(
+        location=location,
+        reference=OuterRef("reference"),
+        kind__in=[StockMovement.Kind.STORE_RECEIPT, StockMovement.Kind.ADJUSTMENT],
+    )
+    lines = AllocationPlanLine.objects.filter(
+        plan__delivery=OuterRef("pk"), location=location, quantity__gt=0
+    )
+    return list(
+        Delivery.objects.filter(plan__status=AllocationPlan.Status.APPLIED)
+        .filter(Exists(lines), ~Exists(received))
+        .annotate(
+            units=Sum(
+                "plan__lines__quantity",
+                filter=Q(plan__lines__location=location, plan__lines__quantity__gt=0),
+            )
+        )
+        .order_by("expected_on", "reference")[:limit]
+    )
+
+
+# --- Head-office charts ------------------------------------------------------------------
+
+# The smallest bucket that keeps the chart at or under this many points.
+CHART_MAX_POINTS = 1440
+_BUCKETS: tuple[tuple[str, datetime.timedelta], ...] = (
+    ("minute", datetime.timedelta(minutes=1)),
+    ("hour", datetime.timedelta(hours=1)),
+    ("day", datetime.timedelta(days=1)),
+)
+
+
+def _bucket_for(span: datetime.timedelta) -> tuple[str, datetime.timedelta]:
+    for unit, step in _BUCKETS:
+        if span / step <= CHART_MAX_POINTS:
+            return unit, step
+    return _BUCKETS[-1]
+
+
+def _truncate(moment: datetime.datetime, unit: str) -> datetime.datetime:
+    local = timezone.localtime(moment)
+    if unit == "minute":
+        return local.replace(second=0, microsecond=0)
+    if unit == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def launch_orders_over_time(*, launch: Launch, now: datetime.datetime | None = None) -> dict:
+    """Orders admitted per minute (or hour, or day for long windows) from the window's
+    opening to now or its close, counted in PostgreSQL with date_trunc in one query.
+
+    Empty buckets are filled with zeros here (at most CHART_MAX_POINTS of them), so the
+    chart's time axis is even.
+    """
+    now = now or timezone.now()
+    end = min(now, launch.closes_at)
+    if end <= launch.opens_at:
+        return {"unit": "minute", "labels": [], "counts": [], "total": 0, "peak": None}
+    unit, step = _bucket_for(end - launch.opens_at)
+    rows = (
+        Order.objects.filter(launch=launch, created_at__gte=launch.opens_at, created_at__lt=end)
+        .annotate(bucket=Trunc("created_at", unit))
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .order_by("bucket")
+    )
+    counts = {timezone.localtime(r["bucket"]): r["n"] for r in rows}
+    buckets: dict[datetime.datetime, int] = {}
+    moment = launch.opens_at
+    while moment < end:
+        buckets.setdefault(_truncate(moment, unit), 0)
+        moment += step
+    for bucket, n in counts.items():  # a bucket the walk missed (a DST seam) still counts
+        buckets[bucket] = buckets.get(bucket, 0) + n
+    fmt = {"minute": "%H:%M", "hour": "%d %b %H:00", "day": "%d %b"}[unit]
+    ordered = sorted(buckets.items())
+    peak = max(ordered, key=lambda item: item[1], default=None)
+    return {
+        "unit": unit,
+        "labels": [b.strftime(fmt) for b, _ in ordered],
+        "counts": [n for _, n in ordered],
+        "total": sum(counts.values()),
+        "peak": {"label": peak[0].strftime(fmt), "count": peak[1]} if peak and peak[1] else None,
+    }
+
+
+def launch_chart_data(*, overview: LaunchOverview, now: datetime.datetime | None = None) -> dict:
+    """Everything the overview's charts draw, as plain JSON-ready values.
+
+    Built from the overview's own counts plus one query for the time series, so the
+    charts and the tables beside them cannot disagree.
+    """
+    store_available: dict[int, int] = defaultdict(int)
+    for line in overview.store_lines:
+        for sku, figures in zip(overview.skus, line.stock, strict=True):
+            store_available[sku.pk] += figures.available
+    lines = overview.sku_lines
+    return {
+        "orders_over_time": launch_orders_over_time(launch=overview.launch, now=now),
+        "by_status": {
+            "labels": list(STATUSES),
+            "counts": [overview.totals_by_status.get(s, 0) for s in STATUSES],
+        },
+        # Demand (registered, ordered) beside supply: units already given to orders plus
+        # units free now online and in stores. On hand alone would shrink as orders are
+        # served and make the shortfall look worse than it is.
+        "stock_vs_demand": {
+            "labels": [line.sku.code for line in lines],
+            "registered": [line.registrations for line in lines],
+            "ordered": [line.orders_total - line.orders_by_status[Order.Status.CANCELLED] for line in lines],
+            "served": [
+                line.orders_by_status[Order.Status.ALLOCATED] + line.orders_by_status[Order.Status.FULFILLED]
+                for line in lines
+            ],
+            "available": [line.online.available + store_available[line.sku.pk] for line in lines],
+        },
+    }

@@ -8,4 +8,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("stores/<str:code>/", views.store_detail, name="store-detail"),
+    path("stores/<str:code>/tickets/", views.store_ticket_issue, name="store-ticket-issue"),
+    path("stores/<str:code>/serve-next/", views.store_serve_next, name="store-serve-next"),
+    path("stores/<str:code>/collect/", views.store_order_collect, name="store-order-collect"),
 ]

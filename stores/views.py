@@ -1,26 +1,72 @@
 """Staff pages: where a user lands after sign-in, and a store's live page.
 
-The store page reads launch and order figures through orders.selectors; that is the
-view layer composing reads, not a model import in the stores app, so the one-way
-imports of the domain (orders -> inventory -> stores) hold for models and services.
+The store page reads launch and order figures through orders.selectors and acts through
+orders.services (walk-in queue, collection); that is the view layer composing reads and
+calls, not a model import in the stores app, so the one-way imports of the domain
+(orders -> inventory -> stores) hold for models and services.
+
+One view serves the whole store page or, for htmx, just its live panel; every action is
+an hx-post that answers with the updated panel plus the outcome (swapped out of band into
+a notice area above the panel, so the next poll does not wipe it), or a redirect with a
+message when the browser posts without htmx.
 """
 
+import re
+from dataclasses import dataclass
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from inventory.services import InsufficientStock
 from orders import selectors as order_selectors
+from orders.models import Launch, Order
+from orders.services.collection import NotCollectable, order_collect
+from orders.services.walkin import WalkInError, ticket_issue, ticket_serve_next
 from stores.models import Store
 from stores.selectors import stores_for_user, user_is_head_office, user_may_see_store
+
+TEMPLATE = "stores/store_detail.html"
+# Order references are short upper-case letters and digits (orders.services.admission).
+REFERENCE_SHAPE = re.compile(r"[A-Z0-9]{1,16}")
 
 
 class HtmxHttpRequest(HttpRequest):
     """The request as django-htmx's middleware leaves it (for type checkers)."""
 
     htmx: HtmxDetails
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The outcome of a staff action, shown above the live panel."""
+
+    text: str
+    level: str = "success"  # or "error"
+
+
+def staff_login_required(view):
+    """login_required, except that an htmx request (a poll after the session expired)
+    sends the whole browser to sign in instead of swapping the sign-in page into a panel."""
+
+    @wraps(view)
+    def wrapped(request: HtmxHttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated and request.htmx:
+            page = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(
+                f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}"
+            )
+        return login_required(view)(request, *args, **kwargs)
+
+    return wrapped
 
 
 @require_GET
@@ -39,23 +85,130 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "stores/no_store.html", status=403)
 
 
-@require_GET
-@login_required
-def store_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
-    """The store's page, or (for htmx polling) just its live panel."""
+def _store_for_staff(request: HttpRequest, code: str) -> Store:
     store = get_object_or_404(Store.objects.select_related("partner"), code=code)
     if not user_may_see_store(user=request.user, store=store):
         raise PermissionDenied("You are not staff of this store.")
-    launch = order_selectors.launch_for_store_page()
-    collect = order_selectors.store_collect_orders(store=store, launch=launch)
-    context = {
+    return store
+
+
+def _live_context(*, store: Store, launch: Launch | None) -> dict:
+    """What the live panel shows. A handful of aggregate queries, none per order or ticket."""
+    collect = order_selectors.store_collect(store=store, launch=launch)
+    stock_lines = order_selectors.store_stock(store=store, launch=launch)
+    ready = order_selectors.store_collect_ready(store=store, launch=launch)
+    return {
         "store": store,
         "launch": launch,
-        "stock_lines": order_selectors.store_stock(store=store, launch=launch),
-        "collect": collect,
-        "collect_waiting": sum(collect.values()),
+        "stock_lines": stock_lines,
+        # The walk-in sale of a SKU is refused while collect orders are still owed it.
+        "walkin_lines": [
+            {"sku": line.sku, "stock": line.stock, "owed": collect.owed_by_sku.get(line.sku.pk, 0)}
+            for line in stock_lines
+        ],
+        "queue": order_selectors.store_walkin_queue(store=store, launch=launch),
+        "collect": collect.counts,
+        "collect_waiting": collect.waiting_total,
+        "collect_ready": ready,
+        "collect_ready_more": max(collect.counts[Order.Status.ALLOCATED] - len(ready), 0),
+        "deliveries": order_selectors.store_deliveries_to_receive(store=store),
     }
-    template = "stores/store_detail.html"
+
+
+@require_GET
+@staff_login_required
+def store_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """The store's page, or (for htmx polling) just its live panel."""
+    store = _store_for_staff(request, code)
+    context = _live_context(store=store, launch=order_selectors.launch_for_store_page())
+    template = TEMPLATE
     if request.htmx:
         template += "#live-panel"
     return render(request, template, context)
+
+
+def _action_done(
+    request: HtmxHttpRequest, store: Store, launch: Launch | None, notice: Notice
+) -> HttpResponse:
+    """htmx: the refreshed panel and the notice. Otherwise: a message and back to the page."""
+    if request.htmx:
+        context = _live_context(store=store, launch=launch) | {"notice": notice}
+        return render(request, TEMPLATE + "#action-result", context)
+    level = messages.ERROR if notice.level == "error" else messages.SUCCESS
+    messages.add_message(request, level, notice.text)
+    return redirect("store-detail", code=store.code)
+
+
+@require_POST
+@staff_login_required
+def store_ticket_issue(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    store = _store_for_staff(request, code)
+    launch = order_selectors.launch_for_store_page()
+    if launch is None:
+        notice = Notice("No launch is set up, so there is no queue to join.", "error")
+    else:
+        ticket = ticket_issue(launch=launch, store=store)
+        notice = Notice(f"Ticket #{ticket.number} issued. Write it on the customer's ticket.")
+    return _action_done(request, store, launch, notice)
+
+
+@require_POST
+@staff_login_required
+def store_serve_next(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """Sell one unit of the chosen SKU to the first waiting ticket."""
+    store = _store_for_staff(request, code)
+    launch = order_selectors.launch_for_store_page()
+    # Matched against the launch's own SKUs in Python: any string at all (NUL bytes
+    # included, which PostgreSQL refuses) is just "not one of ours".
+    skus = {s.code: s for s in launch.skus.all()} if launch is not None else {}
+    sku = skus.get(request.POST.get("sku", ""))
+    if launch is None:
+        notice = Notice("No launch is set up, so there is nothing to sell.", "error")
+    elif sku is None:
+        notice = Notice("Choose a model of this launch to sell.", "error")
+    else:
+        try:
+            ticket = ticket_serve_next(launch=launch, store=store, sku=sku, user=request.user)
+        except WalkInError as exc:
+            notice = Notice(f"Not sold: {exc}", "error")
+        else:
+            if ticket is None:
+                notice = Notice("Nobody is waiting: issue a ticket first.", "error")
+            else:
+                notice = Notice(f"Now serving #{ticket.number}: one {sku.code} sold.")
+    return _action_done(request, store, launch, notice)
+
+
+@require_POST
+@staff_login_required
+def store_order_collect(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """Hand a held unit over to the customer who came for their click-and-collect order."""
+    store = _store_for_staff(request, code)
+    launch = order_selectors.launch_for_store_page()
+    reference = request.POST.get("order", "").strip().upper()
+    if not REFERENCE_SHAPE.fullmatch(reference):
+        reference = ""  # never sent to the database: it cannot be a reference
+    # Only this store's collect orders: another store's reference is "not here", never a 500.
+    order = (
+        Order.objects.filter(reference=reference, store=store, fulfilment=Order.Fulfilment.COLLECT)
+        .select_related("customer", "sku")
+        .first()
+        if reference
+        else None
+    )
+    if order is None:
+        notice = Notice(
+            f"No click-and-collect order {reference or 'with that reference'} is held at this store.", "error"
+        )
+    else:
+        try:
+            order_collect(order=order, user=request.user)
+        except NotCollectable as exc:
+            notice = Notice(str(exc), "error")
+        except InsufficientStock:
+            notice = Notice(f"Order {order.reference} has no unit held here; ask head office.", "error")
+        else:
+            notice = Notice(
+                f"Order {order.reference} collected by {order.customer.name}: one {order.sku.code}."
+            )
+    return _action_done(request, store, launch, notice)
