@@ -361,6 +361,7 @@ def launch_orders_over_time(*, launch: Launch, now: datetime.datetime | None = N
     while moment < end:
         buckets.setdefault(_truncate(moment, unit), 0)
         moment += step
+    buckets.setdefault(_truncate(end - datetime.timedelta(microseconds=1), unit), 0)  # the partial last one
     for bucket, n in counts.items():  # a bucket the walk missed (a DST seam) still counts
         buckets[bucket] = buckets.get(bucket, 0) + n
     fmt = {"minute": "%H:%M", "hour": "%d %b %H:00", "day": "%d %b"}[unit]

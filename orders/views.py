@@ -2,7 +2,7 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
@@ -32,5 +32,21 @@ def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "orders/launch_overview.html",
-        {"launch": launch, "overview": overview, "statuses": selectors.STATUSES},
+        {
+            "launch": launch,
+            "overview": overview,
+            "statuses": selectors.STATUSES,
+            # Embedded with json_script, so the charts draw without a second request.
+            "charts": selectors.launch_chart_data(overview=overview),
+        },
     )
+
+
+@require_GET
+@login_required
+def launch_charts(request: HttpRequest, slug: str) -> JsonResponse:
+    """The overview's chart data alone, for a page that wants to redraw without reloading."""
+    _require_head_office(request)
+    launch = get_object_or_404(Launch, slug=slug)
+    overview = selectors.launch_overview(launch=launch)
+    return JsonResponse(selectors.launch_chart_data(overview=overview))
