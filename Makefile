@@ -34,7 +34,7 @@ serve: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
 	trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker -l warning --concurrency 2 & \
+	$(BIN)/celery -A config worker -Q celery,email,intake -l warning --concurrency 2 & \
 	$(BIN)/celery -A config beat -l warning & \
 	$(BIN)/gunicorn config.wsgi -w $(WORKERS) -b 127.0.0.1:$(PORT) --access-logfile - ; \
 	wait

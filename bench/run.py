@@ -235,7 +235,20 @@ class Stack:
     def start_celery(self) -> None:
         self._start(
             "celery-worker",
-            [str(BIN / "celery"), "-A", "config", "worker", "-l", "warning", "--concurrency", "2"],
+            # The allocator's queue only: emails go out from their own workers (other
+            # machines in production) and are not part of admission's figures.
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "celery",
+                "-l",
+                "warning",
+                "--concurrency",
+                "2",
+            ],
         )
         self._start(
             "celery-beat",

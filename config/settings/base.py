@@ -145,6 +145,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # campaigns are chunked far below this.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One queue per kind of work, so workers for each can run (and scale) apart: the
+# allocator on the default queue must never wait behind a 20,000-message campaign.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "customers.tasks.*": {"queue": "email"},
+    "inventory.tasks.*": {"queue": "intake"},
+}
 
 INTAKE_WEEKDAY = env.str("INTAKE_WEEKDAY", default="fri")
 INTAKE_HOUR = env.int("INTAKE_HOUR", default=6)

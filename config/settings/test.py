@@ -63,3 +63,4 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_WORKER_EAGER", "1") != "0"
 TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", f"{os.getpid()}-{time.time_ns()}")
 CACHES["default"]["KEY_PREFIX"] = f"launchday-test-{TEST_RUN_ID}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"launchday-test-{TEST_RUN_ID}"
+CELERY_TASK_ROUTES: dict = {}  # every task of a run on its one queue, which its workers read
