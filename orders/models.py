@@ -23,7 +23,9 @@ class Launch(models.Model):
     class Meta:
         ordering = ["-opens_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(closes_at__gt=models.F("opens_at")), name="launch_window_ordered"),
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=models.F("opens_at")), name="launch_window_ordered"
+            ),
             models.CheckConstraint(condition=Q(per_customer_limit__gte=1), name="launch_limit_positive"),
         ]
 
@@ -83,7 +85,12 @@ class Order(models.Model):
         "inventory.Location", on_delete=models.PROTECT, related_name="orders", db_index=False
     )
     partner = models.ForeignKey(
-        "stores.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="orders", db_index=False
+        "stores.Partner",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="orders",
+        db_index=False,
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Place in the pool's waitlist, given by the allocator when the order has to wait.
@@ -101,7 +108,9 @@ class Order(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["reference"], name="order_reference_unique"),
-            models.UniqueConstraint(fields=["launch", "customer", "slot"], name="order_one_per_customer_slot"),
+            models.UniqueConstraint(
+                fields=["launch", "customer", "slot"], name="order_one_per_customer_slot"
+            ),
             models.UniqueConstraint(
                 fields=["idempotency_scope", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
@@ -121,9 +130,7 @@ class Order(models.Model):
         ]
         indexes = [
             # The allocator reads the queue of a launch in sequence order...
-            models.Index(
-                fields=["launch", "sequence"], condition=Q(status="queued"), name="order_queued"
-            ),
+            models.Index(fields=["launch", "sequence"], condition=Q(status="queued"), name="order_queued"),
             # ...and a queued order's position counts the queued orders ahead in its pool.
             models.Index(
                 fields=["launch", "sku", "pool", "sequence"],
@@ -191,7 +198,9 @@ class Ticket(models.Model):
             models.UniqueConstraint(fields=["launch", "store", "number"], name="ticket_number_per_store"),
         ]
         indexes = [
-            models.Index(fields=["launch", "store", "number"], condition=Q(status="waiting"), name="ticket_waiting"),
+            models.Index(
+                fields=["launch", "store", "number"], condition=Q(status="waiting"), name="ticket_waiting"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -72,9 +72,7 @@ class StaffMembership(models.Model):
         MANAGER = "manager", "Store manager"
         HEAD_OFFICE = "head_office", "Head office"
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     store = models.ForeignKey(
         Store, on_delete=models.CASCADE, null=True, blank=True, related_name="memberships"
     )
