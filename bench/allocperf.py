@@ -252,11 +252,18 @@ def check(cur, launch: int, *, waitlisted_messages: bool) -> list[str]:
     return problems
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds a PostgreSQL backend has used (less noisy than wall time on a busy machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--setup", action="store_true")
     parser.add_argument("--shape", default="both", choices=["queue", "waitlists", "both"])
     parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--statements", action="store_true", help="time per SQL statement")
     parser.add_argument("--profile", action="store_true", help="pyinstrument the timed call")
     args = parser.parse_args()
     if args.setup:
@@ -280,12 +287,31 @@ def main() -> None:
 
             profiler = Profiler()
             profiler.start()
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+        pg_cpu, py_cpu = backend_cpu(backend), time.process_time()
+        timings: dict[str, list[float]] = {}
+
+        def timed(execute, sql, params, many, context, timings=timings):
+            t0 = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                key = " ".join(sql.split())[:90]
+                timings.setdefault(key, []).append(time.perf_counter() - t0)
+
         started = time.perf_counter()
-        result = launch_allocate(launch_id=launch)
+        with connection.execute_wrapper(timed):
+            result = launch_allocate(launch_id=launch)
         seconds = time.perf_counter() - started
+        pg_cpu, py_cpu = backend_cpu(backend) - pg_cpu, time.process_time() - py_cpu
         if profiler:
             profiler.stop()
             print(profiler.output_text(unicode=False, color=False, show_all=False))
+        if args.statements:
+            for key, spent in sorted(timings.items(), key=lambda kv: -sum(kv[1]))[:12]:
+                print(f"  {sum(spent):6.2f} s {len(spent):4d}x  {key}")
         with connection.cursor() as cur:
             problems = check(cur, launch, waitlisted_messages=shape == "queue")
         moved = result.allocated + result.waitlisted
@@ -293,6 +319,7 @@ def main() -> None:
             f"{shape}: {moved:,} orders ({result.allocated:,} allocated, {result.waitlisted:,} waitlisted) "
             f"in {result.batches} batches of <= {settings.ALLOCATOR_BATCH_SIZE} in {seconds:.2f} s = "
             f"{moved / seconds:,.0f} orders/s, {result.allocated / seconds:,.0f} allocated/s; "
+            f"CPU: Python {py_cpu:.2f} s, PostgreSQL backend {pg_cpu:.2f} s; "
             f"{'; '.join(problems) or 'invariants hold'}",
             flush=True,
         )

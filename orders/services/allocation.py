@@ -55,11 +55,16 @@ def launch_allocate(*, launch_id: int, batch_size: int | None = None) -> Allocat
     batch_size = batch_size or settings.ALLOCATOR_BATCH_SIZE
     watermark = admission_watermark(launch_id=launch_id)
     result = AllocationResult()
+    # Every queued order up to `after` has been settled by an earlier batch of this run (in
+    # sequence order, under the lock), so the next batch starts past it: the queue index
+    # still holds their dead entries until vacuum, and skipping them by key keeps each
+    # batch's read as cheap as the first.
+    after = 0
     while True:
         with transaction.atomic():
             _lock(ALLOCATOR_LOCK, launch_id)
-            moved = _allocate_batch(
-                launch_id=launch_id, watermark=watermark, batch_size=batch_size, result=result
+            moved, after = _allocate_batch(
+                launch_id=launch_id, watermark=watermark, after=after, batch_size=batch_size, result=result
             )
         if not moved:
             break
@@ -93,8 +98,12 @@ def _apologise_if_sold_out(*, launch_id: int) -> None:
             launch_sold_out_notify(launch=launch)
 
 
-def _allocate_batch(*, launch_id: int, watermark: int, batch_size: int, result: AllocationResult) -> int:
-    """One batch. Precondition: the allocator lock for this launch is held.
+def _allocate_batch(
+    *, launch_id: int, watermark: int, after: int, batch_size: int, result: AllocationResult
+) -> tuple[int, int]:
+    """One batch; returns (orders moved, last queued sequence read).
+
+    Precondition: the allocator lock for this launch is held.
 
     Decisions are made in Python over plain tuples; every write is one set-based
     statement per table, whatever the number of orders or pools in the batch.
@@ -102,7 +111,9 @@ def _allocate_batch(*, launch_id: int, watermark: int, batch_size: int, result: 
     launch = Launch.objects.only("collect_hold_days").get(pk=launch_id)
     now = timezone.now()
     queued = list(
-        Order.objects.filter(launch_id=launch_id, status=Order.Status.QUEUED, sequence__lte=watermark)
+        Order.objects.filter(
+            launch_id=launch_id, status=Order.Status.QUEUED, sequence__gt=after, sequence__lte=watermark
+        )
         .order_by("sequence")
         .values_list("sequence", "sku_id", "pool_id")[:batch_size]
     )
@@ -114,8 +125,9 @@ def _allocate_batch(*, launch_id: int, watermark: int, batch_size: int, result: 
         )
     }
     pools = {(sku, pool) for _, sku, pool in queued} | {k for k, s in states.items() if s[2] > 0}
+    last = queued[-1][0] if queued else after
     if not pools:
-        return 0
+        return 0, last
     stock = stock_rows_for_update(pairs=[(pool, sku) for sku, pool in pools])
     available = {}
     for sku, pool in pools:
@@ -158,14 +170,14 @@ def _allocate_batch(*, launch_id: int, watermark: int, batch_size: int, result: 
             changes.append((sequence, state[0], state[2]))
 
     if not changes:
-        return 0
+        return 0, last
     _write_orders_and_messages(launch=launch, now=now, changes=changes)
     _write_stock(launch_id=launch_id, served=served)
     _write_pool_states(launch_id=launch_id, states={k: states[k] for k in changed})
     _nudge_outbox()
     result.allocated += allocated
     result.waitlisted += len(changes) - allocated
-    return len(changes)
+    return len(changes), last
 
 
 def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> list[tuple[int, int, int, int]]:
