@@ -173,14 +173,12 @@ def _prepare(n: int, env: dict[str, str]) -> tuple[int, float]:
     return int(queued), float(seconds)
 
 
-def _count_sent() -> int:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM customers_message WHERE status = 'sent'").fetchone()[0]
+def _count_sent(conn) -> int:
+    return conn.execute("SELECT count(*) FROM customers_message WHERE status = 'sent'").fetchone()[0]
 
 
 def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> float:
+    import psycopg
     from celery import Celery
 
     log = ROOT / "var" / "bench" / "email-worker.log"
@@ -200,15 +198,19 @@ def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> float:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"worker did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        started = time.perf_counter()
-        for _ in range(concurrency):
-            app.send_task("customers.tasks.outbox_drain", queue=QUEUE)
-        deadline = time.monotonic() + TIMEOUT
-        while _count_sent() < n:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not drain {n} in {TIMEOUT}s: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        return time.perf_counter() - started
+        # One connection, polled five times a second: a new connection per poll costs
+        # PostgreSQL a backend start, CPU taken from the worker being measured on 2 cores.
+        # The poll's lag (at most 0.2 s) is under 1% of a phase of 20,000 messages.
+        with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
+            started = time.perf_counter()
+            for _ in range(concurrency):
+                app.send_task("customers.tasks.outbox_drain", queue=QUEUE)
+            deadline = time.monotonic() + TIMEOUT
+            while _count_sent(conn) < n:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"worker did not drain {n} in {TIMEOUT}s: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            return time.perf_counter() - started
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -218,11 +220,14 @@ def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> float:
 
 
 def _sample_size(env: dict[str, str]) -> int:
-    """Bytes of one real campaign email, so the bare loop sends messages of the same size."""
+    """Bytes of one real campaign email as the worker sends it, so the bare loop sends the same size."""
     code = (
+        "from django.conf import settings\n"
         "from customers.models import Message\n"
-        "from customers.services.outbox import message_email\n"
-        "print(len(message_email(message=Message.objects.select_related('customer','launch').first()).message().as_bytes()))"
+        "from customers.services.outbox import message_mime, message_render\n"
+        "m = Message.objects.select_related('customer', 'launch').first()\n"
+        "print(len(message_mime(rendered=message_render(message=m), from_header=settings.DEFAULT_FROM_EMAIL,"
+        " to=m.customer.email)))"
     )
     out = subprocess.run(
         [PYTHON, "manage.py", "shell", "-c", code],
