@@ -383,11 +383,9 @@ def _unsubscribe_url(customer_id: int, cache_: RenderCache) -> str:
     return cache_.unsubscribe_prefix + cache_.signer.token(customer_id) + cache_.unsubscribe_suffix
 
 
-def _template_context(row: dict, cache_: RenderCache) -> tuple[tuple, dict, list]:
-    """(memo key, template context with slot markers, slot values) of one message."""
+def _slot_values(row: dict, cache_: RenderCache) -> list:
+    """The recipient's own fields, in SLOTS order."""
     kind = row["kind"]
-    launch_id = _launch_of(row)
-    launch = cache_.launches.get(launch_id) if launch_id is not None else None
     slots = [
         row["customer__name"],
         row["customer__postcode"],
@@ -399,8 +397,21 @@ def _template_context(row: dict, cache_: RenderCache) -> tuple[tuple, dict, list
         slots[3] = (row["context"] or {}).get("position") or _queue_position(row, cache_)
     elif kind == Message.Kind.APOLOGY:
         slots[3] = _queue_position(row, cache_)
+    return slots
+
+
+def _template_context(
+    row: dict, cache_: RenderCache, slots: list, *, markers: bool = True
+) -> tuple[tuple, dict]:
+    """(memo key, template context) of one message, with markers in place of its slots.
+
+    With markers=False the context holds the recipient's own values (a direct render).
+    """
+    kind = row["kind"]
+    launch_id = _launch_of(row)
+    launch = cache_.launches.get(launch_id) if launch_id is not None else None
     shown = [
-        f"{_MARK_OPEN}{i}&{_MARK_CLOSE}" if value else value for i, value in enumerate(slots)
+        f"{_MARK_OPEN}{i}&{_MARK_CLOSE}" if value and markers else value for i, value in enumerate(slots)
     ]  # a falsy slot is rendered as itself (and is part of the key)
     order = None
     order_key = None
@@ -445,7 +456,7 @@ def _template_context(row: dict, cache_: RenderCache) -> tuple[tuple, dict, list
         store_name,
         tuple(value if not value else True for value in slots),
     )
-    return key, context, slots
+    return key, context
 
 
 def _skeleton(rendered: str) -> list:
@@ -468,17 +479,21 @@ def _fill(parts: list, texts: list[str], escaped: list[str]) -> str:
 
 
 def _render_row(row: dict, cache_: RenderCache) -> RenderedEmail:
-    key, context, slots = _template_context(row, cache_)
-    skeleton = cache_.skeletons.get(key)
-    if skeleton is None:
-        kind = row["kind"]
-        skeleton = (
-            _skeleton(get_template(f"emails/{kind}.txt").render(context)),
-            _skeleton(get_template(f"emails/{kind}.html").render(context)),
-        )
-        cache_.skeletons[key] = skeleton
+    slots = _slot_values(row, cache_)
+    key, context = _template_context(row, cache_, slots)
     texts = ["" if v is None else str(formats.localize(v)) for v in slots]
     escaped = [html_escape(t) for t in texts]  # what Django's escape filter does
+    skeleton = cache_.skeletons.get(key)
+    if skeleton is None:
+        templates = [get_template(f"emails/{row['kind']}.{ext}") for ext in ("txt", "html")]
+        skeleton = tuple(_skeleton(t.render(context)) for t in templates)
+        # Once per skeleton, a direct render must agree: a template that passed a
+        # per-recipient field through a filter fails here, visibly, not in customers' mail.
+        direct = _template_context(row, cache_, slots, markers=False)[1]
+        for template, parts in zip(templates, skeleton, strict=True):
+            if template.render(direct) != _fill(parts, texts, escaped):
+                raise ValueError(f"emails/{row['kind']}: a per-recipient field went through a filter")
+        cache_.skeletons[key] = skeleton
     launch = context["launch"]
     subject = SUBJECTS[row["kind"]].format(reference=texts[2], launch=launch or "")
     headers = {"Message-ID": f"<{row['message_id']}@{settings.OUTBOX_MESSAGE_ID_DOMAIN}>"}

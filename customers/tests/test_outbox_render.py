@@ -188,3 +188,26 @@ def test_every_earlier_message_is_marked_sent_before_the_next_can_be_accepted(
     assert len(seen) == 40
     assert all(sent == accepted for accepted, sent in seen), seen
     assert Message.objects.filter(status=Message.Status.SENT).count() == 40
+
+
+def test_a_template_that_filters_a_recipient_field_is_refused_not_sent_wrong(settings, launch_with_sku):
+    launch, sku = launch_with_sku
+    (message,) = allocated_messages(launch=launch, sku=sku, n=1)
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {
+                            "emails/allocated.txt": "Hello {{ customer.name|upper }}",
+                            "emails/allocated.html": "<p>Hello {{ customer.name }}</p>",
+                        },
+                    )
+                ]
+            },
+        }
+    ]
+    with pytest.raises(ValueError, match="went through a filter"):
+        outbox.message_render(message=message)
