@@ -940,15 +940,18 @@ def outbox_send_batch(*, limit: int | None = None) -> BatchResult:
                 continue
             marker.mark(current.row["id"])
             result.sent += 1
-            if upcoming is None:
+            if upcoming is None:  # not prepared while sending (a non-SMTP backend)
+                marker.wait()
                 prepare_next()
     finally:
-        if marker is not None:
-            marker.close()
         try:
-            backend.close()
-        except Exception:  # closing a broken connection must not hide the real error
-            logger.debug("SMTP close failed", exc_info=True)
+            if marker is not None:
+                marker.close()
+        finally:
+            try:
+                backend.close()
+            except Exception:  # closing a broken connection must not hide the real error
+                logger.debug("SMTP close failed", exc_info=True)
     return result
 
 
