@@ -263,6 +263,7 @@ def main() -> None:
     parser.add_argument("--setup", action="store_true")
     parser.add_argument("--shape", default="both", choices=["queue", "waitlists", "both"])
     parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--impl", help="path of another allocation.py to time instead")
     parser.add_argument("--statements", action="store_true", help="time per SQL statement")
     parser.add_argument("--profile", action="store_true", help="pyinstrument the timed call")
     args = parser.parse_args()
@@ -275,6 +276,14 @@ def main() -> None:
     from django.db import connection
 
     from orders.services.allocation import launch_allocate
+
+    if args.impl:  # an older allocation.py, for before/after figures on the same machine
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("allocation_under_test", args.impl)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        launch_allocate = module.launch_allocate
 
     shapes = ["queue", "waitlists"] if args.shape == "both" else [args.shape]
     for shape in shapes:
@@ -301,9 +310,20 @@ def main() -> None:
                 key = " ".join(sql.split())[:90]
                 timings.setdefault(key, []).append(time.perf_counter() - t0)
 
+        commit = connection._commit
+
+        def timed_commit(commit=commit, timings=timings):
+            t0 = time.perf_counter()
+            try:
+                return commit()
+            finally:
+                timings.setdefault("COMMIT", []).append(time.perf_counter() - t0)
+
+        connection._commit = timed_commit
         started = time.perf_counter()
         with connection.execute_wrapper(timed):
             result = launch_allocate(launch_id=launch)
+        del connection._commit
         seconds = time.perf_counter() - started
         pg_cpu, py_cpu = backend_cpu(backend) - pg_cpu, time.process_time() - py_cpu
         if profiler:
