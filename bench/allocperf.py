@@ -126,9 +126,26 @@ def add_stock(cur, rows: list[tuple[int, int, int]]) -> None:
     )
 
 
-def shape_queue(cur, orders: int) -> int:
-    """bench/run.py's allocation_bench, on 20 stores."""
+def shape_queue(cur, orders: int, prior: int = 0) -> int:
+    """bench/run.py's allocation_bench, on 20 stores, after `prior` fulfilled orders of an
+    earlier launch (make bench's table holds the load phases' orders before this one's)."""
     launch, skus, online = reset(cur)
+    if prior:
+        cur.execute(
+            "INSERT INTO orders_launch (slug, name, opens_at, closes_at, per_customer_limit, auto_apply_plans, "
+            "auto_apology, collect_hold_days, created_at) VALUES ('earlier', 'Earlier', now() - interval '9 days', "
+            "now() - interval '8 days', 1, false, false, 3, now()) RETURNING id"
+        )
+        earlier = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO orders_order (reference, launch_id, customer_id, slot, sku_id, channel, fulfilment, "
+            "pool_id, status, idempotency_scope, request_fingerprint, created_at) "
+            "SELECT 'E' || lpad(c.n::text, 9, '0'), %s, c.id, 1 + c.n / 200000, %s, 'online', 'delivery', %s, "
+            "'fulfilled', '', '', now() FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n "
+            "FROM customers_customer) c0 CROSS JOIN LATERAL generate_series(0, %s / 200000) AS k "
+            "CROSS JOIN LATERAL (SELECT c0.id, c0.n + k * 200000 AS n) c WHERE c.n < %s",
+            [earlier, skus[0], online, prior, prior],
+        )
     cur.execute(
         "SELECT s.id, l.id FROM stores_store s JOIN inventory_location l ON l.store_id = s.id "
         "ORDER BY s.code LIMIT 20"
@@ -263,6 +280,7 @@ def main() -> None:
     parser.add_argument("--setup", action="store_true")
     parser.add_argument("--shape", default="both", choices=["queue", "waitlists", "both"])
     parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--prior", type=int, default=0, help="orders of an earlier launch first (queue)")
     parser.add_argument("--impl", help="path of another allocation.py to time instead")
     parser.add_argument("--statements", action="store_true", help="time per SQL statement")
     parser.add_argument("--profile", action="store_true", help="pyinstrument the timed call")
@@ -288,7 +306,10 @@ def main() -> None:
     shapes = ["queue", "waitlists"] if args.shape == "both" else [args.shape]
     for shape in shapes:
         with connection.cursor() as cur:
-            launch = (shape_queue if shape == "queue" else shape_waitlists)(cur, args.orders)
+            if shape == "queue":
+                launch = shape_queue(cur, args.orders, args.prior)
+            else:
+                launch = shape_waitlists(cur, args.orders)
             cur.execute("CHECKPOINT")
         profiler = None
         if args.profile:

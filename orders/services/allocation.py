@@ -221,7 +221,8 @@ def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> li
 
 # One statement for every order of a batch and its outbox row: the UPDATE returns what the
 # message needs (reference, customer), so the INSERT reads no order row again. An allocated
-# order keeps the wait number it had (positions count from served_through).
+# order keeps the wait number it had (positions count from served_through). The bounds
+# let a merge join start its primary-key scan at the batch, not at the table's first order.
 _ORDERS_AND_MESSAGES_SQL = """
 WITH v AS (
   SELECT * FROM unnest(%(seq)s::bigint[], %(wait)s::int[], %(pos)s::int[]) AS v(sequence, wait_number, position)
@@ -232,7 +233,7 @@ WITH v AS (
     allocated_at = CASE WHEN v.position IS NULL THEN %(now)s ELSE o.allocated_at END,
     collect_by = CASE WHEN v.position IS NULL AND o.fulfilment = 'collect' THEN %(collect_by)s
                  ELSE o.collect_by END
-  FROM v WHERE o.sequence = v.sequence
+  FROM v WHERE o.sequence = v.sequence AND o.sequence BETWEEN %(lo)s AND %(hi)s
   RETURNING o.sequence, o.reference, o.customer_id, o.launch_id, v.position
 )
 INSERT INTO customers_message (kind, dedupe_key, customer_id, order_id, launch_id, context,
@@ -259,6 +260,8 @@ def _write_orders_and_messages(*, launch: Launch, now, changes) -> None:
                     "seq": [c[0] for c in changes],
                     "wait": [c[1] for c in changes],
                     "pos": [c[2] for c in changes],
+                    "lo": min(c[0] for c in changes),
+                    "hi": max(c[0] for c in changes),
                     "now": now,
                     "collect_by": collect_by,
                     "allocated_kind": Message.Kind.ALLOCATED,
