@@ -187,8 +187,11 @@ def _insert_under_admission_lock(order: Order) -> None:
     runs in a savepoint so a unique-constraint refusal leaves that transaction usable.
     """
     if connection.vendor != "postgresql":
+        from orders.services.positions import order_queue_position
+
         with transaction.atomic():
             order.save(force_insert=True)
+            order.admitted_position = order_queue_position(order=order).position
         return
     fields = [f for f in Order._meta.concrete_fields if not f.primary_key]
     # Table and column names come from the model, never from input.
