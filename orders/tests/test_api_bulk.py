@@ -128,6 +128,7 @@ def test_bulk_refuses_with_the_code_and_message_order_admit_gives(launch_with_st
     assert_nothing_written()
 
 
+@pytest.mark.services  # the one-statement bulk insert is PostgreSQL's; SQLite admits item by item
 def test_a_thousand_orders_cost_a_handful_of_queries(launch_with_stock, django_assert_max_num_queries):
     launch_with_stock(online_units=10, customers=1000)
     caller = partner_caller()
