@@ -25,6 +25,28 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_in_process_caches():
+    """Each test has its own database rows: forget what the process cached from the last.
+
+    The local-memory cache (no Redis) is this process's own, so it is emptied too: SQLite
+    hands out the same ids again after a rollback, and a cached id would name the wrong row.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from customers.services.registration import eligibility_local_clear
+
+    def forget():
+        eligibility_local_clear()
+        if isinstance(caches["default"], LocMemCache):
+            caches["default"].clear()
+
+    forget()
+    yield
+    forget()
+
+
 class CeleryWorker:
     """A real `celery worker` process on the test database and the Redis broker."""
 

@@ -249,6 +249,11 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # the launch's stock rows for about a second.
 ALLOCATOR_BATCH_SIZE = env.int("ALLOCATOR_BATCH_SIZE", default=20000)
 ELIGIBILITY_CACHE_SECONDS = env.int("ELIGIBILITY_CACHE_SECONDS", default=3600)
+# Each web process keeps the open launches' eligible customers in memory (about 200 bytes
+# each): new registrations show within REFRESH, suspensions within RELOAD seconds.
+ELIGIBILITY_IN_PROCESS = env.bool("ELIGIBILITY_IN_PROCESS", default=True)
+ELIGIBILITY_REFRESH_SECONDS = env.float("ELIGIBILITY_REFRESH_SECONDS", default=5.0)
+ELIGIBILITY_RELOAD_SECONDS = env.float("ELIGIBILITY_RELOAD_SECONDS", default=300.0)
 COLLECT_HOLD_DAYS = env.int("COLLECT_HOLD_DAYS", default=3)
 DELIVERY_INBOX_DIR = env.str("DELIVERY_INBOX_DIR", default=str(BASE_DIR / "var" / "inbox"))
 

@@ -1,10 +1,22 @@
 """Registration of interest and eligibility.
 
-Admission checks eligibility against a per-launch cache (Redis in production) so the hot
-path never joins customers and registrations. The database stays the truth: a miss falls
-back to one indexed query and fills the cache; registering writes the cache after commit.
+Admission checks eligibility against a per-launch cache so the hot path never joins
+customers and registrations. Two tiers:
+
+1. In each process, the launch's registered, upgradable customers (account number ->
+   customer id), loaded whole on first use, topped up with new registrations every few
+   seconds and reloaded every few minutes. A hit costs no round trip at all: on two busy
+   cores the bench measured the eligibility GET to Redis at a third of admission's time.
+2. Behind it, the shared cache (Redis in production), warmed before the window opens,
+   and the database: a miss in the process (an unknown customer, or one registered in
+   the last seconds) asks these, so a new registration is never refused.
+
+A customer suspended after a load stays eligible until the next reload
+(ELIGIBILITY_RELOAD_SECONDS), as the shared cache's entries do until they expire.
 """
 
+import time
+from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
@@ -30,8 +42,58 @@ def _eligibility_key(launch_id: int, account_number: str) -> str:
     return f"elig:{launch_id}:{account_number}"
 
 
+@dataclass
+class _LaunchEligibility:
+    accounts: dict[str, int] = field(default_factory=dict)
+    last_registration_id: int = 0
+    loaded_at: float = 0.0
+    refreshed_at: float = 0.0
+
+
+_in_process: dict[int, _LaunchEligibility] = {}
+
+
+def eligibility_local_clear() -> None:
+    """Forget this process's eligibility tier (tests; a new database)."""
+    _in_process.clear()
+
+
+def _local_eligibility(launch_id: int) -> _LaunchEligibility | None:
+    if not settings.ELIGIBILITY_IN_PROCESS:
+        return None
+    now = time.monotonic()
+    entry = _in_process.get(launch_id)
+    if entry is None or now - entry.loaded_at > settings.ELIGIBILITY_RELOAD_SECONDS:
+        entry = _LaunchEligibility(loaded_at=now, refreshed_at=now)
+        _top_up(entry, launch_id)
+        _in_process[launch_id] = entry
+    elif now - entry.refreshed_at > settings.ELIGIBILITY_REFRESH_SECONDS:
+        entry.refreshed_at = now
+        _top_up(entry, launch_id)
+    return entry
+
+
+def _top_up(entry: _LaunchEligibility, launch_id: int) -> None:
+    """Add the registrations made since the entry last looked (all of them the first time)."""
+    rows = (
+        UpgradeRegistration.objects.filter(
+            launch_id=launch_id, pk__gt=entry.last_registration_id, customer__contract_status__in=UPGRADABLE
+        )
+        .order_by("pk")
+        .values_list("pk", "customer__account_number", "customer_id")
+    )
+    for pk, account_number, customer_id in rows.iterator(chunk_size=20000):
+        entry.accounts[account_number] = customer_id
+        entry.last_registration_id = pk
+
+
 def eligible_customer_id(*, launch_id: int, account_number: str) -> int | None:
     """The customer's id if registered for this launch and allowed to upgrade, else None."""
+    local = _local_eligibility(launch_id)
+    if local is not None:
+        customer_id = local.accounts.get(account_number)
+        if customer_id is not None:
+            return customer_id
     key = _eligibility_key(launch_id, account_number)
     client = shared_redis()
     if client is not None:

@@ -1,0 +1,55 @@
+"""Eligibility: the in-process tier answers hits without a round trip, and never refuses
+a customer the database would accept."""
+
+import pytest
+from django.core.cache import cache
+
+from customers.models import Customer, UpgradeRegistration
+from customers.services.registration import _eligibility_key, eligible_customer_id
+from customers.tests.factories import CustomerFactory
+from inventory.tests.factories import SKUFactory
+from orders.tests.factories import LaunchFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def launch():
+    return LaunchFactory(slug="elig", skus=[SKUFactory(code="ELIG-1")])
+
+
+def register(launch, account: str, **customer) -> Customer:
+    person = CustomerFactory(account_number=account, **customer)
+    UpgradeRegistration.objects.create(customer=person, launch=launch, preferred_sku=launch.skus.get())
+    return person
+
+
+def test_a_loaded_launch_answers_from_the_process_without_a_query(launch, django_assert_num_queries):
+    person = register(launch, "A0000001")
+    assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") == person.pk
+    cache.delete(_eligibility_key(launch.pk, "A0000001"))  # nothing in the shared tier either
+    with django_assert_num_queries(0):
+        assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") == person.pk
+
+
+def test_a_registration_made_after_the_load_is_accepted_at_once(launch):
+    register(launch, "A0000001")
+    eligible_customer_id(launch_id=launch.pk, account_number="A0000001")  # loads the tier
+    late = register(launch, "A0000002")
+    assert eligible_customer_id(launch_id=launch.pk, account_number="A0000002") == late.pk
+
+
+def test_unregistered_and_suspended_customers_are_not_eligible(launch):
+    register(launch, "A0000001", contract_status=Customer.ContractStatus.SUSPENDED)
+    CustomerFactory(account_number="A0000002")
+    assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") is None
+    assert eligible_customer_id(launch_id=launch.pk, account_number="A0000002") is None
+    assert eligible_customer_id(launch_id=launch.pk, account_number="NOBODY") is None
+
+
+def test_the_process_tier_can_be_switched_off(launch, settings, django_assert_num_queries):
+    settings.ELIGIBILITY_IN_PROCESS = False
+    person = register(launch, "A0000001")
+    cache.delete(_eligibility_key(launch.pk, "A0000001"))
+    with django_assert_num_queries(1):  # straight to the database, then the shared cache
+        assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") == person.pk
