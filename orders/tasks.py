@@ -1,7 +1,6 @@
 """Thin Celery tasks for the allocator. They take ids and are safe to run twice."""
 
 from celery import shared_task
-from django.core.cache import cache
 from django.utils import timezone
 
 from orders.models import Launch
@@ -12,8 +11,6 @@ ALLOCATOR_TASK_KWARGS = {"ignore_result": True, "acks_late": True, "max_retries"
 
 @shared_task(**ALLOCATOR_TASK_KWARGS)
 def allocate_launch(launch_id: int) -> dict:
-    # Clear the coalescing flag first: admissions from now on must be able to ask again.
-    cache.delete(f"allocation-pending:{launch_id}")
     result = launch_allocate(launch_id=launch_id)
     return {"allocated": result.allocated, "waitlisted": result.waitlisted}
 

@@ -341,13 +341,14 @@ def refused_already_ordered(reference: str | None) -> AdmissionRefused:
 
 _last_nudge: dict[int, float] = {}
 NUDGE_INTERVAL = 0.2
+ALLOCATOR_NUDGE_SECONDS = 1
 
 
 def allocation_nudge(*, launch_id: int) -> None:
     """Ask for an allocator run soon. Coalesced: a burst of admissions makes one task.
 
     First within this process (at most one nudge per launch every NUDGE_INTERVAL, no
-    network), then across processes through a one-second flag in the shared cache. The
+    network), then across processes through a short-lived flag in the shared cache. The
     beat safety net runs the allocator every second anyway, so a skipped or lost nudge
     only delays allocation, never loses an order.
     """
@@ -362,5 +363,8 @@ def allocation_nudge(*, launch_id: int) -> None:
     _last_nudge[launch_id] = now
     from django.core.cache import cache
 
-    if cache.add(f"allocation-pending:{launch_id}", 1, timeout=1):
+    # The flag is not cleared when the run starts: it expires, so however fast orders
+    # arrive the allocator runs about once a second per launch, in batches, instead
+    # of back to back competing with admission for the cores.
+    if cache.add(f"allocation-pending:{launch_id}", 1, timeout=ALLOCATOR_NUDGE_SECONDS):
         allocate_launch.delay(launch_id)
