@@ -88,7 +88,7 @@ def test_intake_waits_for_approval_then_distributes_and_serves_the_online_waitli
     assert level(online, sku) == (22, 22, 0)
     assert level(s0, sku) == (0, 0, 8) and level(s2, sku) == (0, 0, 2)
     assert (
-        list(
+        sorted(
             Order.objects.filter(pool=online, status=Order.Status.ALLOCATED).values_list(
                 "sequence", flat=True
             )
