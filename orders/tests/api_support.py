@@ -60,22 +60,3 @@ def assert_envelope(response, status: int, code: str) -> dict:
 
 def assert_nothing_written() -> None:
     assert Order.objects.count() == 0
-
-
-def cache_forget_this_run() -> None:
-    """Drop this test run's cache keys (its own prefix only, never the whole Redis).
-
-    Each run recreates the test database, so ids start again at 1, while Redis keeps the
-    previous run's eligibility entries under the same prefix: a stale entry would name a
-    customer id that no longer exists.
-    """
-    from django.core.cache import cache
-
-    backend = getattr(cache, "_cache", None)
-    if backend is None or not hasattr(backend, "get_client"):
-        cache.clear()  # local memory: private to this process
-        return
-    client = backend.get_client(None, write=True)
-    keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)

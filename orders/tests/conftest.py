@@ -5,6 +5,7 @@ from customers.tests.factories import CustomerFactory
 from inventory.selectors import location_for_store, location_online_pool
 from inventory.services import stock_receive
 from inventory.tests.factories import SKUFactory
+from orders.api.auth import partner_key_cache_clear
 from orders.services.admission import catalogue_clear
 from orders.tests.factories import LaunchFactory
 from stores.tests.factories import StoreFactory
@@ -12,9 +13,12 @@ from stores.tests.factories import StoreFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_catalogue():
+    """Launches, stores and partner keys are cached in process; each test has its own."""
     catalogue_clear()
+    partner_key_cache_clear()
     yield
     catalogue_clear()
+    partner_key_cache_clear()
 
 
 @pytest.fixture

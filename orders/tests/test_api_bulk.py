@@ -5,7 +5,6 @@ import threading
 import pytest
 from django.db import connection
 
-from orders.api.auth import partner_key_cache_clear
 from orders.models import Order
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.bulk import orders_admit_bulk, references_new
@@ -14,7 +13,6 @@ from orders.tests.api_support import (
     ORDERS,
     assert_envelope,
     assert_nothing_written,
-    cache_forget_this_run,
     order_body,
     partner_caller,
     partner_store,
@@ -22,18 +20,6 @@ from orders.tests.api_support import (
 from orders.tests.factories import LaunchFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_cache():
-    cache_forget_this_run()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keys():
-    partner_key_cache_clear()
-    yield
-    partner_key_cache_clear()
 
 
 def test_one_result_per_item_in_input_order(launch_with_stock):

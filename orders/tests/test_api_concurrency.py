@@ -6,16 +6,13 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from orders.api.auth import partner_key_cache_clear
 from orders.models import Order
-from orders.tests.api_support import ORDERS, cache_forget_this_run, order_body, partner_caller
+from orders.tests.api_support import ORDERS, order_body, partner_caller
 
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_one_idempotency_key_from_eight_threads_makes_one_order_and_one_reference(launch_with_stock):
-    cache_forget_this_run()
-    partner_key_cache_clear()
     launch_with_stock(online_units=5)
     caller = partner_caller()
     answers: list = [None] * 8

@@ -7,7 +7,6 @@ import time
 import pytest
 from django.test import Client
 
-from orders.api.auth import partner_key_cache_clear
 from orders.api.overload import header_queue_ms, socket_idle_ms
 from orders.models import Order
 from orders.services.admission import order_admit
@@ -16,7 +15,6 @@ from orders.tests.api_support import (
     ORDERS,
     assert_envelope,
     assert_nothing_written,
-    cache_forget_this_run,
     order_body,
     partner_caller,
     partner_store,
@@ -24,18 +22,6 @@ from orders.tests.api_support import (
 from stores.models import PartnerAPIKey
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_cache():
-    cache_forget_this_run()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keys():
-    partner_key_cache_clear()
-    yield
-    partner_key_cache_clear()
 
 
 @pytest.fixture

@@ -5,14 +5,12 @@ import datetime
 import pytest
 
 from customers.services.registration import eligibility_cache_warm
-from orders.api.auth import partner_key_cache_clear
 from orders.models import Order
 from orders.services.admission import order_admit
 from orders.services.allocation import launch_allocate
 from orders.tests.api_support import (
     ORDERS,
     assert_envelope,
-    cache_forget_this_run,
     order_body,
     partner_caller,
     partner_store,
@@ -32,18 +30,6 @@ ORDER_FIELDS = {
     "queue_position",
     "created_at",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_cache():
-    cache_forget_this_run()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keys():
-    partner_key_cache_clear()
-    yield
-    partner_key_cache_clear()
 
 
 def test_post_order_answers_202_with_an_order_of_api_md_shape(launch_with_stock):
