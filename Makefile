@@ -36,7 +36,7 @@ serve: install
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q celery,email,intake -l warning --concurrency 2 & \
 	$(BIN)/celery -A config beat -l warning & \
-	$(BIN)/gunicorn config.wsgi -w $(WORKERS) -b 127.0.0.1:$(PORT) --access-logfile - ; \
+	$(BIN)/gunicorn config.wsgi -c config/gunicorn.py -w $(WORKERS) -b 127.0.0.1:$(PORT) --access-logfile - ; \
 	wait
 
 bench: install

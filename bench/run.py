@@ -226,7 +226,8 @@ class Stack:
             ]  # fmt: skip
         else:
             argv = [
-                str(BIN / "gunicorn"), "config.wsgi", "-w", str(self.workers), "-b", f"{HOST}:{self.port}",
+                str(BIN / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.py"),
+                "-w", str(self.workers), "-b", f"{HOST}:{self.port}",
                 "--backlog", "2048", "--log-level", "warning",
             ]  # fmt: skip
         self._start(self.server, argv)

@@ -73,6 +73,12 @@ def _local_eligibility(launch_id: int) -> _LaunchEligibility | None:
     return entry
 
 
+def eligibility_local_warm(*, launch_id: int) -> int:
+    """Load this process's tier for a launch now (a web worker starting); returns its size."""
+    entry = _local_eligibility(launch_id)
+    return len(entry.accounts) if entry is not None else 0
+
+
 def _top_up(entry: _LaunchEligibility, launch_id: int) -> None:
     """Add the registrations made since the entry last looked (all of them the first time)."""
     rows = (

@@ -53,3 +53,13 @@ def test_the_process_tier_can_be_switched_off(launch, settings, django_assert_nu
     cache.delete(_eligibility_key(launch.pk, "A0000001"))
     with django_assert_num_queries(1):  # straight to the database, then the shared cache
         assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") == person.pk
+
+
+def test_warming_loads_the_open_launches_so_the_first_order_needs_no_query(launch, django_assert_num_queries):
+    from orders.services.admission import admission_warm
+
+    person = register(launch, "A0000001")
+    assert admission_warm() == 1
+    cache.delete(_eligibility_key(launch.pk, "A0000001"))
+    with django_assert_num_queries(0):
+        assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") == person.pk

@@ -17,6 +17,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 import orjson
@@ -158,6 +159,19 @@ def _replay(*, scope: str, key: str, fingerprint: str) -> Admission | None:
             details={"reference": existing.reference},
         )
     return Admission(order=existing, replayed=True)
+
+
+def admission_warm() -> int:
+    """Load the catalogue and the in-process eligibility of every launch open or opening
+    within a day, so a new web process answers its first order as fast as its last."""
+    from customers.services.registration import eligibility_local_warm
+
+    soon = timezone.now() + timedelta(days=1)
+    launches = Launch.objects.filter(opens_at__lte=soon, closes_at__gt=timezone.now())
+    for launch in launches:
+        launch_catalogue(slug=launch.slug)
+        eligibility_local_warm(launch_id=launch.pk)
+    return len(launches)
 
 
 def _take_admission_lock(launch_id: int) -> None:

@@ -1,0 +1,12 @@
+"""gunicorn settings for `make serve` and `make bench` (command-line options add to these)."""
+
+
+def post_worker_init(worker) -> None:
+    """Warm each worker before it takes its first request.
+
+    Loading a launch's eligible customers into the process takes a second or two for
+    400,000 of them; done here, it is not paid by the first customers of the window.
+    """
+    from orders.services.admission import admission_warm
+
+    admission_warm()
