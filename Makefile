@@ -33,7 +33,7 @@ lint: install
 serve: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
-	trap 'kill 0' INT TERM EXIT; \
+	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q celery,email,intake -l warning --concurrency 2 & \
 	$(BIN)/celery -A config beat -l warning & \
 	$(BIN)/gunicorn config.wsgi -c config/gunicorn.py -w $(WORKERS) -b 127.0.0.1:$(PORT) --access-logfile - ; \
