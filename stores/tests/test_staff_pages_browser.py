@@ -1,0 +1,85 @@
+"""Staff pages in a real browser (Debian Chromium): live panels change without a reload.
+
+Store staff sell to a walk-in and see their stock fall; head office edits a delivery's
+allocation plan and sees the units left to give update as they type. A JavaScript marker
+set on the page survives each check, which a reload would wipe.
+"""
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from inventory.manifests import manifest_parse
+from inventory.models import AllocationPlan
+from inventory.selectors import location_for_store, location_online_pool
+from inventory.services import delivery_announce, stock_receive
+from inventory.tests.factories import SKUFactory
+from inventory.tests.world import add_orders, make_stores, waitlist_everything
+from orders.services.intake import delivery_intake
+from orders.tests.factories import LaunchFactory
+from stores.models import StaffMembership
+from stores.tests.factories import StoreFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+expect.set_options(timeout=15_000)
+PASSWORD = "correct-horse-battery"
+
+
+def sign_in(page: Page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_store_staff_sell_to_a_walk_in_and_the_stock_panel_follows(page: Page, live_server):
+    sku = SKUFactory(code="IP3G-8GB-BLACK")
+    LaunchFactory(slug="iphone-3g", skus=[sku])
+    store = StoreFactory(code="S001", name="Regent Street")
+    stock_receive(location=location_for_store(store=store), sku=sku, quantity=3, reference="seed")
+    StaffMembership.objects.create(user=UserFactory(username="staff-s001"), store=store)
+
+    sign_in(page, live_server, "staff-s001")
+    expect(page).to_have_url(f"{live_server.url}/stores/S001/")
+    on_hand = page.locator('tr[data-sku="IP3G-8GB-BLACK"] [data-field="on_hand"]')
+    expect(on_hand).to_have_text("3")
+    page.evaluate("window.__marker = 'still here'")
+
+    page.locator("#issue-ticket").click()
+    page.locator("#serve-IP3G-8GB-BLACK").click()
+    expect(on_hand).to_have_text("2")
+    # Stock that arrives elsewhere shows on the next two-second refresh, untouched by staff.
+    stock_receive(location=location_for_store(store=store), sku=sku, quantity=5, reference="late")
+    expect(on_hand).to_have_text("7")
+    assert page.evaluate("window.__marker") == "still here"
+
+
+def test_head_office_edits_a_plan_and_sees_the_units_left_to_give_without_reloading(page: Page, live_server):
+    sku = SKUFactory(code="IP3G-8GB-BLACK")
+    launch = LaunchFactory(slug="iphone-3g", skus=[sku])
+    s0, s1 = make_stores(2)
+    add_orders(launch=launch, sku=sku, pool=location_online_pool(), count=6)
+    add_orders(launch=launch, sku=sku, pool=s0, count=3, start=6)
+    waitlist_everything(launch)
+    body = f"reference,expected_on,sku,quantity,launch\nDLV-B,{timezone.localdate()},{sku.code},9,iphone-3g\n"
+    delivery = delivery_announce(manifest=manifest_parse(content=body.encode()), source="test")[0]
+    delivery_intake(delivery_id=delivery.pk)  # received, plan suggested, waiting for approval
+    plan = AllocationPlan.objects.get(delivery=delivery)
+    assert sum(plan.lines.values_list("quantity", flat=True)) == 9
+    StaffMembership.objects.create(user=UserFactory(username="ho"), role=StaffMembership.Role.HEAD_OFFICE)
+
+    sign_in(page, live_server, "ho")
+    page.goto(f"{live_server.url}/office/stock/deliveries/DLV-B/plan/")
+    remaining = page.locator(f"#remaining-{sku.pk}")
+    expect(remaining).to_contain_text("0 units left to give")
+    page.evaluate("window.__marker = 'still here'")
+
+    online_line = plan.lines.get(location=location_online_pool())
+    suggested = online_line.quantity
+    page.locator(f'input[name="line-{online_line.pk}"]').fill(str(suggested - 2))
+    expect(remaining).to_contain_text("2 units left to give")
+    page.locator(f'input[name="line-{online_line.pk}"]').fill(str(suggested + 1))
+    expect(remaining).to_contain_text("1 unit too many")
+    assert page.evaluate("window.__marker") == "still here"
+    online_line.refresh_from_db()
+    assert online_line.quantity == suggested + 1  # each change is saved as it is typed
