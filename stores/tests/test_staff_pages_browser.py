@@ -1,7 +1,8 @@
 """Staff pages in a real browser (Debian Chromium): live panels change without a reload.
 
 Store staff sell to a walk-in and see their stock fall; head office edits a delivery's
-allocation plan and sees the units left to give update as they type. A JavaScript marker
+allocation plan and sees the units left to give update as they type, and watches a
+campaign's progress as the sender works through it. A JavaScript marker
 set on the page survives each check, which a reload would wipe.
 """
 
@@ -9,12 +10,16 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from customers.models import Campaign, Message
+from customers.services.campaigns import campaign_start
+from customers.services.outbox import outbox_send_batch
 from inventory.manifests import manifest_parse
 from inventory.models import AllocationPlan
 from inventory.selectors import location_for_store, location_online_pool
 from inventory.services import delivery_announce, stock_receive
 from inventory.tests.factories import SKUFactory
 from inventory.tests.world import add_orders, make_stores, waitlist_everything
+from orders.models import Order
 from orders.services.intake import delivery_intake
 from orders.tests.factories import LaunchFactory
 from stores.models import StaffMembership
@@ -83,3 +88,28 @@ def test_head_office_edits_a_plan_and_sees_the_units_left_to_give_without_reload
     assert page.evaluate("window.__marker") == "still here"
     online_line.refresh_from_db()
     assert online_line.quantity == suggested + 1  # each change is saved as it is typed
+
+
+def test_head_office_watches_a_campaign_go_out_without_reloading(page: Page, live_server, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the test plays the worker, batch by batch
+    sku = SKUFactory(code="IP3G-8GB-BLACK")
+    launch = LaunchFactory(slug="iphone-3g", skus=[sku])
+    orders = add_orders(launch=launch, sku=sku, pool=location_online_pool(), count=6)
+    waitlist_everything(launch)
+    assert Order.objects.filter(status="waitlisted").count() == len(orders)
+    outbox_send_batch(limit=100)  # the allocator's own "order received" mail goes first
+    campaign = campaign_start(launch=launch, kind=Message.Kind.APOLOGY, audience=Campaign.Audience.WAITLISTED)
+    StaffMembership.objects.create(user=UserFactory(username="ho"), role=StaffMembership.Role.HEAD_OFFICE)
+
+    sign_in(page, live_server, "ho")
+    page.goto(f"{live_server.url}/office/customers/campaigns/{campaign.pk}/")
+    sent = page.locator("#progress [data-sent]")
+    expect(sent).to_have_text("0")
+    page.evaluate("window.__marker = 'still here'")
+
+    outbox_send_batch(limit=4)  # the real sender, to the test's mail backend
+    expect(sent).to_have_text("4")
+    outbox_send_batch(limit=4)
+    expect(sent).to_have_text("6")
+    expect(page.locator("#progress")).to_contain_text("Finished.")
+    assert page.evaluate("window.__marker") == "still here"
