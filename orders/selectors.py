@@ -237,7 +237,7 @@ def store_walkin_queue(*, store: Store, launch: Launch | None) -> WalkInQueue:
     if launch is None:
         return WalkInQueue(now_serving=None, next_up=None, waiting=0, last_issued=None)
     row = Ticket.objects.filter(launch=launch, store=store).aggregate(
-        now_serving=Max("number", filter=Q(status=Ticket.Status.SERVED)),
+        now_serving=Max("number", filter=Q(status__in=[Ticket.Status.SERVED, Ticket.Status.NO_SALE])),
         next_up=Min("number", filter=Q(status=Ticket.Status.WAITING)),
         waiting=Count("pk", filter=Q(status=Ticket.Status.WAITING)),
         last_issued=Max("number"),

@@ -10,5 +10,6 @@ urlpatterns = [
     path("stores/<str:code>/", views.store_detail, name="store-detail"),
     path("stores/<str:code>/tickets/", views.store_ticket_issue, name="store-ticket-issue"),
     path("stores/<str:code>/serve-next/", views.store_serve_next, name="store-serve-next"),
+    path("stores/<str:code>/pass-over/", views.store_ticket_pass_over, name="store-ticket-pass-over"),
     path("stores/<str:code>/collect/", views.store_order_collect, name="store-order-collect"),
 ]

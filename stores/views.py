@@ -30,7 +30,7 @@ from inventory.services import InsufficientStock
 from orders import selectors as order_selectors
 from orders.models import Launch, Order
 from orders.services.collection import NotCollectable, order_collect
-from orders.services.walkin import WalkInError, ticket_issue, ticket_serve_next
+from orders.services.walkin import WalkInError, ticket_issue, ticket_pass_over, ticket_serve_next
 from stores.models import Store
 from stores.selectors import stores_for_user, user_is_head_office, user_may_see_store
 
@@ -176,6 +176,20 @@ def store_serve_next(request: HtmxHttpRequest, code: str) -> HttpResponse:
                 notice = Notice("Nobody is waiting: issue a ticket first.", "error")
             else:
                 notice = Notice(f"Now serving #{ticket.number}: one {sku.code} sold.")
+    return _action_done(request, store, launch, notice)
+
+
+@require_POST
+@staff_login_required
+def store_ticket_pass_over(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """The first waiting walk-in leaves without a unit, and the queue moves on."""
+    store = _store_for_staff(request, code)
+    launch = order_selectors.launch_for_store_page()
+    ticket = ticket_pass_over(launch=launch, store=store, user=request.user) if launch is not None else None
+    if ticket is None:
+        notice = Notice("Nobody is waiting.", "error")
+    else:
+        notice = Notice(f"Ticket #{ticket.number} left without a unit; no stock moved.")
     return _action_done(request, store, launch, notice)
 
 

@@ -78,3 +78,25 @@ def ticket_serve_next(
     ticket.served_by = user if user is not None and user.is_authenticated else None
     ticket.save(update_fields=["status", "sku", "served_at", "served_by"])
     return ticket
+
+
+@transaction.atomic
+def ticket_pass_over(*, launch: Launch, store: Store, user: AbstractBaseUser | None = None) -> Ticket | None:
+    """The first waiting ticket leaves without a unit (sold out, or the customer went).
+
+    None if nobody waits. The ticket is closed as "no sale" and the queue moves on; no
+    stock moves. Two staff pressing it at once close two different tickets (SKIP LOCKED).
+    """
+    ticket = (
+        Ticket.objects.select_for_update(skip_locked=True)
+        .filter(launch=launch, store=store, status=Ticket.Status.WAITING)
+        .order_by("number")
+        .first()
+    )
+    if ticket is None:
+        return None
+    ticket.status = Ticket.Status.NO_SALE
+    ticket.served_at = timezone.now()
+    ticket.served_by = user if user is not None and user.is_authenticated else None
+    ticket.save(update_fields=["status", "served_at", "served_by"])
+    return ticket

@@ -368,3 +368,30 @@ def test_head_office_nav_links_every_office_page_and_each_one_opens(client, shop
         if name != "admin":  # the admin wants is_staff, which membership alone does not give
             assert client.get(hrefs[0]).status_code == 200, name
     assert 'aria-current="page">Launches' in client.get(reverse("launch-list")).text
+
+
+def test_the_next_walk_in_can_leave_without_a_unit_and_the_queue_moves_on(client, shop):
+    client.force_login(shop.staff)
+    for _ in range(2):
+        client.post(url("store-ticket-issue", shop.store), HTTP_HX_REQUEST="true")
+    movements = StockMovement.objects.count()
+
+    response = client.post(url("store-ticket-pass-over", shop.store), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "Ticket #1 left without a unit" in html
+    assert field(html, "now_serving") == "#1" and field(html, "next_up") == "#2"
+    assert list(Ticket.objects.order_by("number").values_list("status", flat=True)) == ["no_sale", "waiting"]
+    assert StockMovement.objects.count() == movements and stock(shop, shop.black).on_hand == 3
+
+    client.post(url("store-ticket-pass-over", shop.store), HTTP_HX_REQUEST="true")
+    response = client.post(url("store-ticket-pass-over", shop.store), HTTP_HX_REQUEST="true")
+    assert "Nobody is waiting." in response.content.decode()
+    assert not Ticket.objects.filter(status="waiting").exists()
+
+
+def test_staff_of_another_store_cannot_pass_over_its_queue(client, shop):
+    client.force_login(shop.staff)
+    client.post(url("store-ticket-issue", shop.store))
+    client.force_login(shop.other_staff)
+    assert client.post(url("store-ticket-pass-over", shop.store)).status_code == 403
+    assert Ticket.objects.get().status == "waiting"
