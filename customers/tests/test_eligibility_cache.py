@@ -63,3 +63,19 @@ def test_warming_loads_the_open_launches_so_the_first_order_needs_no_query(launc
     cache.delete(_eligibility_key(launch.pk, "A0000001"))
     with django_assert_num_queries(0):
         assert eligible_customer_id(launch_id=launch.pk, account_number="A0000001") == person.pk
+
+
+def test_many_at_once_ask_each_tier_once_and_agree_with_one_at_a_time(launch, django_assert_num_queries):
+    from customers.services.registration import eligible_customer_ids
+
+    early = register(launch, "A0000001")
+    eligible_customer_id(launch_id=launch.pk, account_number="A0000001")  # loads the process tier
+    late = register(launch, "A0000002")  # after the load: only the database knows yet
+    register(launch, "A0000003", contract_status=Customer.ContractStatus.SUSPENDED)
+    wanted = ["A0000001", "A0000002", "A0000003", "NOBODY"]
+    with django_assert_num_queries(1):  # one query for everything the caches lack
+        found = eligible_customer_ids(launch_id=launch.pk, account_numbers=wanted)
+    assert found == {"A0000001": early.pk, "A0000002": late.pk}
+    assert found == {
+        n: cid for n in wanted if (cid := eligible_customer_id(launch_id=launch.pk, account_number=n))
+    }

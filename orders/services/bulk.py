@@ -23,16 +23,12 @@ order (slots), items go through order_admit one by one instead.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 
-from customers.models import UpgradeRegistration
-from customers.services.registration import NEGATIVE_SECONDS, UPGRADABLE, _eligibility_key
+from customers.services.registration import eligible_customer_ids
 from orders.models import Order
 from orders.services.admission import (
     AdmissionRefused,
@@ -165,55 +161,6 @@ def order_request_validate(data: dict) -> tuple[OrderRequest | None, dict[str, l
         ),
         {},
     )
-
-
-def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> dict[str, int]:
-    """Account number -> customer id for those eligible, from the eligibility cache.
-
-    The bulk twin of customers.services.registration.eligible_customer_id, with its keys
-    and its fill rule: one get_many, one query for the misses, set_many both ways.
-    """
-    keys = {_eligibility_key(launch_id, number): number for number in set(account_numbers)}
-    cached = _cache_get_many(list(keys))
-    found: dict[str, int] = {}
-    misses: list[str] = []
-    for key, number in keys.items():
-        value = cached.get(key)
-        if value is None:
-            misses.append(number)
-        elif value:
-            found[number] = value
-    if misses:
-        rows = dict(
-            UpgradeRegistration.objects.filter(
-                launch_id=launch_id,
-                customer__account_number__in=misses,
-                customer__contract_status__in=UPGRADABLE,
-            ).values_list("customer__account_number", "customer_id")
-        )
-        found.update(rows)
-        hits = {_eligibility_key(launch_id, n): rows[n] for n in misses if n in rows}
-        unknown = {_eligibility_key(launch_id, n): 0 for n in misses if n not in rows}
-        if hits:
-            cache.set_many(hits, settings.ELIGIBILITY_CACHE_SECONDS)
-        if unknown:
-            cache.set_many(unknown, NEGATIVE_SECONDS)
-    return found
-
-
-def _cache_get_many(keys: list[str]) -> dict:
-    """cache.get_many, minus Django's per-key memcached-safety scan on Redis.
-
-    The scan (validate_key) costs more than the MGET itself for a thousand keys; Redis
-    accepts any key, and these are built from validated, printable account numbers.
-    """
-    backend = getattr(cache, "_cache", None)
-    if backend is None or not hasattr(backend, "get_client") or not keys:
-        return cache.get_many(keys)
-    full = [cache.make_key(key) for key in keys]
-    values = backend.get_client(full[0]).mget(full)
-    loads = backend._serializer.loads
-    return {key: loads(value) for key, value in zip(keys, values, strict=True) if value is not None}
 
 
 def _check(request: OrderRequest, *, partner_id: int | None, now) -> _Candidate | AdmissionRefused:
