@@ -28,6 +28,29 @@ def ticket_issue(*, launch: Launch, store: Store, customer=None, sku: SKU | None
     return Ticket.objects.create(launch=launch, store=store, number=number, customer=customer, sku=sku)
 
 
+def _first_waiting_ticket(*, launch: Launch, store: Store) -> Ticket | None:
+    """The head of the queue, locked. Must be called inside a transaction.
+
+    SKIP LOCKED: two staff acting at once get two different tickets, each in ticket order.
+    """
+    return (
+        Ticket.objects.select_for_update(skip_locked=True)
+        .filter(launch=launch, store=store, status=Ticket.Status.WAITING)
+        .order_by("number")
+        .first()
+    )
+
+
+def _close(ticket: Ticket, *, status: str, user: AbstractBaseUser | None, **fields) -> Ticket:
+    ticket.status = status
+    ticket.served_at = timezone.now()
+    ticket.served_by = user if user is not None and user.is_authenticated else None
+    for name, value in fields.items():
+        setattr(ticket, name, value)
+    ticket.save(update_fields=["status", "served_at", "served_by", *fields])
+    return ticket
+
+
 @transaction.atomic
 def ticket_serve_next(
     *, launch: Launch, store: Store, sku: SKU, user: AbstractBaseUser | None = None
@@ -36,15 +59,8 @@ def ticket_serve_next(
 
     Raises SoldOut (and changes nothing) when no unit is free: units held for the store's
     click-and-collect orders, or owed to collect orders still waiting, are not for sale.
-    Two staff pressing "next" at once serve two different tickets (SKIP LOCKED), each in
-    ticket order.
     """
-    ticket = (
-        Ticket.objects.select_for_update(skip_locked=True)
-        .filter(launch=launch, store=store, status=Ticket.Status.WAITING)
-        .order_by("number")
-        .first()
-    )
+    ticket = _first_waiting_ticket(launch=launch, store=store)
     if ticket is None:
         return None
     location = location_for_store(store=store)
@@ -72,12 +88,7 @@ def ticket_serve_next(
         )
     except InsufficientStock:
         raise SoldOut(f"No {sku} left to sell at {store.code}.") from None
-    ticket.status = Ticket.Status.SERVED
-    ticket.sku = sku
-    ticket.served_at = timezone.now()
-    ticket.served_by = user if user is not None and user.is_authenticated else None
-    ticket.save(update_fields=["status", "sku", "served_at", "served_by"])
-    return ticket
+    return _close(ticket, status=Ticket.Status.SERVED, user=user, sku=sku)
 
 
 @transaction.atomic
@@ -85,18 +96,9 @@ def ticket_pass_over(*, launch: Launch, store: Store, user: AbstractBaseUser | N
     """The first waiting ticket leaves without a unit (sold out, or the customer went).
 
     None if nobody waits. The ticket is closed as "no sale" and the queue moves on; no
-    stock moves. Two staff pressing it at once close two different tickets (SKIP LOCKED).
+    stock moves.
     """
-    ticket = (
-        Ticket.objects.select_for_update(skip_locked=True)
-        .filter(launch=launch, store=store, status=Ticket.Status.WAITING)
-        .order_by("number")
-        .first()
-    )
+    ticket = _first_waiting_ticket(launch=launch, store=store)
     if ticket is None:
         return None
-    ticket.status = Ticket.Status.NO_SALE
-    ticket.served_at = timezone.now()
-    ticket.served_by = user if user is not None and user.is_authenticated else None
-    ticket.save(update_fields=["status", "served_at", "served_by"])
-    return ticket
+    return _close(ticket, status=Ticket.Status.NO_SALE, user=user)
