@@ -61,3 +61,22 @@ def position_gaps(*, launch_id: int) -> list[str]:
         if positions != list(range(1, len(orders) + 1)):
             problems.append(f"pool {key}: positions {positions[:20]}")
     return problems
+
+
+def starved_pools(*, launch_id: int) -> list[str]:
+    """Pools where orders still wait although units are free (after a full allocator run).
+
+    FCFS and no-oversell alone hold for an allocator that serves nobody; this is the
+    liveness half: every unit that can go to a waiting order does.
+    """
+    waiting: dict = defaultdict(int)
+    for sku, pool in Order.objects.filter(launch_id=launch_id, status__in=WAITING).values_list(
+        "sku_id", "pool_id"
+    ):
+        waiting[(sku, pool)] += 1
+    problems = []
+    for stock in Stock.objects.filter(sku_id__in={k[0] for k in waiting}):
+        key = (stock.sku_id, stock.location_id)
+        if waiting.get(key) and stock.on_hand - stock.reserved > 0:
+            problems.append(f"{stock}: {waiting[key]} waiting while {stock.on_hand - stock.reserved} are free")
+    return problems

@@ -3,6 +3,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from customers.models import UpgradeRegistration
 from orders.models import Order
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.allocation import launch_allocate
@@ -133,3 +134,47 @@ def test_position_read_with_the_insert_matches_the_position_read_later(launch_wi
     fourth = admit("D0000004", fulfilment="collect", store="S001").order
     assert third.admitted_position == order_queue_position(order=third).position == 2
     assert fourth.admitted_position == order_queue_position(order=fourth).position == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "changed"),
+    [
+        ("customer", {"customer": "D0000002"}),
+        ("sku", {"sku": "IP3G-16GB-WHITE"}),
+        ("fulfilment", {"fulfilment": "collect", "store": "S001"}),
+        ("store", {"fulfilment": "collect", "store": "S002"}),
+        ("launch", {"launch": "iphone-3g-second"}),
+    ],
+)
+def test_idempotency_key_reused_with_any_one_field_changed_is_a_conflict(launch_with_stock, field, changed):
+    """Each field of the request is part of its fingerprint: changing any one of them under
+    the same key is a conflict, never a replay of the first order nor a second order."""
+    from inventory.tests.factories import SKUFactory
+    from orders.tests.factories import LaunchFactory
+    from stores.tests.factories import StoreFactory
+
+    launch, sku, _, people = launch_with_stock(online_units=5, store_units=5)
+    white = SKUFactory(code="IP3G-16GB-WHITE")
+    launch.skus.add(white)
+    StoreFactory(code="S002")
+    second = LaunchFactory(slug="iphone-3g-second", skus=[sku, white])
+    UpgradeRegistration.objects.create(customer=people[0], launch=second, preferred_sku=sku)
+    base = {"fulfilment": "collect", "store": "S001"} if field == "store" else {}
+    first = admit("D0000001", idempotency_key="k-1", idempotency_scope="partner:1", **base)
+    with pytest.raises(AdmissionRefused) as refused:
+        admit("D0000001", idempotency_key="k-1", idempotency_scope="partner:1", **{**base, **changed})
+    assert refused.value.code == "idempotency_conflict", field
+    assert refused.value.details["reference"] == first.order.reference
+    assert Order.objects.count() == 1
+
+
+def test_replay_after_the_window_closed_returns_the_original_order(launch_with_stock):
+    """A client retrying an acknowledged order after the window closed must hear about its
+    order, not that the launch is not open."""
+    launch, *_ = launch_with_stock(online_units=5)
+    first = admit("D0000001", idempotency_key="k-late", idempotency_scope="partner:1")
+    late = launch.closes_at + datetime.timedelta(minutes=5)
+    again = admit("D0000001", idempotency_key="k-late", idempotency_scope="partner:1", now=late)
+    assert again.replayed
+    assert again.order.reference == first.order.reference
+    assert Order.objects.count() == 1

@@ -1,5 +1,6 @@
 """Property: any interleaving of admissions, allocator runs, stock arrivals and
-cancellations keeps invariants 1 (first come, first served) and 2 (no oversell)."""
+cancellations keeps invariants 1 (first come, first served) and 2 (no oversell), and a
+full allocator run leaves no order waiting while its pool has a free unit."""
 
 import pytest
 from django.db import transaction
@@ -14,7 +15,7 @@ from orders.models import Order
 from orders.services.admission import AdmissionRefused, catalogue_clear, order_admit
 from orders.services.allocation import launch_allocate, order_cancel
 from orders.tests.factories import LaunchFactory
-from orders.tests.invariants import fcfs_violations, oversold, position_gaps
+from orders.tests.invariants import fcfs_violations, oversold, position_gaps, starved_pools
 from stores.tests.factories import StoreFactory
 
 # Few customers and pools, so generated histories collide in the same pool often.
@@ -84,4 +85,5 @@ def test_any_interleaving_keeps_fcfs_and_no_oversell(ops):
         assert fcfs_violations(launch_id=launch.pk) == []
         assert oversold(launch_id=launch.pk) == []
         assert position_gaps(launch_id=launch.pk) == []
+        assert starved_pools(launch_id=launch.pk) == []
         transaction.set_rollback(True)
