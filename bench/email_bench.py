@@ -130,7 +130,7 @@ from django.utils import timezone
 from customers.models import Campaign, Customer, Message, UpgradeRegistration
 from customers.services.campaigns import campaign_start
 from inventory.models import SKU, Product
-from orders.models import Launch
+from inventory.models import Launch
 n = {n}
 product = Product.objects.create(code="IP3G", name="iPhone 3G")
 sku = SKU.objects.create(code="IP3G-8-BLK", product=product, name="iPhone 3G 8GB black")

@@ -113,9 +113,8 @@ def _build() -> dict:
     from django.utils import timezone
 
     from inventory.manifests import manifest_parse
-    from inventory.models import SKU, Location, Product
+    from inventory.models import SKU, Launch, Location, Product
     from inventory.services import delivery_announce
-    from orders.models import Launch
     from stores.models import Partner, Store
 
     product = Product.objects.create(code="IP3G", name="iPhone 3G")

@@ -195,7 +195,7 @@ def seed(*, customers: int, online_units: int) -> dict:
 
 def eligibility_warm(launch_id: int) -> int:
     from customers.services.registration import eligibility_cache_warm
-    from orders.models import Launch
+    from inventory.models import Launch
 
     return eligibility_cache_warm(launch=Launch.objects.get(pk=launch_id))
 

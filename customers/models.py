@@ -41,7 +41,7 @@ class UpgradeRegistration(models.Model):
     """A customer's registration of interest in a launch, made before its window opens."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="registrations")
-    launch = models.ForeignKey("orders.Launch", on_delete=models.CASCADE, related_name="registrations")
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="registrations")
     preferred_sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT)
     # Null means home delivery.
     preferred_store = models.ForeignKey(
@@ -68,7 +68,7 @@ class Campaign(models.Model):
         WAITLISTED = "waitlisted", "Every waitlisted customer"
         REGISTERED_WITHOUT_ORDER = "registered_without_order", "Registered customers without an order"
 
-    launch = models.ForeignKey("orders.Launch", on_delete=models.CASCADE, related_name="campaigns")
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="campaigns")
     kind = models.CharField(max_length=32)
     audience = models.CharField(max_length=32, choices=Audience.choices)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
@@ -136,7 +136,7 @@ class Message(models.Model):
         db_index=False,
     )
     launch = models.ForeignKey(
-        "orders.Launch",
+        "inventory.Launch",
         on_delete=models.CASCADE,
         null=True,
         blank=True,

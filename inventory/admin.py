@@ -7,6 +7,7 @@ from inventory.models import (
     AllocationPlanLine,
     Delivery,
     DeliveryLine,
+    Launch,
     Location,
     Product,
     Stock,
@@ -45,6 +46,19 @@ class SKUAdmin(admin.ModelAdmin):
     list_filter = ["product"]
     search_fields = ["code", "name", "product__code"]
     list_select_related = ["product"]
+
+
+@admin.register(Launch)
+class LaunchAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "opens_at", "closes_at", "per_customer_limit", "is_open"]
+    search_fields = ["slug", "name"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["skus"]
+    date_hierarchy = "opens_at"
+
+    @admin.display(boolean=True, description="open now")
+    def is_open(self, obj: Launch) -> bool:
+        return obj.is_open
 
 
 @admin.register(Location)

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 
@@ -23,6 +24,47 @@ class SKU(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class Launch(models.Model):
+    """A product launch: its SKUs, its ordering window and its per-customer limit.
+
+    It lives with the catalogue (Product, SKU) because every app hangs off it: orders,
+    registrations, campaigns and deliveries all belong to a launch, and the lowest app
+    they share is this one, so each can point at it without pointing up.
+    """
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    per_customer_limit = models.PositiveSmallIntegerField(default=1)
+    skus = models.ManyToManyField(SKU, related_name="launches")
+    # Head office's switches: apply suggested allocation plans at intake without review,
+    # and start the apology campaign by itself when the launch sells out.
+    auto_apply_plans = models.BooleanField(default=False)
+    auto_apology = models.BooleanField(default=False)
+    collect_hold_days = models.PositiveSmallIntegerField(default=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-opens_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=models.F("opens_at")), name="launch_window_ordered"
+            ),
+            models.CheckConstraint(condition=Q(per_customer_limit__gte=1), name="launch_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_open_at(self, moment) -> bool:
+        return self.opens_at <= moment < self.closes_at
+
+    @property
+    def is_open(self) -> bool:
+        return self.is_open_at(timezone.now())
 
 
 class Location(models.Model):
@@ -136,7 +178,7 @@ class Delivery(models.Model):
 
     reference = models.CharField(max_length=64, unique=True)
     launch = models.ForeignKey(
-        "orders.Launch", on_delete=models.PROTECT, related_name="deliveries", null=True, blank=True
+        Launch, on_delete=models.PROTECT, related_name="deliveries", null=True, blank=True
     )
     supplier = models.ForeignKey(
         "stores.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"

@@ -241,7 +241,7 @@ def plan_approve_view(request, reference: str):
 @require_GET
 @head_office_required
 def demand_report(request, slug: str):
-    from orders.models import Launch  # orders sits above inventory
+    from inventory.models import Launch
     from orders.services.demand import demand_vs_supply
 
     launch = get_object_or_404(Launch, slug=slug)

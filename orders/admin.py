@@ -1,19 +1,6 @@
 from django.contrib import admin
 
-from orders.models import Launch, Order, PoolState, Ticket
-
-
-@admin.register(Launch)
-class LaunchAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "opens_at", "closes_at", "per_customer_limit", "is_open"]
-    search_fields = ["slug", "name"]
-    prepopulated_fields = {"slug": ["name"]}
-    filter_horizontal = ["skus"]
-    date_hierarchy = "opens_at"
-
-    @admin.display(boolean=True, description="open now")
-    def is_open(self, obj: Launch) -> bool:
-        return obj.is_open
+from orders.models import Order, PoolState, Ticket
 
 
 class ViewOnlyAdmin(admin.ModelAdmin):

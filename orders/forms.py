@@ -13,7 +13,8 @@ from django import forms
 
 from customers.models import Customer
 from customers.services.registration import customer_verify
-from orders.models import Launch, Order
+from inventory.models import Launch
+from orders.models import Order
 from stores.models import Store
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")

@@ -21,10 +21,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.middleware import HtmxDetails
 
 from customers.services.registration import RegistrationRefused, registration_create
-from inventory.models import SKU, Delivery, Stock
+from inventory.models import SKU, Delivery, Launch, Stock
 from inventory.selectors import location_online_pool
 from orders.forms import AvailabilityForm, OrderForm, RegistrationForm, new_form_token
-from orders.models import Launch, Order, PoolState
+from orders.models import Order, PoolState
 from orders.services.admission import AdmissionRefused, order_admit, store_info
 from orders.services.positions import order_queue_position
 from stores.models import Store

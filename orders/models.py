@@ -4,42 +4,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 
-class Launch(models.Model):
-    """A product launch: its SKUs, its ordering window and its per-customer limit."""
-
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
-    opens_at = models.DateTimeField()
-    closes_at = models.DateTimeField()
-    per_customer_limit = models.PositiveSmallIntegerField(default=1)
-    skus = models.ManyToManyField("inventory.SKU", related_name="launches")
-    # Head office's switches: apply suggested allocation plans at intake without review,
-    # and start the apology campaign by itself when the launch sells out.
-    auto_apply_plans = models.BooleanField(default=False)
-    auto_apology = models.BooleanField(default=False)
-    collect_hold_days = models.PositiveSmallIntegerField(default=3)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-opens_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(closes_at__gt=models.F("opens_at")), name="launch_window_ordered"
-            ),
-            models.CheckConstraint(condition=Q(per_customer_limit__gte=1), name="launch_limit_positive"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def is_open_at(self, moment) -> bool:
-        return self.opens_at <= moment < self.closes_at
-
-    @property
-    def is_open(self) -> bool:
-        return self.is_open_at(timezone.now())
-
-
 class Order(models.Model):
     """An upgrade order. Its primary key is its sequence number: first come, first served.
 
@@ -69,7 +33,9 @@ class Order(models.Model):
     # a SKU or location is deleted) carry none; `reference` is unique through a
     # constraint, which spares PostgreSQL's extra LIKE index.
     reference = models.CharField(max_length=16)
-    launch = models.ForeignKey(Launch, on_delete=models.PROTECT, related_name="orders", db_index=False)
+    launch = models.ForeignKey(
+        "inventory.Launch", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="orders")
     # Which of the customer's allowed orders this is (1..launch limit); with the unique
     # constraint below it makes "one order per customer" a database rule.
@@ -156,7 +122,7 @@ class PoolState(models.Model):
     wait_number that has been given a unit; waitlisted_total the highest handed out.
     """
 
-    launch = models.ForeignKey(Launch, on_delete=models.CASCADE, related_name="pools")
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="pools")
     sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT)
     pool = models.ForeignKey("inventory.Location", on_delete=models.PROTECT)
     waitlisted_total = models.PositiveIntegerField(default=0)
@@ -181,7 +147,7 @@ class Ticket(models.Model):
         NO_SALE = "no_sale", "Left without a unit"
         CANCELLED = "cancelled", "Cancelled"
 
-    launch = models.ForeignKey(Launch, on_delete=models.PROTECT, related_name="tickets")
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.PROTECT, related_name="tickets")
     store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="tickets")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)

@@ -13,8 +13,17 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
-from inventory.models import SKU, AllocationPlan, AllocationPlanLine, Delivery, Location, Stock, StockMovement
-from orders.models import Launch, Order, Ticket
+from inventory.models import (
+    SKU,
+    AllocationPlan,
+    AllocationPlanLine,
+    Delivery,
+    Launch,
+    Location,
+    Stock,
+    StockMovement,
+)
+from orders.models import Order, Ticket
 from stores.models import Store
 
 STATUSES: tuple[str, ...] = tuple(Order.Status.values)

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from orders.models import Launch
+from inventory.models import Launch
 from orders.services.allocation import launch_allocate
 
 ALLOCATOR_TASK_KWARGS = {"ignore_result": True, "acks_late": True, "max_retries": 0}

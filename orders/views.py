@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from inventory.models import Launch
 from orders import selectors
-from orders.models import Launch
 from stores.selectors import user_is_head_office
 
 

@@ -26,9 +26,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from inventory.models import Launch
 from inventory.services import InsufficientStock
 from orders import selectors as order_selectors
-from orders.models import Launch, Order
+from orders.models import Order
 from orders.services.collection import NotCollectable, order_collect
 from orders.services.walkin import WalkInError, ticket_issue, ticket_pass_over, ticket_serve_next
 from stores.models import Store

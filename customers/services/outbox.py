@@ -288,7 +288,8 @@ def _preload(rows: list[dict], cache_: RenderCache) -> None:
     Done before sending starts, so nothing queries the database while a sent mark is in
     flight on the same connection (see _SentMarker).
     """
-    from orders.models import Launch, PoolState  # orders imports customers: import late
+    from inventory.models import Launch
+    from orders.models import PoolState  # orders imports customers: import late
 
     launch_ids = {pk for row in rows if (pk := _launch_of(row)) is not None} - set(cache_.launches)
     for launch in Launch.objects.filter(pk__in=launch_ids):

@@ -15,9 +15,8 @@ from aiosmtpd.controller import Controller
 
 from customers.models import Message
 from customers.tests.factories import CustomerFactory
-from inventory.tests.factories import SKUFactory, online_pool, store_location
+from inventory.tests.factories import LaunchFactory, SKUFactory, online_pool, store_location
 from orders.models import Order
-from orders.tests.factories import LaunchFactory
 
 
 def free_port() -> int:

@@ -5,8 +5,7 @@ from django.db import IntegrityError, transaction
 
 from customers.models import Campaign, Customer, Message, UpgradeRegistration
 from customers.tests.factories import CustomerFactory
-from inventory.tests.factories import SKUFactory
-from orders.tests.factories import LaunchFactory
+from inventory.tests.factories import LaunchFactory, SKUFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,7 @@ from django.core.cache import cache
 from customers.models import Customer, UpgradeRegistration
 from customers.services.registration import _eligibility_key, eligible_customer_id
 from customers.tests.factories import CustomerFactory
-from inventory.tests.factories import SKUFactory
-from orders.tests.factories import LaunchFactory
+from inventory.tests.factories import LaunchFactory, SKUFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -3,13 +3,12 @@
 from django.db import connection
 
 from customers.tests.factories import CustomerFactory
-from inventory.models import SKU, Location
+from inventory.models import SKU, Launch, Location
 from inventory.selectors import location_central, location_for_store, location_online_pool
-from inventory.tests.factories import SKUFactory
-from orders.models import Launch, Order
+from inventory.tests.factories import LaunchFactory, SKUFactory
+from orders.models import Order
 from orders.services.admission import new_reference
 from orders.services.allocation import launch_allocate
-from orders.tests.factories import LaunchFactory
 from stores.tests.factories import StoreFactory
 
 

@@ -12,14 +12,14 @@ from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory.models import Location, Stock
+from inventory.models import Launch, Location, Stock
 from inventory.selectors import location_online_pool
 from orders.api import serializers as s
 from orders.api.auth import HasOrdersScope, PartnerKey, PartnerKeyAuthentication
 from orders.api.errors import STATUS_FOR_CODE, ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
 from orders.api.rendering import JsonOnly, OrjsonParser, OrjsonRenderer, json_body, order_json
 from orders.api.throttles import PartnerKeyThrottle
-from orders.models import Launch, Order, PoolState
+from orders.models import Order, PoolState
 from orders.services.admission import order_admit
 from orders.services.bulk import MAX_BULK_ITEMS, order_request_validate, orders_admit_bulk
 from orders.services.positions import order_queue_position

@@ -26,8 +26,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers.services.registration import eligible_customer_id
+from inventory.models import Launch
 from inventory.selectors import location_online_pool
-from orders.models import Launch, Order
+from orders.models import Order
 from stores.models import Store
 
 ADMISSION_LOCK = 7301

@@ -24,9 +24,9 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from customers.models import Message
-from inventory.models import Stock, StockMovement
+from inventory.models import Launch, Stock, StockMovement
 from inventory.services import stock_rows_for_update
-from orders.models import Launch, Order, PoolState
+from orders.models import Order, PoolState
 from orders.services.admission import ADMISSION_LOCK
 
 ALLOCATOR_LOCK = 7302

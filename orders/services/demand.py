@@ -12,9 +12,9 @@ from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from customers.models import UpgradeRegistration
 from inventory.fair_share import Demand
-from inventory.models import DeliveryLine, Location, Stock, StockMovement
+from inventory.models import DeliveryLine, Launch, Location, Stock, StockMovement
 from inventory.selectors import location_online_pool
-from orders.models import Launch, Order
+from orders.models import Order
 
 WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
 

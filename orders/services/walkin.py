@@ -5,10 +5,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from inventory.models import SKU, StockMovement
+from inventory.models import SKU, Launch, StockMovement
 from inventory.selectors import location_for_store
 from inventory.services import InsufficientStock, StockChange, stock_apply, stock_rows_for_update
-from orders.models import Launch, Order, Ticket
+from orders.models import Order, Ticket
 from stores.models import Store
 
 

@@ -2,7 +2,7 @@
 
 from django import template
 
-from orders.models import Launch
+from inventory.models import Launch
 from orders.selectors import launch_for_store_page
 
 register = template.Library()

@@ -149,8 +149,7 @@ def test_position_read_with_the_insert_matches_the_position_read_later(launch_wi
 def test_idempotency_key_reused_with_any_one_field_changed_is_a_conflict(launch_with_stock, field, changed):
     """Each field of the request is part of its fingerprint: changing any one of them under
     the same key is a conflict, never a replay of the first order nor a second order."""
-    from inventory.tests.factories import SKUFactory
-    from orders.tests.factories import LaunchFactory
+    from inventory.tests.factories import LaunchFactory, SKUFactory
     from stores.tests.factories import StoreFactory
 
     launch, sku, _, people = launch_with_stock(online_units=5, store_units=5)

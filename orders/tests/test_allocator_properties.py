@@ -10,11 +10,10 @@ from hypothesis import strategies as st
 from customers.models import Customer, UpgradeRegistration
 from inventory.selectors import location_for_store, location_online_pool
 from inventory.services import stock_receive
-from inventory.tests.factories import SKUFactory
+from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
 from orders.services.admission import AdmissionRefused, catalogue_clear, order_admit
 from orders.services.allocation import launch_allocate, order_cancel
-from orders.tests.factories import LaunchFactory
 from orders.tests.invariants import fcfs_violations, oversold, position_gaps, starved_pools
 from stores.tests.factories import StoreFactory
 

@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
+from inventory.tests.factories import LaunchFactory
 from orders.models import Order
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.bulk import orders_admit_bulk, references_new
@@ -17,7 +18,6 @@ from orders.tests.api_support import (
     partner_caller,
     partner_store,
 )
-from orders.tests.factories import LaunchFactory
 
 pytestmark = pytest.mark.django_db
 

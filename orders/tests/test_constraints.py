@@ -12,9 +12,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.tests.factories import CustomerFactory
-from inventory.tests.factories import SKUFactory, online_pool, store_location
-from orders.models import Launch, Order, PoolState, Ticket
-from orders.tests.factories import LaunchFactory
+from inventory.models import Launch
+from inventory.tests.factories import LaunchFactory, SKUFactory, online_pool, store_location
+from orders.models import Order, PoolState, Ticket
 from stores.tests.factories import StoreFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,14 +15,13 @@ from playwright.sync_api import Page, expect
 from customers.models import UpgradeRegistration
 from customers.services.registration import eligibility_forget
 from customers.tests.factories import CustomerFactory
-from inventory.models import Delivery
+from inventory.models import Delivery, Launch
 from inventory.selectors import location_online_pool
 from inventory.services import stock_receive
-from inventory.tests.factories import SKUFactory
-from orders.models import Launch, Order
+from inventory.tests.factories import LaunchFactory, SKUFactory
+from orders.models import Order
 from orders.services.admission import catalogue_clear, order_admit
 from orders.services.allocation import launch_allocate
-from orders.tests.factories import LaunchFactory
 from stores.tests.factories import StoreFactory
 
 SKU = "IP3G-8GB-BLACK"

@@ -10,13 +10,12 @@ from django.utils import timezone
 
 from customers.models import Customer, UpgradeRegistration
 from customers.tests.factories import CustomerFactory
-from inventory.models import Delivery, DeliveryLine
-from inventory.tests.factories import SKUFactory
+from inventory.models import Delivery, DeliveryLine, Launch
+from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.journey import _first_name
-from orders.models import Launch, Order
+from orders.models import Order
 from orders.services.admission import catalogue_clear, order_admit
 from orders.services.allocation import launch_allocate
-from orders.tests.factories import LaunchFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,9 @@ from customers.tests.factories import CustomerFactory
 from inventory.models import StockMovement
 from inventory.selectors import location_for_store, location_online_pool
 from inventory.services import StockChange, stock_apply, stock_receive
-from inventory.tests.factories import SKUFactory
+from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders import selectors
 from orders.models import Order
-from orders.tests.factories import LaunchFactory
 from stores.models import StaffMembership
 from stores.tests.factories import StaffMembershipFactory, StoreFactory, UserFactory
 

@@ -9,8 +9,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Sum
 
 from customers.models import Customer, UpgradeRegistration
-from inventory.models import Location, Stock, StockMovement
-from orders.models import Launch
+from inventory.models import Launch, Location, Stock, StockMovement
 from stores.models import PartnerAPIKey, StaffMembership, Store
 from stores.tests.conftest import seed
 

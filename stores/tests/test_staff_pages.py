@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from customers.models import Customer
-from inventory.models import SKU, Location, StockMovement
+from inventory.models import SKU, Launch, Location, StockMovement
 from inventory.services import StockChange, stock_apply, stock_receive
-from orders.models import Launch, Order
+from orders.models import Order
 from stores.models import Store
 
 pytestmark = pytest.mark.django_db

@@ -17,11 +17,10 @@ from inventory.manifests import manifest_parse
 from inventory.models import AllocationPlan
 from inventory.selectors import location_for_store, location_online_pool
 from inventory.services import delivery_announce, stock_receive
-from inventory.tests.factories import SKUFactory
+from inventory.tests.factories import LaunchFactory, SKUFactory
 from inventory.tests.world import add_orders, make_stores, waitlist_everything
 from orders.models import Order
 from orders.services.intake import delivery_intake
-from orders.tests.factories import LaunchFactory
 from stores.models import StaffMembership
 from stores.tests.factories import StoreFactory, UserFactory
 

@@ -14,9 +14,8 @@ from customers.tests.factories import CustomerFactory
 from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Stock, StockMovement
 from inventory.selectors import location_for_store
 from inventory.services import StockChange, stock_apply, stock_receive
-from inventory.tests.factories import SKUFactory
+from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order, Ticket
-from orders.tests.factories import LaunchFactory
 from stores.models import StaffMembership
 from stores.tests.factories import StaffMembershipFactory, StoreFactory, UserFactory
 

@@ -26,8 +26,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from customers.models import Campaign, Customer, Message, UpgradeRegistration
-from inventory.models import SKU, Delivery, Location, Product, Stock, StockMovement
-from orders.models import Launch, Order, PoolState, Ticket
+from inventory.models import SKU, Delivery, Launch, Location, Product, Stock, StockMovement
+from orders.models import Order, PoolState, Ticket
 from stores.models import Partner, PartnerAPIKey, StaffMembership, Store
 
 LAUNCH_SLUG = "iphone-3g"
