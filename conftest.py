@@ -47,6 +47,16 @@ def _fresh_in_process_caches():
     forget()
 
 
+@pytest.fixture
+def launch_with_sku(db):
+    """An open launch of one SKU, for tests that make their own customers and orders."""
+    from inventory.tests.factories import LaunchFactory, SKUFactory
+
+    sku = SKUFactory()
+    launch = LaunchFactory(skus=[sku])
+    return launch, sku
+
+
 class CeleryWorker:
     """A real `celery worker` process on the test database and the Redis broker."""
 

@@ -37,8 +37,8 @@ class MessageAdmin(admin.ModelAdmin):
 
     list_display = ["pk", "kind", "customer", "launch", "status", "attempts", "created_at", "sent_at"]
     list_filter = ["status", "kind", "launch"]
-    search_fields = ["=customer__account_number", "dedupe_key", "=message_id"]
-    raw_id_fields = ["customer", "order"]
+    search_fields = ["=customer__account_number", "=order_reference", "dedupe_key", "=message_id"]
+    raw_id_fields = ["customer"]
     list_select_related = ["customer", "launch"]
     date_hierarchy = "created_at"
     show_full_result_count = False

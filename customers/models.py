@@ -121,20 +121,17 @@ class Message(models.Model):
     # Every index here is paid by every row the allocator writes (one per order), so:
     # dedupe_key is unique through a constraint, which spares PostgreSQL's extra LIKE index
     # (nothing searches keys by prefix); customer and campaign carry no index of their own
-    # because message_customer and message_campaign_status lead with them; order and
-    # launch carry none because nothing reads messages by them (only deleting an order or
-    # a launch would, and orders and launches with orders are never deleted on launch day).
+    # because message_customer and message_campaign_status lead with them; launch carries
+    # none because nothing reads messages by it (only deleting a launch would, and
+    # launches with orders are never deleted); an order's messages are found through its
+    # customer (message_customer), a handful of rows.
     kind = models.CharField(max_length=32, choices=Kind.choices)
     dedupe_key = models.CharField(max_length=200)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages", db_index=False)
-    order = models.ForeignKey(
-        "orders.Order",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="messages",
-        db_index=False,
-    )
+    # The order the message is about, by reference: the outbox names orders but does not
+    # point at them (orders sit above customers), and what the email says about the order
+    # travels in `context` (customers.services.outbox.facts).
+    order_reference = models.CharField(max_length=16, blank=True, default="")
     launch = models.ForeignKey(
         "inventory.Launch",
         on_delete=models.CASCADE,
@@ -180,4 +177,6 @@ class Message(models.Model):
 
     @property
     def is_marketing(self) -> bool:
-        return self.kind in self.MARKETING_KINDS or (self.kind == self.Kind.APOLOGY and self.order_id is None)
+        return self.kind in self.MARKETING_KINDS or (
+            self.kind == self.Kind.APOLOGY and not self.order_reference
+        )

@@ -63,9 +63,5 @@ def customer_registrations(*, customer: Customer):
     )
 
 
-def customer_orders(*, customer: Customer):
-    return customer.orders.select_related("launch", "sku", "store").order_by("-sequence")
-
-
 def customer_messages(*, customer: Customer):
-    return customer.messages.select_related("order", "launch", "campaign").order_by("-created_at", "-id")
+    return customer.messages.select_related("launch", "campaign").order_by("-created_at", "-id")

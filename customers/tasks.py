@@ -36,7 +36,7 @@ EMAIL_TASK_KWARGS = {
 }
 
 
-@shared_task(name="customers.tasks.outbox_drain", **EMAIL_TASK_KWARGS)
+@shared_task(name=outbox.DRAIN_TASK, **EMAIL_TASK_KWARGS)
 def outbox_drain() -> dict:
     # Cleared at the start, not the end: a nudge arriving while this runs must queue
     # another drain, or rows written meanwhile could wait for beat.

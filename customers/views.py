@@ -6,11 +6,7 @@ head office only.
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages as flash
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -19,20 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from customers import selectors
 from customers.forms import CampaignPreviewForm, CampaignStartForm
 from customers.models import Campaign, Customer
-from customers.services.campaigns import campaign_preview, campaign_start
 from customers.services.outbox import customer_unsubscribe, unsubscribe_token_verify
-from stores.selectors import user_is_head_office
-
-
-def head_office_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not user_is_head_office(user=request.user):
-            raise PermissionDenied("Head office only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+from orders.selectors.orders import customer_orders
+from orders.services.campaigns import campaign_preview, launch_campaign_start
+from stores.access import head_office_required
 
 
 @require_GET
@@ -50,7 +36,7 @@ def customer_detail(request: HttpRequest, account_number: str) -> HttpResponse:
     context = {
         "customer": customer,
         "registrations": selectors.customer_registrations(customer=customer),
-        "orders": selectors.customer_orders(customer=customer),
+        "orders": customer_orders(customer=customer),
         "messages_sent": selectors.customer_messages(customer=customer),
     }
     return render(request, "customers/customer_detail.html", context)
@@ -61,7 +47,7 @@ def customer_detail(request: HttpRequest, account_number: str) -> HttpResponse:
 def campaigns(request: HttpRequest) -> HttpResponse:
     form = CampaignStartForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        campaign = campaign_start(
+        campaign = launch_campaign_start(
             launch=form.cleaned_data["launch"],
             kind=form.cleaned_data["kind"],
             audience=form.cleaned_data["audience"],

@@ -1,14 +1,18 @@
 """Thin Celery tasks for deliveries. They take ids (or nothing), load fresh state and are
 safe to run twice: every step they call checks under a lock whether it is already done.
 
-Intake and collect deadlines need the orders app (demand, the allocator, the order status
-machine), which sits above inventory; the imports are inside the functions so that
-inventory never imports orders at module level (imports point orders -> inventory).
+Intake and collect deadlines are steps of the orders app's services (demand, the
+allocator, the order status machine); tasks are entry points, which may call any app's
+services.
 """
 
 from celery import shared_task
+from django.contrib.auth import get_user_model
 
 from inventory.services import delivery_inbox_scan
+from orders.services.allocation import launch_allocate
+from orders.services.collection import collect_deadlines_expire
+from orders.services.intake import deliveries_intake_due, delivery_intake
 
 # acks_late: the message is acknowledged only after the task finished, and a worker lost
 # mid-task (SIGKILL, OOM) gets it redelivered (after the broker's visibility timeout on
@@ -30,8 +34,6 @@ def scan_delivery_inbox() -> dict:
 @shared_task(**INTAKE_TASK_KWARGS)
 def intake_due_deliveries() -> list[str]:
     """Weekly (beat): announce what is in the inbox, then take in every due delivery."""
-    from orders.services.intake import deliveries_intake_due
-
     delivery_inbox_scan()
     return [r.reference for r in deliveries_intake_due()]
 
@@ -39,10 +41,6 @@ def intake_due_deliveries() -> list[str]:
 @shared_task(**INTAKE_TASK_KWARGS)
 def intake_delivery(delivery_id: int, user_id: int | None = None) -> dict:
     """One delivery now (head office's button, or after a plan is approved)."""
-    from django.contrib.auth import get_user_model
-
-    from orders.services.intake import delivery_intake
-
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     result = delivery_intake(delivery_id=delivery_id, user=user)
     return {"reference": result.reference, "distributed": result.distributed, "allocated": result.allocated}
@@ -50,13 +48,9 @@ def intake_delivery(delivery_id: int, user_id: int | None = None) -> dict:
 
 @shared_task(**INTAKE_TASK_KWARGS)
 def allocate_after_store_receipt(launch_id: int) -> int:
-    from orders.services.allocation import launch_allocate
-
     return launch_allocate(launch_id=launch_id).allocated
 
 
 @shared_task(**INTAKE_TASK_KWARGS)
 def expire_collect_deadlines() -> int:
-    from orders.services.collection import collect_deadlines_expire
-
     return collect_deadlines_expire()

@@ -1,48 +1,29 @@
 """Head-office delivery pages (plans, intake, demand against supply) and store receiving.
 
-Views are thin: they check who may see what and call services. Steps that need the orders
-app (demand, intake, the allocator) sit above inventory; they are reached through
-inventory.tasks (which imports orders inside its functions) or, for the read-only demand
-report, a function-level import, so inventory never imports orders at module level.
+Views are thin: they check who may see what, read through selectors and act through
+services (inventory's own, and orders' where a step needs demand or the allocator:
+entry points may use any app's services). GET pages never write: a delivery without a
+plan shows a button that suggests one.
 """
 
 import csv
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Location, StockMovement
-from inventory.services import (
-    DeliveryError,
-    plan_approve,
-    plan_line_set,
-    plan_remaining,
-    store_delivery_expected,
-    store_delivery_is_received,
-    store_delivery_receive,
-)
+from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Launch, Location, StockMovement
+from inventory.selectors import plan_remaining, store_deliveries, store_delivery_expected
+from inventory.services import DeliveryError, plan_approve, plan_line_set, store_delivery_receive
 from inventory.tasks import allocate_after_store_receipt, intake_delivery
-from stores.models import Store
-from stores.selectors import user_is_head_office, user_may_see_store
-
-
-def head_office_required(view):
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not user_is_head_office(user=request.user):
-            raise PermissionDenied("Head office only.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+from orders.selectors.demand import demand_vs_supply
+from orders.services.intake import delivery_plan_suggest
+from stores.access import head_office_required, staff_login_required, store_for_staff
 
 
 def _int_or_none(value) -> int | None:
@@ -123,20 +104,25 @@ def _plan_context(plan: AllocationPlan) -> dict:
     }
 
 
-def _get_plan(reference: str) -> AllocationPlan:
+def _find_plan(reference: str) -> tuple[Delivery, AllocationPlan | None]:
     delivery = get_object_or_404(Delivery, reference=reference)
     plan = AllocationPlan.objects.filter(delivery=delivery).select_related("delivery", "approved_by").first()
-    if plan is None:
-        from orders.services.intake import delivery_plan_suggest  # orders sits above inventory
+    return delivery, plan
 
-        plan = delivery_plan_suggest(delivery=delivery)
-    return plan
+
+def _get_plan(reference: str) -> AllocationPlan:
+    """The delivery's plan, suggested now if it has none (for POSTs only)."""
+    delivery, plan = _find_plan(reference)
+    return plan if plan is not None else delivery_plan_suggest(delivery=delivery)
 
 
 @require_GET
 @head_office_required
 def plan_detail(request, reference: str):
-    return render(request, "inventory/plan.html", _plan_context(_get_plan(reference)))
+    delivery, plan = _find_plan(reference)
+    if plan is None:
+        return render(request, "inventory/plan_missing.html", {"delivery": delivery})
+    return render(request, "inventory/plan.html", _plan_context(plan))
 
 
 @require_POST
@@ -197,8 +183,6 @@ def plan_save_all(request, reference: str):
 @require_POST
 @head_office_required
 def plan_suggest_again(request, reference: str):
-    from orders.services.intake import delivery_plan_suggest  # orders sits above inventory
-
     plan = _get_plan(reference)
     minimum = _int_or_none(request.POST.get("minimum_per_store") or 0)
     share_raw = (request.POST.get("partner_share_percent") or "").strip()
@@ -241,9 +225,6 @@ def plan_approve_view(request, reference: str):
 @require_GET
 @head_office_required
 def demand_report(request, slug: str):
-    from inventory.models import Launch
-    from orders.services.demand import demand_vs_supply
-
     launch = get_object_or_404(Launch, slug=slug)
     rows, supply = demand_vs_supply(launch=launch)
     if request.GET.get("format") == "csv":
@@ -312,49 +293,39 @@ def demand_report(request, slug: str):
 
 
 def _receivable(location: Location) -> list[dict]:
-    """Applied deliveries that sent units to this store, with what was sent and whether received."""
-    deliveries = (
-        Delivery.objects.filter(
-            plan__status=AllocationPlan.Status.APPLIED,
-            plan__lines__location=location,
-            plan__lines__quantity__gt=0,
-        )
-        .distinct()
-        .order_by("-distributed_at")
-    )
+    """Applied deliveries that sent units to this store: what was sent and whether received."""
     result = []
-    for delivery in deliveries[:20]:
-        expected = store_delivery_expected(delivery=delivery, location=location)
+    for delivery in store_deliveries(location=location, to_receive_only=False, limit=20):
         lines = list(
             AllocationPlanLine.objects.filter(plan__delivery=delivery, location=location, quantity__gt=0)
             .select_related("sku")
             .order_by("sku__code")
         )
-        received = store_delivery_is_received(delivery=delivery, location=location)
         movements = (
-            StockMovement.objects.filter(location=location, reference=delivery.reference)
-            .filter(Q(kind=StockMovement.Kind.STORE_RECEIPT) | Q(kind=StockMovement.Kind.ADJUSTMENT))
-            .select_related("sku", "created_by")
-            if received
+            StockMovement.objects.filter(
+                location=location,
+                reference=delivery.reference,
+                kind__in=[StockMovement.Kind.STORE_RECEIPT, StockMovement.Kind.ADJUSTMENT],
+            ).select_related("sku", "created_by")
+            if delivery.received
             else []
         )
         result.append(
             {
                 "delivery": delivery,
                 "lines": lines,
-                "expected": expected,
-                "received": received,
+                "expected": {line.sku_id: line.quantity for line in lines},
+                "received": delivery.received,
                 "movements": movements,
             }
         )
     return result
 
 
-@login_required
+@require_http_methods(["GET", "POST"])
+@staff_login_required
 def store_receiving(request, code: str):
-    store = get_object_or_404(Store, code=code)
-    if not user_may_see_store(user=request.user, store=store):
-        raise PermissionDenied("Staff of this store only.")
+    store = store_for_staff(request, code)
     location = Location.objects.filter(store=store).first()
     if request.method == "POST":
         if location is None:
@@ -388,8 +359,6 @@ def store_receiving(request, code: str):
             else:
                 messages.success(request, f"Delivery {delivery.reference} received.")
                 return redirect(reverse("inventory:store-receiving", kwargs={"code": store.code}))
-    elif request.method != "GET":
-        return HttpResponse(status=405)
     return render(
         request,
         "inventory/store_receiving.html",

@@ -8,31 +8,27 @@ the status page, so that page shows nothing personal beyond the first name.
 """
 
 import datetime
-from dataclasses import dataclass
 
 from django.contrib import messages
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from customers.services.registration import RegistrationRefused, registration_create
-from inventory.models import SKU, Delivery, Launch, Stock
-from inventory.selectors import location_online_pool
+from inventory.models import Launch
+from inventory.selectors import delivery_next, location_online_pool_id
+from orders.codes import ErrorCode
 from orders.forms import AvailabilityForm, OrderForm, RegistrationForm, new_form_token
-from orders.models import Order, PoolState
-from orders.services.admission import AdmissionRefused, order_admit, store_info
-from orders.services.positions import order_queue_position
+from orders.models import Order
+from orders.selectors.availability import PoolAvailability, pool_availability
+from orders.selectors.positions import order_queue_position
+from orders.services.admission import AdmissionRefused, order_admit
+from orders.services.catalogue import store_info
+from stores.access import HtmxHttpRequest
 from stores.models import Store
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
 
 BEFORE, OPEN, CLOSED = "before", "open", "closed"
 
@@ -47,48 +43,6 @@ def _phase(launch: Launch, now: datetime.datetime) -> str:
 
 def _launch(slug: str) -> Launch:
     return get_object_or_404(Launch.objects.prefetch_related("skus"), slug=slug)
-
-
-# --- reads for these pages (kept here: no other caller shares them) -------------------
-
-
-@dataclass(frozen=True)
-class PoolAvailability:
-    sku: SKU
-    where: str
-    units_left: int
-    waiting: int
-
-    @property
-    def sold_out(self) -> bool:
-        return self.units_left <= 0
-
-
-def _pool_availability(*, launch: Launch, sku: SKU, pool_id: int, where: str) -> PoolAvailability:
-    stock = Stock.objects.filter(location_id=pool_id, sku=sku).values_list("on_hand", "reserved").first()
-    waiting = (
-        PoolState.objects.filter(launch=launch, sku=sku, pool_id=pool_id)
-        .values_list("waiting", flat=True)
-        .first()
-        or 0
-    )
-    return PoolAvailability(
-        sku=sku, where=where, units_left=max(stock[0] - stock[1], 0) if stock else 0, waiting=waiting
-    )
-
-
-def _next_delivery(*, launch_id: int, sku_id: int) -> Delivery | None:
-    """The next announced delivery of the launch that brings this SKU (or has no lines yet)."""
-    return (
-        Delivery.objects.filter(
-            launch_id=launch_id,
-            status=Delivery.Status.ANNOUNCED,
-            expected_on__gte=timezone.localdate(),
-        )
-        .filter(Q(lines__sku_id=sku_id) | Q(lines__isnull=True))
-        .order_by("expected_on", "reference")
-        .first()
-    )
 
 
 # --- pages ---------------------------------------------------------------------------
@@ -111,11 +65,12 @@ def _detail_context(launch: Launch, *, form=None, **extra) -> dict:
     elif form is None and phase == OPEN:
         context["form"] = OrderForm(launch=launch)
     if phase == OPEN:
-        online = location_online_pool()
-        context["online"] = [
-            _pool_availability(launch=launch, sku=sku, pool_id=online.pk, where="home delivery")
-            for sku in launch.skus.all()
-        ]
+        context["online"] = pool_availability(
+            launch=launch,
+            pool_id=location_online_pool_id(),
+            skus=list(launch.skus.all()),
+            where="home delivery",
+        )
     context.update(extra)
     return context
 
@@ -174,17 +129,20 @@ def _first_name(name: str) -> str:
     return words[0]
 
 
-# Words for each refusal the web page can meet; API.md codes are the keys.
-_REFUSALS = {
-    "not_found": (None, "This launch no longer exists."),
-    "launch_not_open": (None, "Ordering for this launch is not open right now."),
-    "unknown_sku": ("sku", "That model is not part of this launch. Please choose one of the models listed."),
-    "not_eligible": (
+# Words for each refusal the web page can meet.
+_REFUSALS: dict[ErrorCode, tuple[str | None, str]] = {
+    ErrorCode.NOT_FOUND: (None, "This launch no longer exists."),
+    ErrorCode.LAUNCH_NOT_OPEN: (None, "Ordering for this launch is not open right now."),
+    ErrorCode.UNKNOWN_SKU: (
+        "sku",
+        "That model is not part of this launch. Please choose one of the models listed.",
+    ),
+    ErrorCode.NOT_ELIGIBLE: (
         None,
         "We can't find a registration of interest for this launch on that account, or the account "
         "can't be upgraded at the moment. Only customers who registered before ordering opened can order.",
     ),
-    "permission_denied": (None, "That store can't take this order. Please choose another store."),
+    ErrorCode.PERMISSION_DENIED: (None, "That store can't take this order. Please choose another store."),
 }
 
 
@@ -220,14 +178,14 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
 def _refusal_to_form(form: OrderForm, refused: AdmissionRefused) -> dict:
     """Put the refusal on the form; return what the page shows besides (an order link)."""
     reference = refused.details.get("reference") if isinstance(refused.details, dict) else None
-    if refused.code == "already_ordered":
+    if refused.code == ErrorCode.ALREADY_ORDERED:
         form.add_error(
             None,
             f"You already have an order for this launch (reference {reference}). "
             "Each customer can order once; you can follow that order's progress below.",
         )
         return {"existing_reference": reference}
-    if refused.code == "idempotency_conflict":
+    if refused.code == ErrorCode.IDEMPOTENCY_CONFLICT:
         # The same form was sent before with other details. Say so without naming that
         # order (whoever holds this token need not own it) and hand out a fresh token.
         form.data = form.data.copy()
@@ -237,7 +195,7 @@ def _refusal_to_form(form: OrderForm, refused: AdmissionRefused) -> dict:
             "This form was already sent with different details. Please check your details and send it again.",
         )
         return {}
-    if refused.code == "validation_error":
+    if refused.code == ErrorCode.VALIDATION_ERROR:
         for field, messages in (refused.details or {}).items():
             target = field if field in form.fields else None
             for message in messages if isinstance(messages, list) else [messages]:
@@ -273,12 +231,12 @@ def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
         store = Store.objects.only("name").filter(pk=info.id).first()
         if store is None:
             return None
-        return _pool_availability(
-            launch=launch, sku=sku, pool_id=info.location_id, where=f"collection at {store.name}"
-        )
-    return _pool_availability(
-        launch=launch, sku=sku, pool_id=location_online_pool().pk, where="home delivery"
-    )
+        return pool_availability(
+            launch=launch, pool_id=info.location_id, skus=[sku], where=f"collection at {store.name}"
+        )[0]
+    return pool_availability(
+        launch=launch, pool_id=location_online_pool_id(), skus=[sku], where="home delivery"
+    )[0]
 
 
 @never_cache
@@ -313,7 +271,7 @@ def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
     position = order_queue_position(order=order) if waiting else None
     next_delivery = None
     if position is not None and position.units_left <= 0:
-        next_delivery = _next_delivery(launch_id=order.launch_id, sku_id=order.sku_id)
+        next_delivery = delivery_next(launch_id=order.launch_id, sku_id=order.sku_id)
     context = {
         "order": order,
         "first_name": _first_name(order.customer.name),

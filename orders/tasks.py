@@ -4,12 +4,12 @@ from celery import shared_task
 from django.utils import timezone
 
 from inventory.models import Launch
-from orders.services.allocation import launch_allocate
+from orders.services.allocation import ALLOCATE_TASK, launch_allocate
 
 ALLOCATOR_TASK_KWARGS = {"ignore_result": True, "acks_late": True, "max_retries": 0}
 
 
-@shared_task(**ALLOCATOR_TASK_KWARGS)
+@shared_task(name=ALLOCATE_TASK, **ALLOCATOR_TASK_KWARGS)
 def allocate_launch(launch_id: int) -> dict:
     result = launch_allocate(launch_id=launch_id)
     return {"allocated": result.allocated, "waitlisted": result.waitlisted}

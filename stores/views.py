@@ -1,9 +1,8 @@
 """Staff pages: where a user lands after sign-in, and a store's live page.
 
-The store page reads launch and order figures through orders.selectors and acts through
-orders.services (walk-in queue, collection); that is the view layer composing reads and
-calls, not a model import in the stores app, so the one-way imports of the domain
-(orders -> inventory -> stores) hold for models and services.
+The store page reads through the selectors of inventory (stock, deliveries) and orders
+(walk-in queue, collect orders) and acts through orders' services (walk-in queue,
+collection): entry points may use any app's services and selectors.
 
 One view serves the whole store page or, for htmx, just its live panel; every action is
 an hx-post that answers with the updated panel plus the outcome (swapped out of band into
@@ -13,37 +12,32 @@ message when the browser posts without htmx.
 
 import re
 from dataclasses import dataclass
-from functools import wraps
-from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from inventory.models import Launch
+from inventory.selectors import (
+    launch_current,
+    launch_for_store_page,
+    location_of_store,
+    store_deliveries,
+    store_stock,
+)
 from inventory.services import InsufficientStock
-from orders import selectors as order_selectors
 from orders.models import Order
+from orders.selectors.store_page import store_collect, store_collect_ready, store_walkin_queue
 from orders.services.collection import NotCollectable, order_collect
 from orders.services.walkin import WalkInError, ticket_issue, ticket_pass_over, ticket_serve_next
+from stores.access import HtmxHttpRequest, staff_login_required, store_for_staff
 from stores.models import Store
-from stores.selectors import stores_for_user, user_is_head_office, user_may_see_store
+from stores.selectors import stores_for_user, user_is_head_office
 
 TEMPLATE = "stores/store_detail.html"
 # Order references are short upper-case letters and digits (orders.services.admission).
 REFERENCE_SHAPE = re.compile(r"[A-Z0-9]{1,16}")
-
-
-class HtmxHttpRequest(HttpRequest):
-    """The request as django-htmx's middleware leaves it (for type checkers)."""
-
-    htmx: HtmxDetails
 
 
 @dataclass(frozen=True)
@@ -54,29 +48,13 @@ class Notice:
     level: str = "success"  # or "error"
 
 
-def staff_login_required(view):
-    """login_required, except that an htmx request (a poll after the session expired)
-    sends the whole browser to sign in instead of swapping the sign-in page into a panel."""
-
-    @wraps(view)
-    def wrapped(request: HtmxHttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated and request.htmx:
-            page = request.htmx.current_url_abs_path or request.get_full_path()
-            return HttpResponseClientRedirect(
-                f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}"
-            )
-        return login_required(view)(request, *args, **kwargs)
-
-    return wrapped
-
-
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """Anonymous users sign in; head office gets the launch, store staff their store."""
     if not request.user.is_authenticated:
         return redirect("login")
     if user_is_head_office(user=request.user):
-        launch = order_selectors.launch_current()
+        launch = launch_current()
         if launch is not None:
             return redirect("launch-overview", slug=launch.slug)
         return redirect("launch-list")
@@ -86,18 +64,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "stores/no_store.html", status=403)
 
 
-def _store_for_staff(request: HttpRequest, code: str) -> Store:
-    store = get_object_or_404(Store.objects.select_related("partner"), code=code)
-    if not user_may_see_store(user=request.user, store=store):
-        raise PermissionDenied("You are not staff of this store.")
-    return store
-
-
 def _live_context(*, store: Store, launch: Launch | None) -> dict:
     """What the live panel shows. A handful of aggregate queries, none per order or ticket."""
-    collect = order_selectors.store_collect(store=store, launch=launch)
-    stock_lines = order_selectors.store_stock(store=store, launch=launch)
-    ready = order_selectors.store_collect_ready(store=store, launch=launch)
+    collect = store_collect(store=store, launch=launch)
+    stock_lines = store_stock(store=store, launch=launch)
+    ready = store_collect_ready(store=store, launch=launch)
+    location = location_of_store(store=store)
     return {
         "store": store,
         "launch": launch,
@@ -107,12 +79,12 @@ def _live_context(*, store: Store, launch: Launch | None) -> dict:
             {"sku": line.sku, "stock": line.stock, "owed": collect.owed_by_sku.get(line.sku.pk, 0)}
             for line in stock_lines
         ],
-        "queue": order_selectors.store_walkin_queue(store=store, launch=launch),
+        "queue": store_walkin_queue(store=store, launch=launch),
         "collect": collect.counts,
         "collect_waiting": collect.waiting_total,
         "collect_ready": ready,
         "collect_ready_more": max(collect.counts[Order.Status.ALLOCATED] - len(ready), 0),
-        "deliveries": order_selectors.store_deliveries_to_receive(store=store),
+        "deliveries": store_deliveries(location=location, to_receive_only=True, limit=10) if location else [],
     }
 
 
@@ -120,8 +92,8 @@ def _live_context(*, store: Store, launch: Launch | None) -> dict:
 @staff_login_required
 def store_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """The store's page, or (for htmx polling) just its live panel."""
-    store = _store_for_staff(request, code)
-    context = _live_context(store=store, launch=order_selectors.launch_for_store_page())
+    store = store_for_staff(request, code)
+    context = _live_context(store=store, launch=launch_for_store_page())
     template = TEMPLATE
     if request.htmx:
         template += "#live-panel"
@@ -143,8 +115,8 @@ def _action_done(
 @require_POST
 @staff_login_required
 def store_ticket_issue(request: HtmxHttpRequest, code: str) -> HttpResponse:
-    store = _store_for_staff(request, code)
-    launch = order_selectors.launch_for_store_page()
+    store = store_for_staff(request, code)
+    launch = launch_for_store_page()
     if launch is None:
         notice = Notice("No launch is set up, so there is no queue to join.", "error")
     else:
@@ -157,8 +129,8 @@ def store_ticket_issue(request: HtmxHttpRequest, code: str) -> HttpResponse:
 @staff_login_required
 def store_serve_next(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """Sell one unit of the chosen SKU to the first waiting ticket."""
-    store = _store_for_staff(request, code)
-    launch = order_selectors.launch_for_store_page()
+    store = store_for_staff(request, code)
+    launch = launch_for_store_page()
     # Matched against the launch's own SKUs in Python: any string at all (NUL bytes
     # included, which PostgreSQL refuses) is just "not one of ours".
     skus = {s.code: s for s in launch.skus.all()} if launch is not None else {}
@@ -184,8 +156,8 @@ def store_serve_next(request: HtmxHttpRequest, code: str) -> HttpResponse:
 @staff_login_required
 def store_ticket_pass_over(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """The first waiting walk-in leaves without a unit, and the queue moves on."""
-    store = _store_for_staff(request, code)
-    launch = order_selectors.launch_for_store_page()
+    store = store_for_staff(request, code)
+    launch = launch_for_store_page()
     ticket = ticket_pass_over(launch=launch, store=store, user=request.user) if launch is not None else None
     if ticket is None:
         notice = Notice("Nobody is waiting.", "error")
@@ -198,8 +170,8 @@ def store_ticket_pass_over(request: HtmxHttpRequest, code: str) -> HttpResponse:
 @staff_login_required
 def store_order_collect(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """Hand a held unit over to the customer who came for their click-and-collect order."""
-    store = _store_for_staff(request, code)
-    launch = order_selectors.launch_for_store_page()
+    store = store_for_staff(request, code)
+    launch = launch_for_store_page()
     reference = request.POST.get("order", "").strip().upper()
     if not REFERENCE_SHAPE.fullmatch(reference):
         reference = ""  # never sent to the database: it cannot be a reference

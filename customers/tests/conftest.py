@@ -14,8 +14,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from customers.models import Message
+from customers.services.outbox import OrderFacts, order_message_key
 from customers.tests.factories import CustomerFactory
-from inventory.tests.factories import LaunchFactory, SKUFactory, online_pool, store_location
+from inventory.tests.factories import online_pool, store_location
 from orders.models import Order
 
 
@@ -106,8 +107,32 @@ def smtp_settings(settings, smtp_sink):
 _refs = itertools.count(1)
 
 
+def order_facts(*, sku, store=None, position=None, collect_by=None) -> OrderFacts:
+    """What an outbox row says about an order (the outbox names orders, it needs none)."""
+    return OrderFacts(
+        reference=f"LD{next(_refs):010d}",
+        sku_id=sku.pk,
+        fulfilment="collect" if store is not None else "delivery",
+        store_id=store.pk if store is not None else None,
+        collect_by=collect_by,
+        position=position,
+    )
+
+
+def message_about(*, kind: str, customer, launch, facts: OrderFacts) -> Message:
+    """An outbox row about an order, keyed as the services key the event."""
+    return Message.objects.create(
+        kind=kind,
+        dedupe_key=order_message_key(kind=kind, reference=facts.reference),
+        customer=customer,
+        launch=launch,
+        order_reference=facts.reference,
+        context=facts.context(),
+    )
+
+
 def order_make(*, launch, customer, sku, status="queued", store=None, wait_number=None, **extra) -> Order:
-    """An order row as the admission and the allocator leave it (orders has no factory)."""
+    """An order row as the admission and the allocator leave it (for orders' own tests)."""
     pool = store_location(store) if store is not None else online_pool()
     return Order.objects.create(
         reference=f"LD{next(_refs):06d}{customer.pk % 100:02d}",
@@ -124,26 +149,11 @@ def order_make(*, launch, customer, sku, status="queued", store=None, wait_numbe
     )
 
 
-@pytest.fixture
-def launch_with_sku(db):
-    sku = SKUFactory()
-    launch = LaunchFactory(skus=[sku])
-    return launch, sku
-
-
 def allocated_messages(*, launch, sku, n: int) -> list[Message]:
-    """n customers with allocated orders and their `allocated` message, as the allocator writes them."""
-    messages = []
-    for _ in range(n):
-        customer = CustomerFactory()
-        order = order_make(launch=launch, customer=customer, sku=sku, status="allocated")
-        messages.append(
-            Message.objects.create(
-                kind=Message.Kind.ALLOCATED,
-                dedupe_key=f"allocated:{order.reference}",
-                customer=customer,
-                order=order,
-                launch=launch,
-            )
+    """n customers and their `allocated` message, as the allocator writes them."""
+    return [
+        message_about(
+            kind=Message.Kind.ALLOCATED, customer=CustomerFactory(), launch=launch, facts=order_facts(sku=sku)
         )
-    return messages
+        for _ in range(n)
+    ]

@@ -55,7 +55,7 @@ def test_the_process_tier_can_be_switched_off(launch, settings, django_assert_nu
 
 
 def test_warming_loads_the_open_launches_so_the_first_order_needs_no_query(launch, django_assert_num_queries):
-    from orders.services.admission import admission_warm
+    from orders.services.catalogue import admission_warm
 
     person = register(launch, "A0000001")
     assert admission_warm() == 1

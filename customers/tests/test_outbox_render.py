@@ -22,10 +22,12 @@ from django.utils import timezone
 
 from customers.models import Message
 from customers.services import outbox
-from customers.tests.conftest import allocated_messages, order_make
+from customers.services.outbox import OrderFacts
+from customers.tests.conftest import allocated_messages, order_facts
 from customers.tests.factories import CustomerFactory, RegistrationFactory
-from inventory.models import Delivery
-from orders.models import PoolState
+from inventory.models import SKU, Delivery
+from inventory.selectors import delivery_next
+from stores.models import Store
 from stores.tests.factories import StoreFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,14 +38,16 @@ NAMES = ["Ann O'Neil & <Sons>", 'Zoë "Z" Brontë', "Bob", "Émile Ünal-Šťast
 
 def reference_render(message: Message) -> tuple[str, str]:
     """The email as plain Django rendering with model instances makes it (no memo)."""
-    order = message.order
-    launch = message.launch or (order.launch if order is not None else None)
-    position = None
-    if order is not None and order.status == "waitlisted" and order.wait_number is not None:
-        state = PoolState.objects.filter(launch=order.launch, sku=order.sku, pool=order.pool).first()
-        position = max(order.wait_number - (state.served_through if state else 0), 1)
-    if message.kind == Message.Kind.ORDER_RECEIVED:
-        position = message.context.get("position") or position
+    facts = OrderFacts.from_row(reference=message.order_reference, context=message.context or {})
+    launch = message.launch
+    order = None
+    if facts is not None:
+        order = {
+            "sku": SKU.objects.get(pk=facts.sku_id),
+            "store": Store.objects.get(pk=facts.store_id) if facts.store_id else None,
+            "fulfilment": facts.fulfilment,
+            "collect_by": facts.collect_by,
+        }
     marketing = message.is_marketing
     token = signing.dumps({"c": message.customer.pk}, salt=outbox.UNSUBSCRIBE_SALT, compress=False)
     unsubscribe = reverse("unsubscribe", kwargs={"token": token})
@@ -52,13 +56,13 @@ def reference_render(message: Message) -> tuple[str, str]:
         "customer": message.customer,
         "order": order,
         "launch": launch,
-        "reference": order.reference if order is not None else "",
+        "reference": message.order_reference,
         "site_url": settings.SITE_URL.rstrip("/"),
         "unsubscribe_url": settings.SITE_URL.rstrip("/") + unsubscribe if marketing else "",
-        "position": position if message.kind in ("order_received", "apology") else None,
-        "next_delivery": launch.deliveries.filter(status="announced", expected_on__gte=timezone.localdate())
-        .order_by("expected_on")
-        .first()
+        "position": facts.position
+        if facts is not None and message.kind in ("order_received", "apology")
+        else None,
+        "next_delivery": delivery_next(launch_id=launch.pk, sku_id=facts.sku_id if facts else None)
         if message.kind == Message.Kind.APOLOGY
         else None,
         "store": registration.preferred_store
@@ -88,13 +92,11 @@ def varied_messages(launch_with_sku):
             customer=customer, launch=launch, preferred_sku=sku, preferred_store=oxford if index % 2 else None
         )
         store = oxford if index % 2 else None
-        order = order_make(
-            launch=launch,
-            customer=customer,
+        # Three wait (6th, 7th, 8th in the queue when told), two were served.
+        facts = order_facts(
             sku=sku,
             store=store,
-            status="waitlisted" if index < 3 else "allocated",
-            wait_number=10 + index if index < 3 else None,
+            position=6 + index if index < 3 else None,
             collect_by=timezone.now() + datetime.timedelta(days=3) if store else None,
         )
         for kind in Message.Kind.values:
@@ -106,13 +108,11 @@ def varied_messages(launch_with_sku):
                     kind=kind,
                     dedupe_key=f"{kind}:{index}",
                     customer=customer,
-                    order=order if with_order else None,
+                    order_reference=facts.reference if with_order else "",
                     launch=launch,
-                    context={"position": 3} if kind == Message.Kind.ORDER_RECEIVED and index == 0 else {},
+                    context=facts.context() if with_order else {},
                 )
             )
-    pool = messages[0].order.pool
-    PoolState.objects.create(launch=launch, sku=sku, pool=pool, waitlisted_total=20, served_through=4)
     return messages
 
 
@@ -120,7 +120,7 @@ def varied_messages(launch_with_sku):
 def test_memoised_render_equals_a_direct_render_for_every_kind(varied_messages):
     render_cache = outbox.RenderCache()  # shared, so later messages reuse earlier skeletons
     for message in varied_messages * 2:
-        message = Message.objects.select_related("customer", "order__launch", "launch").get(pk=message.pk)
+        message = Message.objects.select_related("customer", "launch").get(pk=message.pk)
         rendered = outbox.message_render(message=message, render_cache=render_cache)
         text, html = reference_render(message)
         assert rendered.text == text, (message.kind, message.customer.name)
@@ -132,7 +132,7 @@ def test_memoised_render_equals_a_direct_render_for_every_kind(varied_messages):
 
 @time_machine.travel(datetime.datetime(2008, 7, 11, 8, 0, tzinfo=datetime.UTC), tick=False)
 def test_fast_unsubscribe_token_is_what_signing_dumps_makes():
-    signer = outbox._UnsubscribeSigner()
+    signer = outbox.unsubscribe.UnsubscribeSigner()
     for customer_id in (1, 42, 10**9):
         token = signer.token(customer_id)
         assert token == signing.dumps({"c": customer_id}, salt=outbox.UNSUBSCRIBE_SALT, compress=False)

@@ -86,7 +86,7 @@ def test_customer_lookup_shows_registration_orders_and_messages(office, launch_w
     assert customer.name.encode() in found.content
     page = office.get(reverse("customer-detail", kwargs={"account_number": customer.account_number}))
     body = page.content.decode()
-    assert message.order.reference in body and "Your phone is reserved" in body and "Pending" in body
+    assert message.order_reference in body and "Your phone is reserved" in body and "Pending" in body
     assert launch.name in body
     assert office.get(reverse("customer-detail", kwargs={"account_number": "nobody"})).status_code == 404
 

@@ -12,11 +12,12 @@ from customers.models import Message
 from customers.tests.factories import RegistrationFactory
 from inventory.manifests import manifest_parse
 from inventory.models import AllocationPlan, Delivery, Stock, StockMovement
-from inventory.selectors import location_central, location_online_pool
 from inventory.services import (
     DeliveryError,
     PlanInvalid,
     delivery_announce,
+    location_central,
+    location_online_pool,
     plan_approve,
     plan_line_set,
     stock_reconcile,

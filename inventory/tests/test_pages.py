@@ -105,6 +105,10 @@ def test_plan_page_is_head_office_only_and_updates_remaining_units_live(
     client.force_login(staff0)
     assert client.get(url).status_code == 403
     client.force_login(head)
+    before = client.get(url)  # a GET never writes: the plan is suggested on request
+    assert before.status_code == 200 and b"Suggest a plan" in before.content
+    assert not AllocationPlan.objects.exists()
+    client.post(reverse("inventory:plan-suggest", kwargs={"reference": "DLV-API"}))
     page = client.get(url)
     assert page.status_code == 200
     assert b"0 units left to give" in page.content

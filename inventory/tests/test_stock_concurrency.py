@@ -9,8 +9,14 @@ from django.conf import settings
 from django.db import connection
 
 from inventory.models import Stock, StockMovement
-from inventory.selectors import location_for_store
-from inventory.services import InsufficientStock, StockChange, stock_apply, stock_receive, stock_reconcile
+from inventory.services import (
+    InsufficientStock,
+    StockChange,
+    location_for_store,
+    stock_apply,
+    stock_receive,
+    stock_reconcile,
+)
 from inventory.tests.world import add_orders, make_launch, make_stores
 from orders.models import Order, Ticket
 from orders.services.allocation import launch_allocate

@@ -4,10 +4,10 @@ from django.db import connection
 
 from customers.tests.factories import CustomerFactory
 from inventory.models import SKU, Launch, Location
-from inventory.selectors import location_central, location_for_store, location_online_pool
+from inventory.services import location_central, location_for_store, location_online_pool
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
-from orders.services.admission import new_reference
+from orders.services.admission import references_new
 from orders.services.allocation import launch_allocate
 from stores.tests.factories import StoreFactory
 
@@ -35,7 +35,7 @@ def add_orders(*, launch: Launch, sku: SKU, pool: Location, count: int, start: i
         customer = CustomerFactory(account_number=f"W{pool.code}{sku.pk}{start + i:05d}")
         orders.append(
             Order(
-                reference=new_reference(),
+                reference=references_new(1)[0],
                 launch=launch,
                 customer=customer,
                 sku=sku,

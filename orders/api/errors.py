@@ -21,73 +21,54 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from orders.codes import ErrorCode
 from orders.services.admission import AdmissionRefused
 
 logger = logging.getLogger(__name__)
 
-STATUS_FOR_CODE = {
-    "invalid_json": 400,
-    "validation_error": 400,
-    "not_authenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "not_acceptable": 406,
-    "already_ordered": 409,
-    "idempotency_conflict": 409,
-    "launch_not_open": 409,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "not_eligible": 422,
-    "unknown_sku": 422,
-    "throttled": 429,
-    "server_error": 500,
-    "overloaded": 503,
-}
-
 # DRF's own codes, renamed to API.md's.
-_DRF_CODES = {
-    "parse_error": "invalid_json",
-    "invalid": "validation_error",
-    "authentication_failed": "not_authenticated",
-    "not_authenticated": "not_authenticated",
-    "permission_denied": "permission_denied",
-    "not_found": "not_found",
-    "method_not_allowed": "method_not_allowed",
-    "not_acceptable": "not_acceptable",
-    "unsupported_media_type": "unsupported_media_type",
-    "throttled": "throttled",
+_DRF_CODES: dict[str, ErrorCode] = {
+    "parse_error": ErrorCode.INVALID_JSON,
+    "invalid": ErrorCode.VALIDATION_ERROR,
+    "authentication_failed": ErrorCode.NOT_AUTHENTICATED,
+    "not_authenticated": ErrorCode.NOT_AUTHENTICATED,
+    "permission_denied": ErrorCode.PERMISSION_DENIED,
+    "not_found": ErrorCode.NOT_FOUND,
+    "method_not_allowed": ErrorCode.METHOD_NOT_ALLOWED,
+    "not_acceptable": ErrorCode.NOT_ACCEPTABLE,
+    "unsupported_media_type": ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    "throttled": ErrorCode.THROTTLED,
 }
 
-_MESSAGES = {
-    "invalid_json": "The body is not valid JSON.",
-    "validation_error": "Some fields are missing or invalid.",
-    "not_authenticated": "Send a valid key in the header 'Authorization: Api-Key <key>'.",
-    "permission_denied": "This key may not do this.",
-    "not_found": "Not found.",
-    "throttled": "This key has sent too many requests; retry after the Retry-After seconds.",
+_MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.INVALID_JSON: "The body is not valid JSON.",
+    ErrorCode.VALIDATION_ERROR: "Some fields are missing or invalid.",
+    ErrorCode.NOT_AUTHENTICATED: "Send a valid key in the header 'Authorization: Api-Key <key>'.",
+    ErrorCode.PERMISSION_DENIED: "This key may not do this.",
+    ErrorCode.NOT_FOUND: "Not found.",
+    ErrorCode.THROTTLED: "This key has sent too many requests; retry after the Retry-After seconds.",
 }
 
 
 class ApiError(exceptions.APIException):
     """An API.md error raised by a view: code, sentence, optional details."""
 
-    def __init__(self, code: str, message: str, *, details: dict | None = None, status: int | None = None):
+    def __init__(self, code: ErrorCode, message: str, *, details: dict | None = None):
         super().__init__(message, code)
         self.code = code
         self.message = message
         self.details = details or {}
-        self.status_code = status or STATUS_FOR_CODE.get(code, 400)
+        self.status_code = code.status
 
 
 class PayloadTooLarge(ApiError):
     def __init__(self, message: str = "The body is larger than this API accepts."):
-        super().__init__("payload_too_large", message)
+        super().__init__(ErrorCode.PAYLOAD_TOO_LARGE, message)
 
 
 class InvalidJSON(ApiError):
     def __init__(self, message: str = "The body is not valid JSON.", *, details: dict | None = None):
-        super().__init__("invalid_json", message, details=details)
+        super().__init__(ErrorCode.INVALID_JSON, message, details=details)
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -114,17 +95,16 @@ def _describe(exc: exceptions.APIException) -> tuple[str, str, dict]:
     if isinstance(exc, ApiError):
         return exc.code, exc.message, exc.details
     if isinstance(exc, exceptions.ValidationError):
-        return "validation_error", _MESSAGES["validation_error"], field_errors(exc.detail)
+        code = ErrorCode.VALIDATION_ERROR
+        return code, _MESSAGES[code], field_errors(exc.detail)
     codes = exc.get_codes()
     raw_code = codes if isinstance(codes, str) else exc.default_code
-    code = _DRF_CODES.get(raw_code, raw_code)
-    if isinstance(exc, exceptions.ParseError):
-        code = "invalid_json"
+    code = ErrorCode.INVALID_JSON if isinstance(exc, exceptions.ParseError) else _DRF_CODES.get(raw_code)
+    if code is None:  # a DRF code API.md does not list: passed on as DRF names it
+        return raw_code, str(exc.detail) if isinstance(exc.detail, str) else "The request failed.", {}
     message = str(exc.detail) if isinstance(exc.detail, str) else _MESSAGES.get(code, "The request failed.")
-    if code == "invalid_json":
-        message = _MESSAGES["invalid_json"]
-    if code == "not_authenticated":
-        message = _MESSAGES["not_authenticated"]
+    if code in (ErrorCode.INVALID_JSON, ErrorCode.NOT_AUTHENTICATED):
+        message = _MESSAGES[code]
     return code, message, {}
 
 
@@ -132,9 +112,7 @@ def api_exception_handler(exc, context) -> Response:
     """DRF's EXCEPTION_HANDLER for the partner API: always an envelope, never None."""
     if isinstance(exc, AdmissionRefused):
         set_rollback()
-        return Response(
-            error_body(exc.code, exc.message, exc.details), status=STATUS_FOR_CODE.get(exc.code, 400)
-        )
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.code.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -145,7 +123,7 @@ def api_exception_handler(exc, context) -> Response:
         set_rollback()
         request = context.get("request")
         logger.exception("Unhandled error in the partner API at %s", getattr(request, "path", "?"))
-        return Response(error_body("server_error", "Something went wrong on our side."), status=500)
+        return Response(error_body(ErrorCode.SERVER_ERROR, "Something went wrong on our side."), status=500)
 
     set_rollback()
     code, message, details = _describe(exc)
@@ -182,13 +160,13 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         match = None
     if match is not None and match.func is not api_not_found:
         return match.func(request, *match.args, **match.kwargs)
-    return envelope_response("not_found", "There is nothing at this address.", status=404)
+    return envelope_response(ErrorCode.NOT_FOUND, "There is nothing at this address.", status=404)
 
 
 def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     """handler500 for the project: the envelope under /api/, Django's page elsewhere."""
     if request.path_info.startswith("/api/"):
-        return envelope_response("server_error", "Something went wrong on our side.", status=500)
+        return envelope_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.", status=500)
     from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request, *args, **kwargs)
@@ -197,7 +175,7 @@ def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 def page_not_found(request: HttpRequest, exception=None, *args, **kwargs) -> HttpResponse:
     """handler404 for the project: the envelope under /api/, Django's page elsewhere."""
     if request.path_info.startswith("/api/"):
-        return envelope_response("not_found", "There is nothing at this address.", status=404)
+        return envelope_response(ErrorCode.NOT_FOUND, "There is nothing at this address.", status=404)
     from django.views.defaults import page_not_found as django_page_not_found
 
     return django_page_not_found(request, exception, *args, **kwargs)

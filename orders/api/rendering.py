@@ -10,8 +10,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
 from orders.api.errors import InvalidJSON, PayloadTooLarge
-from orders.models import Order
-from orders.services.bulk import AdmittedOrder
+from orders.selectors.orders import OrderSummary
 
 
 def _default(value):
@@ -76,30 +75,17 @@ def json_body(request):
         raise InvalidJSON(details={"reason": str(error)}) from None
 
 
-def order_json(order: Order | AdmittedOrder, *, queue_position: int | None = None) -> dict:
-    """API.md's Order. A model instance needs launch, customer, sku and store loaded."""
-    if isinstance(order, AdmittedOrder):
-        return {
-            "reference": order.reference,
-            "launch": order.launch,
-            "customer": order.customer,
-            "sku": order.sku,
-            "fulfilment": order.fulfilment,
-            "store": order.store,
-            "channel": order.channel,
-            "status": order.status,
-            "queue_position": order.queue_position,
-            "created_at": order.created_at,
-        }
+def order_json(order: OrderSummary) -> dict:
+    """API.md's Order, the one place an order is written as JSON."""
     return {
         "reference": order.reference,
-        "launch": order.launch.slug,
-        "customer": order.customer.account_number,
-        "sku": order.sku.code,
+        "launch": order.launch,
+        "customer": order.customer,
+        "sku": order.sku,
         "fulfilment": order.fulfilment,
-        "store": order.store.code if order.store_id else None,
+        "store": order.store,
         "channel": order.channel,
         "status": order.status,
-        "queue_position": queue_position,
+        "queue_position": order.queue_position,
         "created_at": order.created_at,
     }

@@ -1,18 +1,22 @@
 """Shapes of the partner API for the OpenAPI schema (API.md is the contract).
 
 The views build their answers as plain dicts (orjson renders them) and validate bodies
-with orders.services.bulk.order_request_validate, because serializer machinery costs
-more per item than the whole of a bulk insert; these classes describe the same shapes
-for drf-spectacular, and a test holds the schema to API.md's paths.
+with orders.api.validation, because serializer machinery costs more per item than the
+whole of a bulk insert; these classes describe the same shapes for drf-spectacular, with
+the validator's own table of field limits, and a test holds the schema to API.md's paths.
 """
 
 from rest_framework import serializers
 
+from orders.api.validation import ORDER_FIELD_LIMITS
+from orders.codes import ErrorCode
 from orders.models import Order
 
 
 class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="snake_case code from API.md's error table")
+    code = serializers.ChoiceField(
+        choices=[c.value for c in ErrorCode], help_text="what went wrong, as a code"
+    )
     message = serializers.CharField()
     details = serializers.DictField(required=False, help_text="for validation errors: field -> messages")
 
@@ -46,12 +50,20 @@ class AvailabilitySerializer(serializers.Serializer):
 
 
 class OrderRequestSerializer(serializers.Serializer):
-    launch = serializers.CharField(max_length=64, help_text="launch slug")
-    customer = serializers.CharField(max_length=16, help_text="the customer's account number")
-    sku = serializers.CharField(max_length=32, help_text="SKU code")
+    launch = serializers.CharField(
+        min_length=1, max_length=ORDER_FIELD_LIMITS["launch"], help_text="launch slug"
+    )
+    customer = serializers.CharField(
+        min_length=1, max_length=ORDER_FIELD_LIMITS["customer"], help_text="the customer's account number"
+    )
+    sku = serializers.CharField(min_length=1, max_length=ORDER_FIELD_LIMITS["sku"], help_text="SKU code")
     fulfilment = serializers.ChoiceField(choices=Order.Fulfilment.choices)
     store = serializers.CharField(
-        max_length=16, required=False, allow_null=True, help_text="store code; required for collect"
+        min_length=1,
+        max_length=ORDER_FIELD_LIMITS["store"],
+        required=False,
+        allow_null=True,
+        help_text="store code; required for collect",
     )
 
 

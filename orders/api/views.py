@@ -5,33 +5,34 @@ the admission services; every error becomes API.md's envelope (orders.api.errors
 """
 
 import django_filters
-from django.db.models import Count, F
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory.models import Launch, Location, Stock
-from inventory.selectors import location_online_pool
+from inventory.models import Launch
+from inventory.selectors import location_online_pool_id, store_stock
 from orders.api import serializers as s
 from orders.api.auth import HasOrdersScope, PartnerKey, PartnerKeyAuthentication
-from orders.api.errors import STATUS_FOR_CODE, ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
+from orders.api.errors import ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
 from orders.api.rendering import JsonOnly, OrjsonParser, OrjsonRenderer, json_body, order_json
 from orders.api.throttles import PartnerKeyThrottle
-from orders.models import Order, PoolState
+from orders.api.validation import bulk_items_validate, idempotency_key_valid, order_request_validate
+from orders.codes import ErrorCode
+from orders.models import Order
+from orders.selectors.availability import pool_availability
+from orders.selectors.orders import OrderSummary, order_summary
 from orders.services.admission import order_admit
-from orders.services.bulk import MAX_BULK_ITEMS, order_request_validate, orders_admit_bulk
-from orders.services.positions import order_queue_position
+from orders.services.bulk import MAX_BULK_ITEMS, BulkOutcome, orders_admit_bulk
 from stores.models import Store
 
-_WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
 
-
-def _errors(*codes: str) -> dict:
-    responses = {STATUS_FOR_CODE[c]: OpenApiResponse(s.ErrorSerializer, description=c) for c in codes}
-    for code in ("not_authenticated", "permission_denied", "throttled"):
-        responses.setdefault(STATUS_FOR_CODE[code], OpenApiResponse(s.ErrorSerializer, description=code))
+def _errors(*codes: ErrorCode) -> dict:
+    responses = {c.status: OpenApiResponse(s.ErrorSerializer, description=c) for c in codes}
+    for code in (ErrorCode.NOT_AUTHENTICATED, ErrorCode.PERMISSION_DENIED, ErrorCode.THROTTLED):
+        responses.setdefault(code.status, OpenApiResponse(s.ErrorSerializer, description=code))
     return responses
 
 
@@ -51,12 +52,6 @@ class PartnerAPIView(APIView):
         return self.request.auth
 
 
-def _position(order: Order) -> int | None:
-    if order.status not in _WAITING:
-        return None
-    return order_queue_position(order=order).position
-
-
 class LaunchListView(PartnerAPIView):
     @extend_schema(operation_id="launches_list", responses={200: s.LaunchListSerializer, **_errors()})
     def get(self, request):
@@ -70,41 +65,26 @@ class LaunchListView(PartnerAPIView):
 class LaunchAvailabilityView(PartnerAPIView):
     @extend_schema(
         operation_id="launches_availability",
-        responses={200: s.AvailabilitySerializer, **_errors("not_found")},
+        responses={200: s.AvailabilitySerializer, **_errors(ErrorCode.NOT_FOUND)},
     )
     def get(self, request, slug: str):
         launch = Launch.objects.filter(slug=slug).first()
         if launch is None:
-            raise ApiError("not_found", f"There is no launch called {slug!r}.")
-        online = location_online_pool()
-        skus = list(launch.skus.order_by("code").values_list("pk", "code", "name"))
-        available = dict(
-            Stock.objects.filter(location=online, sku__in=[pk for pk, _, _ in skus]).values_list(
-                "sku_id", F("on_hand") - F("reserved")
-            )
+            raise ApiError(ErrorCode.NOT_FOUND, f"There is no launch called {slug!r}.")
+        pools = pool_availability(
+            launch=launch, pool_id=location_online_pool_id(), skus=list(launch.skus.order_by("code"))
         )
-        waiting = dict(PoolState.objects.filter(launch=launch, pool=online).values_list("sku_id", "waiting"))
-        # Orders not yet seen by the allocator (it runs every second): a short list, read
-        # through the partial index of queued orders.
-        queued = (
-            Order.objects.filter(launch=launch, status=Order.Status.QUEUED, pool=online)
-            .values("sku_id")
-            .annotate(n=Count("sequence"))
-            .values_list("sku_id", "n")
-        )
-        for sku_id, n in queued:
-            waiting[sku_id] = waiting.get(sku_id, 0) + n
         return Response(
             {
                 "launch": launch.slug,
                 "skus": [
                     {
-                        "sku": code,
-                        "name": name,
-                        "online_available": max(available.get(pk, 0), 0),
-                        "waiting": waiting.get(pk, 0),
+                        "sku": pool.sku.code,
+                        "name": pool.sku.name,
+                        "online_available": pool.units_left,
+                        "waiting": pool.waiting,
                     }
-                    for pk, code, name in skus
+                    for pool in pools
                 ],
             }
         )
@@ -127,8 +107,6 @@ class OrderCursorPagination(pagination.CursorPagination):
     max_page_size = 500
 
     def get_page_size(self, request):
-        from django.conf import settings
-
         self.page_size = settings.API_PAGE_SIZE
         return super().get_page_size(request)
 
@@ -164,9 +142,9 @@ def _idempotency_key(request) -> str | None:
     value = request.META.get("HTTP_IDEMPOTENCY_KEY")
     if value is None:
         return None
-    if not 1 <= len(value) <= 255 or not all(" " <= ch <= "~" for ch in value):
+    if not idempotency_key_valid(value):
         raise ApiError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "Some fields are missing or invalid.",
             details={"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters."]},
         )
@@ -182,7 +160,7 @@ class OrderCollectionView(PartnerAPIView):
             OpenApiParameter("cursor", str, description="from next or previous"),
             OpenApiParameter("page_size", int, description="1 to 500 (default 100)"),
         ],
-        responses={200: s.OrderPageSerializer, **_errors("validation_error")},
+        responses={200: s.OrderPageSerializer, **_errors(ErrorCode.VALIDATION_ERROR)},
     )
     def get(self, request):
         queryset = Order.objects.filter(partner_id=self.caller.partner_id).select_related(
@@ -193,7 +171,7 @@ class OrderCollectionView(PartnerAPIView):
             raise exceptions.ValidationError(filtered.errors)
         paginator = OrderCursorPagination()
         page = paginator.paginate_queryset(filtered.qs, request, view=self)
-        return paginator.get_paginated_response([order_json(o, queue_position=_position(o)) for o in page])
+        return paginator.get_paginated_response([order_json(order_summary(o)) for o in page])
 
     @extend_schema(
         operation_id="orders_create",
@@ -209,12 +187,12 @@ class OrderCollectionView(PartnerAPIView):
         responses={
             202: s.OrderSerializer,
             **_errors(
-                "invalid_json",
-                "not_found",
-                "already_ordered",
-                "payload_too_large",
-                "not_eligible",
-                "overloaded",
+                ErrorCode.INVALID_JSON,
+                ErrorCode.NOT_FOUND,
+                ErrorCode.ALREADY_ORDERED,
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                ErrorCode.NOT_ELIGIBLE,
+                ErrorCode.OVERLOADED,
             ),
         },
     )
@@ -225,7 +203,7 @@ class OrderCollectionView(PartnerAPIView):
         key = _idempotency_key(request)
         order_request, errors = order_request_validate(body)
         if order_request is None:
-            raise ApiError("validation_error", "Some fields are missing or invalid.", details=errors)
+            raise ApiError(ErrorCode.VALIDATION_ERROR, "Some fields are missing or invalid.", details=errors)
         caller = self.caller
         admission = order_admit(
             launch=order_request.launch,
@@ -239,25 +217,22 @@ class OrderCollectionView(PartnerAPIView):
             idempotency_scope=caller.idempotency_scope,
         )
         order = admission.order
-        position = getattr(order, "admitted_position", None)
-        if position is None:  # a replay, or the embedded database: read it now
-            position = order_queue_position(order=order).position
         if admission.replayed:  # loaded with its relations: answer its current state
-            data = order_json(order, queue_position=position)
+            summary = order_summary(order)
         else:  # fresh: the request's codes are the row's, no query needed
-            data = {
-                "reference": order.reference,
-                "launch": order_request.launch,
-                "customer": order_request.customer,
-                "sku": order_request.sku,
-                "fulfilment": order.fulfilment,
-                "store": order_request.store,
-                "channel": order.channel,
-                "status": order.status,
-                "queue_position": position,
-                "created_at": order.created_at,
-            }
-        return Response(data, status=202)
+            summary = OrderSummary(
+                reference=order.reference,
+                launch=order_request.launch,
+                customer=order_request.customer,
+                sku=order_request.sku,
+                fulfilment=order.fulfilment,
+                store=order_request.store,
+                channel=order.channel,
+                status=order.status,
+                queue_position=admission.position,
+                created_at=order.created_at,
+            )
+        return Response(order_json(summary), status=202)
 
 
 class OrderBulkView(PartnerAPIView):
@@ -266,7 +241,12 @@ class OrderBulkView(PartnerAPIView):
         request=s.BulkRequestSerializer,
         responses={
             200: s.BulkResponseSerializer,
-            **_errors("invalid_json", "validation_error", "payload_too_large", "overloaded"),
+            **_errors(
+                ErrorCode.INVALID_JSON,
+                ErrorCode.VALIDATION_ERROR,
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                ErrorCode.OVERLOADED,
+            ),
         },
     )
     def post(self, request):
@@ -275,7 +255,7 @@ class OrderBulkView(PartnerAPIView):
             items = body.get("orders")
             if not isinstance(items, list):
                 raise ApiError(
-                    "validation_error",
+                    ErrorCode.VALIDATION_ERROR,
                     "Some fields are missing or invalid.",
                     details={"orders": ["Send a list of 1 to 1,000 orders."]},
                 )
@@ -289,35 +269,28 @@ class OrderBulkView(PartnerAPIView):
             )
         if not items:
             raise ApiError(
-                "validation_error",
+                ErrorCode.VALIDATION_ERROR,
                 "Some fields are missing or invalid.",
                 details={"orders": ["Send a list of 1 to 1,000 orders."]},
             )
-        outcomes = orders_admit_bulk(
-            items=items, channel=Order.Channel.PARTNER, partner_id=self.caller.partner_id
+        valid, refused = bulk_items_validate(items)
+        admitted = orders_admit_bulk(
+            requests=[request for _, request in valid],
+            channel=Order.Channel.PARTNER,
+            partner_id=self.caller.partner_id,
         )
-        results = []
-        for outcome in outcomes:
-            if outcome.order is not None:
-                results.append({"index": outcome.index, "status": 202, "order": order_json(outcome.order)})
-            else:
-                refusal = outcome.refusal
-                results.append(
-                    {
-                        "index": outcome.index,
-                        "status": STATUS_FOR_CODE.get(refusal.code, 400),
-                        "error": {
-                            "code": refusal.code,
-                            "message": refusal.message,
-                            "details": refusal.details,
-                        },
-                    }
-                )
-        return Response({"results": results})
+        outcomes: dict[int, BulkOutcome] = {
+            index: BulkOutcome(index, refusal=r) for index, r in refused.items()
+        }
+        for (index, _), outcome in zip(valid, admitted, strict=True):
+            outcomes[index] = BulkOutcome(index, order=outcome.order, refusal=outcome.refusal)
+        return Response({"results": [_bulk_result(outcomes[index]) for index in range(len(items))]})
 
 
 class OrderDetailView(PartnerAPIView):
-    @extend_schema(operation_id="orders_retrieve", responses={200: s.OrderSerializer, **_errors("not_found")})
+    @extend_schema(
+        operation_id="orders_retrieve", responses={200: s.OrderSerializer, **_errors(ErrorCode.NOT_FOUND)}
+    )
     def get(self, request, reference: str):
         order = (
             Order.objects.filter(reference=reference, partner_id=self.caller.partner_id)
@@ -325,8 +298,8 @@ class OrderDetailView(PartnerAPIView):
             .first()
         )
         if order is None:
-            raise ApiError("not_found", f"There is no order {reference!r} for this partner.")
-        return Response(order_json(order, queue_position=_position(order)))
+            raise ApiError(ErrorCode.NOT_FOUND, f"There is no order {reference!r} for this partner.")
+        return Response(order_json(order_summary(order)))
 
 
 class StoreListView(PartnerAPIView):
@@ -338,23 +311,35 @@ class StoreListView(PartnerAPIView):
 
 class StoreStockView(PartnerAPIView):
     @extend_schema(
-        operation_id="stores_stock", responses={200: s.StoreStockSerializer, **_errors("not_found")}
+        operation_id="stores_stock", responses={200: s.StoreStockSerializer, **_errors(ErrorCode.NOT_FOUND)}
     )
     def get(self, request, code: str):
         store = Store.objects.filter(code=code, partner_id=self.caller.partner_id).first()
         if store is None:
-            raise ApiError("not_found", f"There is no store {code!r} for this partner.")
-        rows = (
-            Stock.objects.filter(location__in=Location.objects.filter(store=store))
-            .order_by("sku__code")
-            .values_list("sku__code", "on_hand", "reserved")
-        )
+            raise ApiError(ErrorCode.NOT_FOUND, f"There is no store {code!r} for this partner.")
         return Response(
             {
                 "store": store.code,
                 "stock": [
-                    {"sku": sku, "on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved}
-                    for sku, on_hand, reserved in rows
+                    {
+                        "sku": line.sku.code,
+                        "on_hand": line.stock.on_hand,
+                        "reserved": line.stock.reserved,
+                        "available": line.stock.available,
+                    }
+                    for line in store_stock(store=store, launch=None)
                 ],
             }
         )
+
+
+def _bulk_result(outcome: BulkOutcome) -> dict:
+    if outcome.order is not None:
+        return {"index": outcome.index, "status": 202, "order": order_json(outcome.order)}
+    refusal = outcome.refusal
+    assert refusal is not None
+    return {
+        "index": outcome.index,
+        "status": refusal.code.status,
+        "error": {"code": refusal.code, "message": refusal.message, "details": refusal.details},
+    }

@@ -22,66 +22,44 @@ On SQLite (the embedded demo), and for launches that allow a customer more than 
 order (slots), items go through order_admit one by one instead.
 """
 
+import datetime
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 
 from customers.services.registration import eligible_customer_ids
 from orders.models import Order
+from orders.selectors.orders import OrderSummary
+from orders.selectors.positions import order_queue_position, queued_positions
 from orders.services.admission import (
     AdmissionRefused,
-    LaunchCatalogue,
-    _take_admission_lock,
-    allocation_nudge,
-    launch_catalogue,
+    OrderRequest,
     order_admit,
     order_route,
     references_new,
     refused_already_ordered,
+    refused_launch_not_found,
     refused_not_eligible,
     request_fingerprint,
 )
-from orders.services.positions import order_queue_position
+from orders.services.allocation import allocation_nudge
+from orders.services.catalogue import LaunchCatalogue, launch_catalogue
+from orders.services.locks import admission_lock_shared
 
 MAX_BULK_ITEMS = 1000
-_MAX_LENGTH = {"launch": 64, "customer": 16, "sku": 32, "store": 16}
-_FULFILMENTS = (Order.Fulfilment.DELIVERY.value, Order.Fulfilment.COLLECT.value)
 _DEADLOCK_RETRIES = 3
 
 
 @dataclass(frozen=True)
-class OrderRequest:
-    """One validated order request, in the caller's codes (API.md's request body)."""
-
-    launch: str
-    customer: str
-    sku: str
-    fulfilment: str
-    store: str | None
-
-
-@dataclass(frozen=True)
-class AdmittedOrder:
-    """An admitted order as API.md's Order, without a model instance per row."""
-
-    reference: str
-    launch: str
-    customer: str
-    sku: str
-    fulfilment: str
-    store: str | None
-    channel: str
-    status: str
-    queue_position: int | None
-    created_at: object
-
-
-@dataclass(frozen=True)
 class BulkOutcome:
+    """The fate of the request at `index`: its order, or its own refusal."""
+
     index: int
-    order: AdmittedOrder | None = None
+    order: OrderSummary | None = None
     refusal: AdmissionRefused | None = None
 
 
@@ -97,77 +75,13 @@ class _Candidate:
     reference: str = ""
 
 
-def order_request_validate(data: dict) -> tuple[OrderRequest | None, dict[str, list[str]]]:
-    """Check the shape of one order request body; (request, {}) or (None, field errors).
-
-    Only types, lengths and choices: whether the launch, SKU, store and customer exist is
-    the admission rules' business. Strings must be printable (no NUL: PostgreSQL refuses
-    it in text, and it would otherwise surface as a server error).
-    """
-    launch, customer, sku = data.get("launch"), data.get("customer"), data.get("sku")
-    fulfilment, store = data.get("fulfilment"), data.get("store")
-    # The common case in one expression (a bulk validates a thousand of these); anything
-    # unusual takes the long way below, which names each bad field.
-    if (
-        type(launch) is str
-        and type(customer) is str
-        and type(sku) is str
-        and 0 < len(launch) <= 64
-        and 0 < len(customer) <= 16
-        and 0 < len(sku) <= 32
-        and (launch + customer + sku).isprintable()
-    ):
-        if fulfilment == "delivery" and (
-            store is None or (type(store) is str and 0 < len(store) <= 16 and store.isprintable())
-        ):
-            return OrderRequest(
-                launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=None
-            ), {}
-        if fulfilment == "collect" and type(store) is str and 0 < len(store) <= 16 and store.isprintable():
-            return OrderRequest(
-                launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store
-            ), {}
-    errors: dict[str, list[str]] = {}
-    values: dict[str, str | None] = {}
-    for name in ("launch", "customer", "sku", "fulfilment", "store"):
-        value = data.get(name)
-        if value is None:
-            if name != "store":
-                errors[name] = ["This field is required."]
-            values[name] = None
-            continue
-        if not isinstance(value, str):
-            errors[name] = ["Must be a string."]
-            continue
-        limit = _MAX_LENGTH.get(name, 16)
-        if not 1 <= len(value) <= limit:
-            errors[name] = [f"Must be 1 to {limit} characters."]
-        elif not value.isprintable():
-            errors[name] = ["Must contain only printable characters."]
-        values[name] = value
-    if "fulfilment" not in errors and values["fulfilment"] not in _FULFILMENTS:
-        errors["fulfilment"] = ['Choose "delivery" or "collect".']
-    if not errors and values["fulfilment"] == Order.Fulfilment.COLLECT and not values["store"]:
-        errors["store"] = ["Name the store to collect from."]
-    if errors:
-        return None, errors
-    return (
-        OrderRequest(
-            launch=values["launch"],
-            customer=values["customer"],
-            sku=values["sku"],
-            fulfilment=values["fulfilment"],
-            store=values["store"] if values["fulfilment"] == Order.Fulfilment.COLLECT else None,
-        ),
-        {},
-    )
-
-
-def _check(request: OrderRequest, *, partner_id: int | None, now) -> _Candidate | AdmissionRefused:
-    """order_admit's rules up to eligibility (the same function), as a value not a raise."""
+def _check(
+    request: OrderRequest, *, partner_id: int | None, now: datetime.datetime
+) -> _Candidate | AdmissionRefused:
+    """order_admit's rules up to eligibility (the same functions), as a value not a raise."""
     cat = launch_catalogue(slug=request.launch)
     if cat is None:
-        return AdmissionRefused("not_found", f"There is no launch called {request.launch!r}.")
+        return refused_launch_not_found(request.launch)
     try:
         sku_id, store_id, pool_id = order_route(
             cat=cat,
@@ -182,9 +96,11 @@ def _check(request: OrderRequest, *, partner_id: int | None, now) -> _Candidate 
     return _Candidate(0, request, cat, sku_id, store_id, pool_id)
 
 
-def _admitted(c: _Candidate, *, reference: str, channel: str, position: int | None, now) -> AdmittedOrder:
+def _admitted(
+    c: _Candidate, *, reference: str, channel: str, position: int | None, now: datetime.datetime
+) -> OrderSummary:
     r = c.request
-    return AdmittedOrder(
+    return OrderSummary(
         reference=reference,
         launch=r.launch,
         customer=r.customer,
@@ -198,32 +114,21 @@ def _admitted(c: _Candidate, *, reference: str, channel: str, position: int | No
     )
 
 
-def orders_admit_bulk(*, items: list, channel: str, partner_id: int | None, now=None) -> list[BulkOutcome]:
-    """Admit up to MAX_BULK_ITEMS orders; one outcome per item, in input order.
+def orders_admit_bulk(
+    *,
+    requests: Sequence[OrderRequest],
+    channel: str,
+    partner_id: int | None,
+    now: datetime.datetime | None = None,
+) -> list[BulkOutcome]:
+    """Admit up to MAX_BULK_ITEMS orders; one outcome per request, in input order.
 
-    Each item is a decoded JSON value (API.md's order request body). Refusals carry
-    order_admit's codes; an item that is not an object is `invalid_json`.
+    Refusals carry order_admit's codes and messages.
     """
-    from django.utils import timezone
-
     now = now or timezone.now()
-    outcomes: list[BulkOutcome | None] = [None] * len(items)
+    outcomes: list[BulkOutcome | None] = [None] * len(requests)
     candidates: list[_Candidate] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            outcomes[index] = BulkOutcome(
-                index, refusal=AdmissionRefused("invalid_json", "Each order must be a JSON object.")
-            )
-            continue
-        request, errors = order_request_validate(item)
-        if request is None:
-            outcomes[index] = BulkOutcome(
-                index,
-                refusal=AdmissionRefused(
-                    "validation_error", "Some fields are missing or invalid.", details=errors
-                ),
-            )
-            continue
+    for index, request in enumerate(requests):
         checked = _check(request, partner_id=partner_id, now=now)
         if isinstance(checked, AdmissionRefused):
             outcomes[index] = BulkOutcome(index, refusal=checked)
@@ -277,7 +182,7 @@ def orders_admit_bulk(*, items: list, channel: str, partner_id: int | None, now=
     return outcomes  # type: ignore[return-value]  # every slot is filled above
 
 
-def _admit_one(c: _Candidate, *, channel: str, partner_id: int | None, now) -> BulkOutcome:
+def _admit_one(c: _Candidate, *, channel: str, partner_id: int | None, now: datetime.datetime) -> BulkOutcome:
     r = c.request
     try:
         admission = order_admit(
@@ -293,7 +198,9 @@ def _admit_one(c: _Candidate, *, channel: str, partner_id: int | None, now) -> B
     except AdmissionRefused as refused:
         return BulkOutcome(c.index, refusal=refused)
     order = admission.order
-    position = order_queue_position(order=order).position
+    position = (
+        admission.position if admission.position is not None else order_queue_position(order=order).position
+    )
     return BulkOutcome(
         c.index, order=_admitted(c, reference=order.reference, channel=channel, position=position, now=now)
     )
@@ -317,25 +224,14 @@ RETURNING sequence, reference
 
 _NEXT_SEQUENCES = "SELECT nextval(pg_get_serial_sequence('{table}', 'sequence')) FROM generate_series(1, %s)"
 
-# Queue positions of new orders, as orders.services.positions computes them for one
-# (waiting in the pool's waitlist + 1 + queued before it in the pool), for many at once:
-# one pass over the launch's queued orders, which the allocator keeps short.
-_POSITIONS = """
-SELECT q.sequence, COALESCE(ps.waiting, 0) + q.rank
-FROM (
-  SELECT o.sequence, o.sku_id, o.pool_id,
-         row_number() OVER (PARTITION BY o.sku_id, o.pool_id ORDER BY o.sequence) AS rank
-  FROM {table} o
-  WHERE o.launch_id = %(launch)s AND o.status = 'queued' AND o.sequence <= %(last)s
-) q
-LEFT JOIN orders_poolstate ps
-  ON ps.launch_id = %(launch)s AND ps.sku_id = q.sku_id AND ps.pool_id = q.pool_id
-WHERE q.sequence = ANY(%(mine)s::bigint[])
-"""
-
 
 def _insert_many(
-    candidates: list[_Candidate], *, outcomes: list, channel: str, partner_id: int | None, now
+    candidates: list[_Candidate],
+    *,
+    outcomes: list[BulkOutcome | None],
+    channel: str,
+    partner_id: int | None,
+    now: datetime.datetime,
 ) -> list[_Candidate]:
     """Insert the rows of a bulk in one statement; fill their outcomes.
 
@@ -357,7 +253,12 @@ def _insert_many(
 
 
 def _insert_many_once(
-    candidates: list[_Candidate], *, outcomes: list, channel: str, partner_id: int | None, now
+    candidates: list[_Candidate],
+    *,
+    outcomes: list[BulkOutcome | None],
+    channel: str,
+    partner_id: int | None,
+    now: datetime.datetime,
 ) -> list[_Candidate]:
     table = Order._meta.db_table
     launch_ids = sorted({c.cat.id for c in candidates})
@@ -385,7 +286,7 @@ def _insert_many_once(
     }
     with transaction.atomic():
         for launch_id in launch_ids:
-            _take_admission_lock(launch_id)
+            admission_lock_shared(launch_id=launch_id)
         with connection.cursor() as cursor:
             # Sequence numbers in input order, taken under the lock like an insert's own.
             cursor.execute(_NEXT_SEQUENCES.format(table=table), [len(candidates)])
@@ -414,11 +315,7 @@ def _insert_many_once(
             mine = [sequences[c.reference] for c in inserted if c.cat.id == launch_id]
             if not mine:
                 continue
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _POSITIONS.format(table=table), {"launch": launch_id, "last": max(mine), "mine": mine}
-                )
-                positions.update(cursor.fetchall())
+            positions.update(queued_positions(launch_id=launch_id, sequences=mine))
             transaction.on_commit(partial(allocation_nudge, launch_id=launch_id))
     for c in inserted:
         position = positions.get(sequences[c.reference])

@@ -1,15 +1,19 @@
 """Click-and-collect: handing a held unit over, and giving back units nobody came for."""
 
+import datetime
 import logging
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from customers.models import Message
+from customers.services.outbox import OrderFacts, messages_enqueue, order_message, outbox_nudge
 from inventory.models import StockMovement
 from inventory.services import StockChange, stock_apply
 from orders.models import Order
-from orders.services.allocation import launch_allocate, order_cancel
+from orders.services.allocation import launch_allocate
+from orders.services.cancellation import order_cancel
 from orders.services.status import InvalidTransition, order_transition
 
 logger = logging.getLogger(__name__)
@@ -20,7 +24,7 @@ class NotCollectable(Exception):
 
 
 @transaction.atomic
-def order_collect(*, order: Order, user=None) -> Order:
+def order_collect(*, order: Order, user: AbstractBaseUser | None = None) -> Order:
     """The customer collects: the held unit leaves the store (on hand and reserved both -1)."""
     order = Order.objects.select_for_update().select_related("pool", "sku").get(pk=order.pk)
     if order.fulfilment != Order.Fulfilment.COLLECT or order.status != Order.Status.ALLOCATED:
@@ -45,7 +49,7 @@ def order_collect(*, order: Order, user=None) -> Order:
     return order
 
 
-def collect_deadlines_expire(*, now=None, limit: int = 1000) -> int:
+def collect_deadlines_expire(*, now: datetime.datetime | None = None, limit: int = 1000) -> int:
     """Cancel collect orders held past their deadline, release their units to the next
     waiting order of the same pool, and tell each customer (through the outbox, in the same
     transaction as the cancellation). Returns how many expired."""
@@ -64,19 +68,23 @@ def collect_deadlines_expire(*, now=None, limit: int = 1000) -> int:
             except InvalidTransition:  # collected or cancelled a moment ago by someone else
                 logger.info("collect deadline: %s changed meanwhile", order.reference, exc_info=True)
                 continue
-            Message.objects.bulk_create(
-                [
-                    Message(
+            messages_enqueue(
+                messages=[
+                    order_message(
                         kind=Message.Kind.COLLECTION_EXPIRED,
-                        dedupe_key=f"collection_expired:{order.reference}",
                         customer_id=order.customer_id,
-                        order=order,
                         launch_id=order.launch_id,
-                        context={"collect_by": order.collect_by.isoformat() if order.collect_by else None},
+                        order=OrderFacts(
+                            reference=order.reference,
+                            sku_id=order.sku_id,
+                            fulfilment=order.fulfilment,
+                            store_id=order.store_id,
+                            collect_by=order.collect_by,
+                        ),
                     )
-                ],
-                ignore_conflicts=True,
+                ]
             )
+            outbox_nudge()
         expired += 1
         launches.add(order.launch_id)
     for launch_id in sorted(launches):

@@ -10,20 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q
-from django.utils import timezone
 
 from inventory.models import AllocationPlan, Delivery, Location
+from inventory.selectors import deliveries_due
 from inventory.services import (
     PlanNotEditable,
     delivery_receive,
+    location_online_pool,
     plan_apply,
     plan_approve,
     plan_suggest,
     store_delivery_receive,
 )
+from orders.selectors.demand import demand_by_pool
 from orders.services.allocation import launch_allocate
-from orders.services.demand import demand_by_pool
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def delivery_plan_suggest(
     *, delivery: Delivery, user: AbstractBaseUser | None = None, **options
 ) -> AllocationPlan:
     """Suggest the delivery's plan from the launch's demand as it stands now."""
+    location_online_pool()  # home-delivery demand counts at the online pool, even before its first unit
     demand = demand_by_pool(launch=delivery.launch) if delivery.launch_id else {}
     return plan_suggest(delivery=delivery, demand=demand, user=user, **options)
 
@@ -96,14 +97,6 @@ def delivery_intake(
         result.plan_status = plan.status
     logger.info("intake %s: %s", delivery.reference, result)
     return result
-
-
-def deliveries_due(*, today=None):
-    """Deliveries whose day has come and that are not yet distributed."""
-    today = today or timezone.localdate()
-    return Delivery.objects.filter(
-        Q(status=Delivery.Status.ANNOUNCED) | Q(status=Delivery.Status.RECEIVED), expected_on__lte=today
-    ).order_by("expected_on", "pk")
 
 
 def deliveries_intake_due(

@@ -6,8 +6,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from inventory.models import SKU, Launch, StockMovement
-from inventory.selectors import location_for_store
-from inventory.services import InsufficientStock, StockChange, stock_apply, stock_rows_for_update
+from inventory.services import (
+    InsufficientStock,
+    StockChange,
+    location_for_store,
+    stock_apply,
+    stock_rows_for_update,
+)
 from orders.models import Order, Ticket
 from stores.models import Store
 

@@ -3,7 +3,7 @@
 from django import template
 
 from inventory.models import Launch
-from orders.selectors import launch_for_store_page
+from inventory.selectors import launch_for_store_page
 
 register = template.Library()
 

@@ -4,8 +4,7 @@ from dataclasses import dataclass
 
 from rest_framework.test import APIClient
 
-from inventory.selectors import location_for_store
-from inventory.services import stock_receive
+from inventory.services import location_for_store, stock_receive
 from orders.models import Order
 from stores.models import Partner, PartnerAPIKey
 from stores.tests.factories import PartnerFactory, StoreFactory

@@ -2,11 +2,10 @@ import pytest
 
 from customers.models import UpgradeRegistration
 from customers.tests.factories import CustomerFactory
-from inventory.selectors import location_for_store, location_online_pool
-from inventory.services import stock_receive
+from inventory.services import location_for_store, location_online_pool, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.api.auth import partner_key_cache_clear
-from orders.services.admission import catalogue_clear
+from orders.services.catalogue import catalogue_clear
 from stores.tests.factories import StoreFactory
 
 

@@ -6,7 +6,7 @@ from django.db.models import Sum
 
 from inventory.models import Stock, StockMovement
 from orders.models import Order
-from orders.services.positions import order_queue_position
+from orders.selectors.positions import order_queue_position
 
 SERVED = (Order.Status.ALLOCATED, Order.Status.FULFILLED)
 WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)

@@ -5,9 +5,9 @@ from django.utils import timezone
 
 from customers.models import UpgradeRegistration
 from orders.models import Order
+from orders.selectors.positions import order_queue_position
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.allocation import launch_allocate
-from orders.services.positions import order_queue_position
 
 pytestmark = pytest.mark.django_db
 
@@ -130,10 +130,10 @@ def test_position_read_with_the_insert_matches_the_position_read_later(launch_wi
     admit("D0000001")
     admit("D0000002")
     launch_allocate(launch_id=launch.pk)  # one allocated, one waitlisted (#1)
-    third = admit("D0000003").order
-    fourth = admit("D0000004", fulfilment="collect", store="S001").order
-    assert third.admitted_position == order_queue_position(order=third).position == 2
-    assert fourth.admitted_position == order_queue_position(order=fourth).position == 1
+    third = admit("D0000003")
+    fourth = admit("D0000004", fulfilment="collect", store="S001")
+    assert third.position == order_queue_position(order=third.order).position == 2
+    assert fourth.position == order_queue_position(order=fourth.order).position == 1
 
 
 @pytest.mark.parametrize(

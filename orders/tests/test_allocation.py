@@ -3,8 +3,7 @@
 import pytest
 
 from customers.models import Message
-from inventory.selectors import location_online_pool
-from inventory.services import stock_receive
+from inventory.services import location_online_pool, stock_receive
 from orders.models import Order
 from orders.services import allocation
 from orders.services.admission import order_admit

@@ -115,6 +115,6 @@ def _customer_id(number: int) -> int:
 
 
 def _online_pool_id() -> int:
-    from inventory.selectors import location_online_pool
+    from inventory.services import location_online_pool
 
     return location_online_pool().pk

@@ -8,12 +8,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Customer, UpgradeRegistration
-from inventory.selectors import location_for_store, location_online_pool
-from inventory.services import stock_receive
+from inventory.services import location_for_store, location_online_pool, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
-from orders.services.admission import AdmissionRefused, catalogue_clear, order_admit
-from orders.services.allocation import launch_allocate, order_cancel
+from orders.services.admission import AdmissionRefused, order_admit
+from orders.services.allocation import launch_allocate
+from orders.services.cancellation import order_cancel
+from orders.services.catalogue import catalogue_clear
 from orders.tests.invariants import fcfs_violations, oversold, position_gaps, starved_pools
 from stores.tests.factories import StoreFactory
 

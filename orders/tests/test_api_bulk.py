@@ -7,8 +7,8 @@ from django.db import connection
 
 from inventory.tests.factories import LaunchFactory
 from orders.models import Order
-from orders.services.admission import AdmissionRefused, order_admit
-from orders.services.bulk import orders_admit_bulk, references_new
+from orders.services.admission import AdmissionRefused, OrderRequest, order_admit, references_new
+from orders.services.bulk import orders_admit_bulk
 from orders.tests.api_support import (
     BULK,
     ORDERS,
@@ -99,7 +99,9 @@ def test_bulk_refuses_with_the_code_and_message_order_admit_gives(launch_with_st
     body = order_body("D0000001", **overrides)
     with pytest.raises(AdmissionRefused) as single:
         order_admit(**body, channel=Order.Channel.PARTNER, partner_id=caller.partner.pk)
-    [outcome] = orders_admit_bulk(items=[body], channel=Order.Channel.PARTNER, partner_id=caller.partner.pk)
+    [outcome] = orders_admit_bulk(
+        requests=[OrderRequest(**body)], channel=Order.Channel.PARTNER, partner_id=caller.partner.pk
+    )
     assert outcome.order is None
     assert (
         (outcome.refusal.code, outcome.refusal.message)
@@ -181,7 +183,9 @@ def test_overlapping_bulks_from_threads_make_one_order_per_customer(launch_with_
         try:
             barrier.wait(10)
             answers[i] = orders_admit_bulk(
-                items=items, channel=Order.Channel.PARTNER, partner_id=caller.partner.pk
+                requests=[OrderRequest(**item) for item in items],
+                channel=Order.Channel.PARTNER,
+                partner_id=caller.partner.pk,
             )
         finally:
             connection.close()

@@ -16,12 +16,12 @@ from customers.models import UpgradeRegistration
 from customers.services.registration import eligibility_forget
 from customers.tests.factories import CustomerFactory
 from inventory.models import Delivery, Launch
-from inventory.selectors import location_online_pool
-from inventory.services import stock_receive
+from inventory.services import location_online_pool, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
-from orders.services.admission import catalogue_clear, order_admit
+from orders.services.admission import order_admit
 from orders.services.allocation import launch_allocate
+from orders.services.catalogue import catalogue_clear
 from stores.tests.factories import StoreFactory
 
 SKU = "IP3G-8GB-BLACK"

@@ -14,8 +14,9 @@ from inventory.models import Delivery, DeliveryLine, Launch
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.journey import _first_name
 from orders.models import Order
-from orders.services.admission import catalogue_clear, order_admit
+from orders.services.admission import order_admit
 from orders.services.allocation import launch_allocate
+from orders.services.catalogue import catalogue_clear
 
 pytestmark = pytest.mark.django_db
 

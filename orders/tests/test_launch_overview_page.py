@@ -11,11 +11,16 @@ from django.utils import timezone
 from customers.models import UpgradeRegistration
 from customers.tests.factories import CustomerFactory
 from inventory.models import StockMovement
-from inventory.selectors import location_for_store, location_online_pool
-from inventory.services import StockChange, stock_apply, stock_receive
+from inventory.services import (
+    StockChange,
+    location_for_store,
+    location_online_pool,
+    stock_apply,
+    stock_receive,
+)
 from inventory.tests.factories import LaunchFactory, SKUFactory
-from orders import selectors
 from orders.models import Order
+from orders.selectors import launches as selectors
 from stores.models import StaffMembership
 from stores.tests.factories import StaffMembershipFactory, StoreFactory, UserFactory
 

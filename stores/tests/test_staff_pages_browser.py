@@ -11,15 +11,14 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from customers.models import Campaign, Message
-from customers.services.campaigns import campaign_start
 from customers.services.outbox import outbox_send_batch
 from inventory.manifests import manifest_parse
 from inventory.models import AllocationPlan
-from inventory.selectors import location_for_store, location_online_pool
-from inventory.services import delivery_announce, stock_receive
+from inventory.services import delivery_announce, location_for_store, location_online_pool, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from inventory.tests.world import add_orders, make_stores, waitlist_everything
 from orders.models import Order
+from orders.services.campaigns import launch_campaign_start as campaign_start
 from orders.services.intake import delivery_intake
 from stores.models import StaffMembership
 from stores.tests.factories import StoreFactory, UserFactory

@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from customers.tests.factories import CustomerFactory
 from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Stock, StockMovement
-from inventory.selectors import location_for_store
-from inventory.services import StockChange, stock_apply, stock_receive
+from inventory.services import StockChange, location_for_store, stock_apply, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order, Ticket
 from stores.models import StaffMembership

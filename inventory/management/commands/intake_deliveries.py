@@ -4,7 +4,9 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from inventory.models import Delivery
+from inventory.selectors import deliveries_due
 from inventory.services import delivery_inbox_scan
+from orders.services.intake import STEPS, delivery_intake
 
 
 class Command(BaseCommand):
@@ -15,9 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-inbox", action="store_true", help="do not scan DELIVERY_INBOX_DIR first")
 
     def handle(self, *args, references, no_inbox, **options):
-        # Imported here: the orders app sits above inventory (see inventory/tasks.py).
-        from orders.services.intake import STEPS, deliveries_due, delivery_intake
-
         if not no_inbox:
             for outcome in delivery_inbox_scan():
                 self.stdout.write(f"inbox {outcome.filename}: {outcome.outcome} {outcome.reference}")

@@ -1,16 +1,14 @@
-"""Campaigns: audiences, dedupe across starts and audiences, the automatic apology."""
+"""Campaigns of a launch: audiences from the orders table, dedupe across starts and
+audiences, the automatic apology."""
 
 import pytest
 
 from customers.models import Campaign, Message
-from customers.services.campaigns import (
-    CampaignNotAllowed,
-    campaign_preview,
-    campaign_start,
-    launch_sold_out_notify,
-)
+from customers.services.campaigns import CampaignNotAllowed
 from customers.tests.conftest import order_make
 from customers.tests.factories import CustomerFactory, RegistrationFactory
+from orders.services.campaigns import campaign_preview, launch_sold_out_notify
+from orders.services.campaigns import launch_campaign_start as campaign_start
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +40,7 @@ def test_waitlisted_apology_reaches_each_waiting_customer_once_with_their_order(
     assert again.pk == campaign.pk and campaign.queued == 2
     messages = Message.objects.filter(campaign=campaign)
     assert sorted(m.customer_id for m in messages) == sorted(c.pk for c in waiting)
-    assert all(m.order is not None and not m.is_marketing for m in messages)
+    assert all(m.order_reference and not m.is_marketing for m in messages)
 
 
 def test_registered_without_order_counts_cancelled_as_without(audience):

@@ -1,49 +1,25 @@
-"""Reads for the head-office launch pages and the store page.
+"""Reads for head office's launch pages: the overview and its charts.
 
 Every number here is counted in the database at request time; nothing is cached, so
-what staff see is what the ledger and the orders table say now.
+what head office sees is what the ledger and the orders table say now.
 """
 
 import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
-from inventory.models import (
-    SKU,
-    AllocationPlan,
-    AllocationPlanLine,
-    Delivery,
-    Launch,
-    Location,
-    Stock,
-    StockMovement,
-)
-from orders.models import Order, Ticket
+from inventory.models import SKU, Launch, Location, Stock
+from inventory.selectors import StockFigures, stock_figures
+from orders.models import Order
+from orders.selectors.store_page import COLLECT_WAITING_STATUSES
 from stores.models import Store
 
 STATUSES: tuple[str, ...] = tuple(Order.Status.values)
-# A collect order the store still has to act on: waiting for a unit, or holding one.
-COLLECT_WAITING_STATUSES: tuple[str, ...] = (
-    Order.Status.QUEUED,
-    Order.Status.WAITLISTED,
-    Order.Status.ALLOCATED,
-)
-
-
-@dataclass(frozen=True)
-class StockFigures:
-    on_hand: int = 0
-    reserved: int = 0
-    in_transit: int = 0
-
-    @property
-    def available(self) -> int:
-        return self.on_hand - self.reserved
 
 
 @dataclass
@@ -75,38 +51,6 @@ class LaunchOverview:
     totals_by_status: dict[str, int] = field(default_factory=dict)
     registrations_total: int = 0
     home_delivery_registrations: int = 0
-
-
-@dataclass
-class StoreStockLine:
-    sku: SKU
-    stock: StockFigures
-
-
-def launch_list() -> QuerySet[Launch]:
-    return Launch.objects.order_by("-opens_at")
-
-
-def launch_current() -> Launch | None:
-    """The open launch that opened most recently, or None."""
-    now = timezone.now()
-    return Launch.objects.filter(opens_at__lte=now, closes_at__gt=now).order_by("-opens_at").first()
-
-
-def launch_for_store_page() -> Launch | None:
-    """The open launch if there is one, otherwise the next one to open, otherwise the latest."""
-    current = launch_current()
-    if current is not None:
-        return current
-    now = timezone.now()
-    upcoming = Launch.objects.filter(opens_at__gt=now).order_by("opens_at").first()
-    return upcoming or Launch.objects.order_by("-opens_at").first()
-
-
-def _figures(row: dict | None) -> StockFigures:
-    if row is None:
-        return StockFigures()
-    return StockFigures(on_hand=row["on_hand"], reserved=row["reserved"], in_transit=row["in_transit"])
 
 
 def launch_overview(*, launch: Launch) -> LaunchOverview:
@@ -152,7 +96,7 @@ def launch_overview(*, launch: Launch) -> LaunchOverview:
     sku_lines = [
         SkuLine(
             sku=sku,
-            online=_figures(online.get(sku.pk)),
+            online=stock_figures(online.get(sku.pk)),
             orders_by_status=by_status[sku.pk],
             registrations=reg_by_sku[sku.pk],
         )
@@ -161,7 +105,7 @@ def launch_overview(*, launch: Launch) -> LaunchOverview:
     store_lines = [
         StoreLine(
             store=store,
-            stock=[_figures(per_store[store.pk].get(sku.pk)) for sku in skus],
+            stock=[stock_figures(per_store[store.pk].get(sku.pk)) for sku in skus],
             registrations=reg_by_store.get(store.pk, 0),
             collect_waiting=collect_by_store.get(store.pk, 0),
         )
@@ -177,148 +121,6 @@ def launch_overview(*, launch: Launch) -> LaunchOverview:
         home_delivery_registrations=reg_by_store.get(None, 0),
     )
 
-
-def store_stock(*, store: Store, launch: Launch | None) -> list[StoreStockLine]:
-    """The store's stock of the launch's SKUs (zeros where no row exists yet).
-
-    Without a launch, every SKU the store holds a row for.
-    """
-    rows = {
-        r["sku_id"]: r
-        for r in Stock.objects.filter(location__store=store).values(
-            "sku_id", "on_hand", "reserved", "in_transit"
-        )
-    }
-    skus = (
-        list(launch.skus.order_by("code"))
-        if launch
-        else list(SKU.objects.filter(pk__in=rows).order_by("code"))
-    )
-    return [StoreStockLine(sku=sku, stock=_figures(rows.get(sku.pk))) for sku in skus]
-
-
-def store_collect_orders(*, store: Store, launch: Launch | None) -> dict[str, int]:
-    """Collect orders for this store still to be handed over, by status."""
-    counts = dict.fromkeys(COLLECT_WAITING_STATUSES, 0)
-    if launch is None:
-        return counts
-    for status, n in (
-        Order.objects.filter(
-            launch=launch,
-            store=store,
-            fulfilment=Order.Fulfilment.COLLECT,
-            status__in=COLLECT_WAITING_STATUSES,
-        )
-        .values_list("status")
-        .annotate(n=Count("pk"))
-    ):
-        counts[status] = n
-    return counts
-
-
-# --- Store page: walk-in queue, collect orders, deliveries to receive --------------------
-
-# Collect orders still owed a unit: while any waits, the store's units of that SKU go to
-# them first (ticket_serve_next refuses the walk-in sale).
-COLLECT_OWED_STATUSES: tuple[str, ...] = (Order.Status.QUEUED, Order.Status.WAITLISTED)
-
-
-@dataclass(frozen=True)
-class WalkInQueue:
-    now_serving: int | None  # the highest ticket number served so far
-    next_up: int | None  # the lowest ticket number still waiting
-    waiting: int
-    last_issued: int | None
-
-
-@dataclass
-class StoreCollect:
-    counts: dict[str, int]  # by status, COLLECT_WAITING_STATUSES only
-    owed_by_sku: dict[int, int]  # queued + waitlisted per SKU id
-
-    @property
-    def waiting_total(self) -> int:
-        return sum(self.counts.values())
-
-
-def store_walkin_queue(*, store: Store, launch: Launch | None) -> WalkInQueue:
-    """The store's ticket queue for the launch in one aggregate over the ticket index."""
-    if launch is None:
-        return WalkInQueue(now_serving=None, next_up=None, waiting=0, last_issued=None)
-    row = Ticket.objects.filter(launch=launch, store=store).aggregate(
-        now_serving=Max("number", filter=Q(status__in=[Ticket.Status.SERVED, Ticket.Status.NO_SALE])),
-        next_up=Min("number", filter=Q(status=Ticket.Status.WAITING)),
-        waiting=Count("pk", filter=Q(status=Ticket.Status.WAITING)),
-        last_issued=Max("number"),
-    )
-    return WalkInQueue(**row)
-
-
-def store_collect(*, store: Store, launch: Launch | None) -> StoreCollect:
-    """Collect orders of this store still to be handed over: by status, and owed per SKU. One query."""
-    counts = dict.fromkeys(COLLECT_WAITING_STATUSES, 0)
-    owed: dict[int, int] = defaultdict(int)
-    if launch is not None:
-        for sku_id, status, n in (
-            Order.objects.filter(
-                launch=launch,
-                store=store,
-                fulfilment=Order.Fulfilment.COLLECT,
-                status__in=COLLECT_WAITING_STATUSES,
-            )
-            .values_list("sku_id", "status")
-            .annotate(n=Count("pk"))
-        ):
-            counts[status] += n
-            if status in COLLECT_OWED_STATUSES:
-                owed[sku_id] += n
-    return StoreCollect(counts=counts, owed_by_sku=dict(owed))
-
-
-def store_collect_ready(*, store: Store, launch: Launch | None, limit: int = 50) -> list[Order]:
-    """Collect orders holding a unit at this store, oldest first (bounded: a store holds
-    a few dozen phones, and the page shows how many more there are)."""
-    if launch is None:
-        return []
-    return list(
-        Order.objects.filter(
-            launch=launch, store=store, fulfilment=Order.Fulfilment.COLLECT, status=Order.Status.ALLOCATED
-        )
-        .select_related("customer", "sku")
-        .order_by("sequence")[:limit]
-    )
-
-
-def store_deliveries_to_receive(*, store: Store, limit: int = 10) -> list[Delivery]:
-    """Applied deliveries that sent units to this store and that it has not yet confirmed.
-
-    Each carries `units`, the units sent here. One query.
-    """
-    location = Location.objects.filter(store=store).first()
-    if location is None:
-        return []
-    received = StockMovement.objects.filter(
-        location=location,
-        reference=OuterRef("reference"),
-        kind__in=[StockMovement.Kind.STORE_RECEIPT, StockMovement.Kind.ADJUSTMENT],
-    )
-    lines = AllocationPlanLine.objects.filter(
-        plan__delivery=OuterRef("pk"), location=location, quantity__gt=0
-    )
-    return list(
-        Delivery.objects.filter(plan__status=AllocationPlan.Status.APPLIED)
-        .filter(Exists(lines), ~Exists(received))
-        .annotate(
-            units=Sum(
-                "plan__lines__quantity",
-                filter=Q(plan__lines__location=location, plan__lines__quantity__gt=0),
-            )
-        )
-        .order_by("expected_on", "reference")[:limit]
-    )
-
-
-# --- Head-office charts ------------------------------------------------------------------
 
 # The smallest bucket that keeps the chart at or under this many points.
 CHART_MAX_POINTS = 1440

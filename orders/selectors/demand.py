@@ -13,7 +13,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Sum
 from customers.models import UpgradeRegistration
 from inventory.fair_share import Demand
 from inventory.models import DeliveryLine, Launch, Location, Stock, StockMovement
-from inventory.selectors import location_online_pool
+from inventory.selectors import location_online_pool_id
 from orders.models import Order
 
 WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
@@ -32,7 +32,7 @@ def _store_locations() -> dict[int, int]:
 
 def demand_by_pool(*, launch: Launch) -> dict[tuple[int, int], Demand]:
     """(location id, SKU id) -> orders waiting there and registrations without an order."""
-    online = location_online_pool().pk
+    online = location_online_pool_id()
     store_locations = _store_locations()
     waiting = defaultdict(int)
     for row in (
@@ -94,11 +94,11 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
     """Per pool and SKU: registered, ordered, allocated, sold, waiting, delivered; and per SKU
     what was asked of the supplier against what came."""
     skus = {s.pk: s.code for s in launch.skus.all()}
-    online = location_online_pool()
     pools = [
-        online,
+        *Location.objects.filter(kind=Location.Kind.ONLINE),
         *Location.objects.filter(kind=Location.Kind.STORE).select_related("store").order_by("code"),
     ]
+    online = location_online_pool_id()
     rows = {
         (loc.pk, sku_id): DemandRow(
             location_id=loc.pk,
@@ -120,7 +120,7 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
         .values("preferred_store_id", "preferred_sku_id")
         .annotate(n=Count("pk"))
     ):
-        loc = online.pk if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
+        loc = online if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
         if (target := row(loc, r["preferred_sku_id"])) is not None:
             target.registered += r["n"]
     for r in (
@@ -128,7 +128,7 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
         .values("preferred_store_id", "preferred_sku_id")
         .annotate(n=Count("pk"))
     ):
-        loc = online.pk if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
+        loc = online if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
         if (target := row(loc, r["preferred_sku_id"])) is not None:
             target.registered_without_order += r["n"]
     for r in (

@@ -1,0 +1,136 @@
+"""Putting messages in the outbox, and asking a sender to drain it.
+
+Enqueueing is part of the event's own transaction: the rows commit with the event or
+not at all. The nudge after commit is only a hint (the beat schedule drains anyway), so
+a broker that is away loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from customers.models import Message
+from customers.services.outbox.facts import OrderFacts
+from customers.services.outbox.keys import order_message_key
+from customers.services.outbox.sender import outbox_drain
+
+logger = logging.getLogger(__name__)
+
+NUDGE_KEY = "outbox:nudge"
+WAKE_KEY = "outbox:wake"
+# Sent by name: the task module is an entry point this core must not import.
+DRAIN_TASK = "customers.tasks.outbox_drain"
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One outbox row to write. `context` is what its email needs beyond the customer."""
+
+    kind: str
+    dedupe_key: str
+    customer_id: int
+    launch_id: int | None = None
+    order_reference: str = ""
+    campaign_id: int | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+_INSERT = """
+INSERT INTO customers_message (kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id,
+  context, message_id, status, attempts, last_error, created_at)
+SELECT v.kind, v.dedupe_key, v.customer_id, v.order_reference, v.launch_id, v.campaign_id,
+  v.context::jsonb, gen_random_uuid(), 'pending', 0, '', now()
+FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[], %s::bigint[], %s::bigint[], %s::text[])
+  AS v(kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id, context)
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def messages_enqueue(*, messages: Sequence[OutboxMessage]) -> None:
+    """Write outbox rows; a row whose dedupe key is already there is skipped (the
+    database decides). Call inside the transaction of the event the rows report.
+
+    On PostgreSQL one statement whatever the count, so the allocator can write tens of
+    thousands in its transaction cheaply.
+    """
+    if not messages:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _INSERT,
+                [
+                    [m.kind for m in messages],
+                    [m.dedupe_key for m in messages],
+                    [m.customer_id for m in messages],
+                    [m.order_reference for m in messages],
+                    [m.launch_id for m in messages],
+                    [m.campaign_id for m in messages],
+                    [orjson.dumps(dict(m.context)).decode() for m in messages],
+                ],
+            )
+        return
+    Message.objects.bulk_create(
+        [
+            Message(
+                kind=m.kind,
+                dedupe_key=m.dedupe_key,
+                customer_id=m.customer_id,
+                order_reference=m.order_reference,
+                launch_id=m.launch_id,
+                campaign_id=m.campaign_id,
+                context=dict(m.context),
+            )
+            for m in messages
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+
+
+def order_message(*, kind: str, customer_id: int, launch_id: int, order: OrderFacts) -> OutboxMessage:
+    """The outbox row of one event in an order's life, keyed by the event."""
+    return OutboxMessage(
+        kind=kind,
+        dedupe_key=order_message_key(kind=kind, reference=order.reference),
+        customer_id=customer_id,
+        launch_id=launch_id,
+        order_reference=order.reference,
+        context=order.context(),
+    )
+
+
+def outbox_nudge() -> None:
+    """Ask a sender to drain the outbox once the current transaction commits.
+
+    Coalesced: while one drain task is queued and not yet started, further nudges add
+    nothing, so a burst of ten thousand orders makes one task, not ten thousand. Losing a
+    nudge loses nothing: the beat schedule drains the outbox anyway.
+    """
+    transaction.on_commit(outbox_nudge_now)
+
+
+def outbox_nudge_now() -> None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        # The embedded default has no worker: drain here, in the web process.
+        outbox_drain()
+        return
+    try:
+        if cache.add(NUDGE_KEY, 1, timeout=settings.OUTBOX_NUDGE_TTL_SECONDS):
+            current_app.send_task(DRAIN_TASK)
+    except Exception:
+        # Redis (the cache or the broker) being away must not fail the request that wrote
+        # the rows: they are committed, and the beat schedule drains them when it returns.
+        with contextlib.suppress(Exception):
+            cache.delete(NUDGE_KEY)
+        logger.warning("could not enqueue the outbox drain", exc_info=True)

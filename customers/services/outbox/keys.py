@@ -1,0 +1,26 @@
+"""Dedupe keys: one event, one key, one message. Their format is written here only.
+
+The outbox's unique key is how it recognises an event it has already been told about,
+so a key must name the event, not just the order: an order that waits and is later
+served is two events (received, then allocated) and two emails.
+"""
+
+from customers.models import Message
+
+# Fixed for good: a changed prefix would let an event already told be told again.
+_ORDER_PREFIX = {
+    Message.Kind.ORDER_RECEIVED: "received",
+    Message.Kind.ALLOCATED: "allocated",
+    Message.Kind.READY_TO_COLLECT: "ready_to_collect",
+    Message.Kind.COLLECTION_EXPIRED: "collection_expired",
+}
+
+
+def order_message_key(*, kind: str, reference: str) -> str:
+    """The key of an event in an order's life (received, allocated, ...)."""
+    return f"{_ORDER_PREFIX[Message.Kind(kind)]}:{reference}"
+
+
+def campaign_message_key(*, kind: str, launch_id: int, customer_id: int) -> str:
+    """A campaign tells each customer of a launch once per kind, whichever audience reached them."""
+    return f"{kind}:{launch_id}:{customer_id}"

@@ -1,0 +1,65 @@
+"""Inventory's writes, one module per job: stock and the ledger (stock), supplier
+deliveries (deliveries), allocation plans (plans), store receiving (receiving).
+
+Only these modules write inventory's tables; other apps call them.
+"""
+
+from inventory.services.deliveries import (
+    DeliveryError,
+    InboxOutcome,
+    delivery_announce,
+    delivery_inbox_scan,
+    delivery_receive,
+)
+from inventory.services.plans import (
+    PlanInvalid,
+    PlanNotEditable,
+    plan_apply,
+    plan_approve,
+    plan_line_set,
+    plan_pool_locations,
+    plan_suggest,
+)
+from inventory.services.receiving import store_delivery_receive
+from inventory.services.stock import (
+    Drift,
+    InsufficientStock,
+    StockChange,
+    location_central,
+    location_for_store,
+    location_online_pool,
+    stock_adjust,
+    stock_apply,
+    stock_receive,
+    stock_reconcile,
+    stock_reserve_bulk,
+    stock_rows_for_update,
+)
+
+__all__ = [
+    "DeliveryError",
+    "Drift",
+    "InboxOutcome",
+    "InsufficientStock",
+    "PlanInvalid",
+    "PlanNotEditable",
+    "StockChange",
+    "delivery_announce",
+    "delivery_inbox_scan",
+    "delivery_receive",
+    "location_central",
+    "location_for_store",
+    "location_online_pool",
+    "plan_apply",
+    "plan_approve",
+    "plan_line_set",
+    "plan_pool_locations",
+    "plan_suggest",
+    "stock_adjust",
+    "stock_apply",
+    "stock_receive",
+    "stock_reconcile",
+    "stock_reserve_bulk",
+    "stock_rows_for_update",
+    "store_delivery_receive",
+]

@@ -1,0 +1,43 @@
+"""Who is in a campaign's audience: the orders app knows who waits and who ordered."""
+
+from customers.models import Campaign
+from customers.services.campaigns import CampaignRecipient
+from customers.services.outbox import OrderFacts
+from inventory.models import Launch
+from orders.models import Order
+from orders.selectors.positions import waitlisted_positions
+
+
+def campaign_audience(*, launch: Launch, audience: str) -> list[CampaignRecipient]:
+    """Each customer of the audience once, in order: waitlisted customers with their
+    earliest waiting order and its place now; or registered customers without an order."""
+    if audience == Campaign.Audience.WAITLISTED:
+        first: dict[int, tuple] = {}
+        for row in (
+            Order.objects.filter(launch=launch, status=Order.Status.WAITLISTED)
+            .order_by("sequence")
+            .values_list("customer_id", "sequence", "reference", "sku_id", "fulfilment", "store_id")
+        ):
+            # A customer with several waiting orders hears once, about the earliest.
+            first.setdefault(row[0], row)
+        positions = waitlisted_positions(launch_id=launch.pk, sequences=[row[1] for row in first.values()])
+        return [
+            CampaignRecipient(
+                customer_id=customer_id,
+                order=OrderFacts(
+                    reference=reference,
+                    sku_id=sku_id,
+                    fulfilment=fulfilment,
+                    store_id=store_id,
+                    position=positions.get(sequence),
+                ),
+            )
+            for customer_id, sequence, reference, sku_id, fulfilment, store_id in first.values()
+        ]
+    ordered = Order.objects.filter(launch=launch).exclude(status=Order.Status.CANCELLED).values("customer_id")
+    return [
+        CampaignRecipient(customer_id=customer_id)
+        for customer_id in launch.registrations.exclude(customer_id__in=ordered)
+        .order_by("customer_id")
+        .values_list("customer_id", flat=True)
+    ]

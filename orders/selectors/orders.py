@@ -1,0 +1,54 @@
+"""An order as partners and customers see it (API.md's Order), one shape for every reader."""
+
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from customers.models import Customer
+from orders.models import Order
+from orders.selectors.positions import order_queue_position
+
+WAITING: tuple[str, ...] = (Order.Status.QUEUED, Order.Status.WAITLISTED)
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """API.md's Order: the caller's codes, never model instances."""
+
+    reference: str
+    launch: str
+    customer: str
+    sku: str
+    fulfilment: str
+    store: str | None
+    channel: str
+    status: str
+    queue_position: int | None
+    created_at: datetime.datetime
+
+
+def order_summary(order: Order, *, queue_position: int | None = None) -> OrderSummary:
+    """The order as it stands. Needs launch, customer, sku and store loaded; reads the
+    queue position of a waiting order unless the caller already has it."""
+    if queue_position is None and order.status in WAITING:
+        queue_position = order_queue_position(order=order).position
+    return OrderSummary(
+        reference=order.reference,
+        launch=order.launch.slug,
+        customer=order.customer.account_number,
+        sku=order.sku.code,
+        fulfilment=order.fulfilment,
+        store=order.store.code if order.store_id else None,
+        channel=order.channel,
+        status=order.status,
+        queue_position=queue_position if order.status in WAITING else None,
+        created_at=order.created_at,
+    )
+
+
+def customer_orders(*, customer: Customer) -> QuerySet[Order]:
+    """A customer's orders, newest first (head office's customer page)."""
+    return (
+        Order.objects.filter(customer=customer).select_related("launch", "sku", "store").order_by("-sequence")
+    )

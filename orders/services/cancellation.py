@@ -1,0 +1,47 @@
+"""Cancelling an order: the unit it held (if any) goes back to its pool, next in line first."""
+
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+
+from inventory.models import StockMovement
+from inventory.services import StockChange, stock_apply
+from orders.models import Order, PoolState
+from orders.services.allocation import allocation_nudge
+from orders.services.locks import allocator_lock
+from orders.services.status import order_transition
+
+
+@transaction.atomic
+def order_cancel(*, order: Order, reason: str = "", user: AbstractBaseUser | None = None) -> Order:
+    """Cancel a queued, waitlisted or allocated order, releasing an allocated unit.
+
+    Takes the allocator lock, so it never races an allocator batch over the same order.
+    The released unit goes to the next waiting order of the pool on the next run.
+    """
+    allocator_lock(launch_id=order.launch_id)
+    order.refresh_from_db()
+    was = order.status
+    order_transition(order=order, to=Order.Status.CANCELLED)
+    if was == Order.Status.WAITLISTED:
+        PoolState.objects.filter(
+            launch_id=order.launch_id, sku_id=order.sku_id, pool_id=order.pool_id
+        ).update(waiting=F("waiting") - 1)
+    elif was == Order.Status.ALLOCATED:
+        stock_apply(
+            changes=[
+                StockChange(
+                    location=order.pool,
+                    sku=order.sku,
+                    kind=StockMovement.Kind.RELEASE,
+                    reserved_delta=-1,
+                    reason=reason or "Order cancelled",
+                    reference=order.reference,
+                )
+            ],
+            user=user,
+        )
+    transaction.on_commit(partial(allocation_nudge, launch_id=order.launch_id))
+    return order
