@@ -17,10 +17,12 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
+# manage.py runs with config.settings.local (DEBUG, the embedded default unless the
+# environment names services); make serve and the WSGI/ASGI apps with production.
 demo: install
-	DEBUG=1 $(MANAGE) migrate --noinput
-	DEBUG=1 $(MANAGE) seed_demo --reset
-	DEBUG=1 $(MANAGE) runserver 127.0.0.1:$(PORT)
+	$(MANAGE) migrate --noinput
+	$(MANAGE) seed_demo --reset
+	$(MANAGE) runserver 127.0.0.1:$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -28,8 +30,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DEBUG=1 $(MANAGE) makemigrations --check --dry-run
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(MANAGE) makemigrations --check --dry-run
 
+serve: export DJANGO_SETTINGS_MODULE = config.settings.production
 serve: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0

@@ -1,15 +1,22 @@
-"""Launchday settings, read from the environment (django-environ).
+"""Launchday's settings common to every mode, read from the environment (django-environ).
 
-With nothing set, Launchday runs on the embedded default: an SQLite file, local-memory
-cache and Celery tasks run eagerly in process. With DATABASE_URL and REDIS_URL it runs
-production-like on PostgreSQL and Redis.
+The modes, and how they differ, at a glance:
+
+| module        | used by                              | DEBUG | SECRET_KEY                   | HTTPS, secure cookies, HSTS |
+| ------------- | ------------------------------------ | ----- | ---------------------------- | --------------------------- |
+| local.py      | manage.py, `make demo`               | on    | a development key if unset   | off                         |
+| production.py | wsgi.py, asgi.py, Celery, make serve | off   | required, 50+ characters     | on (env can relax them)     |
+| test.py       | pytest                               | off   | a test key                   | off                         |
+
+In every mode the services come from the environment alone: with nothing set, an SQLite
+file, the local-memory cache and Celery tasks run eagerly in process (the embedded
+default); with DATABASE_URL and REDIS_URL, PostgreSQL and Redis with real workers.
 """
 
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -18,14 +25,8 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=False)
+# Each mode decides what an unset key means (local: a development key; production: refuse).
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for a "
-            "development server (make demo does this for you)."
-        )
-    SECRET_KEY = "insecure-development-key-only-for-debug-mode"  # noqa: S105 - DEBUG only
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -153,22 +154,6 @@ CELERY_TASK_ROUTES = {
     "inventory.tasks.*": {"queue": "intake"},
 }
 
-INTAKE_WEEKDAY = env.str("INTAKE_WEEKDAY", default="fri")
-INTAKE_HOUR = env.int("INTAKE_HOUR", default=6)
-CELERY_BEAT_SCHEDULE = {
-    # Every second: the allocator's safety net, in case a nudge after admission was lost.
-    "allocate-open-launches": {
-        "task": "orders.tasks.allocate_open_launches",
-        "schedule": 1.0,
-        "options": {"expires": 5},
-    },
-    # Weekly, on the supplier's delivery day (INTAKE_WEEKDAY at INTAKE_HOUR): intake.
-    "intake-due-deliveries": {
-        "task": "inventory.tasks.intake_due_deliveries",
-        "schedule": crontab(day_of_week=INTAKE_WEEKDAY, hour=INTAKE_HOUR, minute=0),
-    },
-}
-
 # --- Auth, i18n, static -----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -189,22 +174,19 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": env.str(
-            "STATICFILES_BACKEND",
-            default="django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+            "STATICFILES_BACKEND", default="whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
 
-# --- Security (production-like unless DEBUG) --------------------------------------------
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# --- Security: production's values; local.py and test.py relax them ------------------------
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Bodies are bounded: a bulk request of 1,000 orders is about 150 kB.
@@ -282,12 +264,6 @@ OUTBOX_NUDGE_TTL_SECONDS = env.int("OUTBOX_NUDGE_TTL_SECONDS", default=60)
 OUTBOX_WAKE_MAX_SECONDS = env.int("OUTBOX_WAKE_MAX_SECONDS", default=300)
 OUTBOX_DRAIN_ON_WORKER_START = env.bool("OUTBOX_DRAIN_ON_WORKER_START", default=True)
 OUTBOX_MESSAGE_ID_DOMAIN = env.str("OUTBOX_MESSAGE_ID_DOMAIN", default="launchday.example")
-# Every five seconds: drain whatever a lost nudge or an ended lease left behind.
-CELERY_BEAT_SCHEDULE["outbox-drain"] = {
-    "task": "customers.tasks.outbox_drain_periodic",
-    "schedule": 5.0,
-    "options": {"expires": 10},
-}
 
 # --- Inventory ---
 # A supplier manifest is a few hundred lines; anything bigger is refused whole.
@@ -295,18 +271,37 @@ DELIVERY_MANIFEST_MAX_BYTES = env.int("DELIVERY_MANIFEST_MAX_BYTES", default=5 *
 # Seconds intake waits inside its distribution step: 0 in production; tests and demos
 # raise it to interrupt a worker half way and watch nothing be applied twice or in half.
 INTAKE_PAUSE_SECONDS = env.float("INTAKE_PAUSE_SECONDS", default=0.0)
-CELERY_BEAT_SCHEDULE.update(
-    {
-        # Every minute: announce manifests the supplier dropped in DELIVERY_INBOX_DIR.
-        "scan-delivery-inbox": {"task": "inventory.tasks.scan_delivery_inbox", "schedule": 60.0},
-        # Every five minutes: uncollected click-and-collect units go back to their pool.
-        "expire-collect-deadlines": {"task": "inventory.tasks.expire_collect_deadlines", "schedule": 300.0},
-    }
-)
 
 # --- Bench ---
 # `make bench` mounts its floor view (bench/floor.py) at /bench/floor; never in production.
 BENCH_FLOOR = env.bool("BENCH_FLOOR", default=False)
+
+# --- The beat schedule, all of it ---------------------------------------------------------
+INTAKE_WEEKDAY = env.str("INTAKE_WEEKDAY", default="fri")
+INTAKE_HOUR = env.int("INTAKE_HOUR", default=6)
+CELERY_BEAT_SCHEDULE = {
+    # Every second: the allocator's safety net, in case a nudge after admission was lost.
+    "allocate-open-launches": {
+        "task": "orders.tasks.allocate_open_launches",
+        "schedule": 1.0,
+        "options": {"expires": 5},
+    },
+    # Every five seconds: drain whatever a lost nudge or an ended lease left behind.
+    "outbox-drain": {
+        "task": "customers.tasks.outbox_drain_periodic",
+        "schedule": 5.0,
+        "options": {"expires": 10},
+    },
+    # Every minute: announce manifests the supplier dropped in DELIVERY_INBOX_DIR.
+    "scan-delivery-inbox": {"task": "inventory.tasks.scan_delivery_inbox", "schedule": 60.0},
+    # Every five minutes: uncollected click-and-collect units go back to their pool.
+    "expire-collect-deadlines": {"task": "inventory.tasks.expire_collect_deadlines", "schedule": 300.0},
+    # Weekly, on the supplier's delivery day (INTAKE_WEEKDAY at INTAKE_HOUR): intake.
+    "intake-due-deliveries": {
+        "task": "inventory.tasks.intake_due_deliveries",
+        "schedule": crontab(day_of_week=INTAKE_WEEKDAY, hour=INTAKE_HOUR, minute=0),
+    },
+}
 
 # --- Partner API ---
 # Per-key rate limit of the partner API (orders.api.throttles), counted in the shared

@@ -1,6 +1,7 @@
-"""The settings pick the embedded or the service mode from the environment alone.
+"""The settings pick the embedded or the service mode from the environment alone, and
+each mode (local, production) keeps its own promises.
 
-Each case imports config.settings.base in a fresh interpreter with a clean environment,
+Each case imports a settings module in a fresh interpreter with a clean environment,
 because settings are read once per process.
 """
 
@@ -16,7 +17,7 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 PROBE = """
 import json, os
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+os.environ["DJANGO_SETTINGS_MODULE"] = os.environ.get("PROBE_SETTINGS", "config.settings.local")
 from django.conf import settings
 db = settings.DATABASES["default"]
 print(json.dumps({
@@ -63,7 +64,8 @@ def test_embedded_mode_with_nothing_set(tmp_path):
 def test_service_mode_with_database_and_redis_urls(tmp_path):
     s = probe(
         tmp_path,
-        SECRET_KEY="x" * 60,
+        PROBE_SETTINGS="config.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(50),
         DATABASE_URL="postgres://launchday@db.internal:5432/launchday",
         REDIS_URL="redis://cache.internal:6379/0",
     )
@@ -90,13 +92,32 @@ def test_pool_can_be_switched_off(tmp_path):
     assert s["pool"] is None
 
 
-@pytest.mark.parametrize("debug", ["0", None])
-def test_missing_secret_key_without_debug_is_refused(tmp_path, debug):
+@pytest.mark.parametrize("debug", ["0", "1", None])
+def test_production_without_a_secret_key_is_refused_whatever_debug_says(tmp_path, debug):
     env = {"DEBUG": debug} if debug is not None else {}
-    result = run(PROBE, tmp_path, **env)
+    result = run(PROBE, tmp_path, PROBE_SETTINGS="config.settings.production", **env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["x", "s3cret-but-short", "django-insecure-" + "k" * 50])
+def test_production_with_a_weak_secret_key_is_refused(tmp_path, key):
+    result = run(PROBE, tmp_path, PROBE_SETTINGS="config.settings.production", SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "SECRET_KEY is too weak" in result.stderr
+
+
+def test_production_is_never_in_debug(tmp_path):
+    s = probe(
+        tmp_path, PROBE_SETTINGS="config.settings.production", SECRET_KEY=secrets.token_urlsafe(50), DEBUG="1"
+    )
+    assert s["debug"] is False and s["ssl_redirect"] is True
+
+
+def test_local_needs_nothing_set(tmp_path):
+    s = probe(tmp_path)
+    assert s["debug"] is True and s["ssl_redirect"] is False
 
 
 def test_check_deploy_with_production_like_environment_has_no_warnings(tmp_path):
@@ -104,7 +125,7 @@ def test_check_deploy_with_production_like_environment_has_no_warnings(tmp_path)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DEBUG": "0",
         "ALLOWED_HOSTS": "launchday.example,www.launchday.example",

@@ -1,0 +1,23 @@
+"""A developer's machine and `make demo`: DEBUG on, plain HTTP, a development key.
+
+Everything else (which database, cache and broker) follows the environment as in every
+mode (base.py); with nothing set that is the embedded default.
+"""
+
+from .base import *  # noqa: F403
+from .base import STORAGES, env
+
+DEBUG = env.bool("DEBUG", default=True)
+if not SECRET_KEY:  # noqa: F405
+    SECRET_KEY = "insecure-development-key-for-local-settings-only"  # noqa: S105 - never served publicly
+
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+SECURE_HSTS_PRELOAD = False
+# No collectstatic on a laptop: files come from the finders as they are edited.
+STORAGES["staticfiles"]["BACKEND"] = env.str(
+    "STATICFILES_BACKEND", default="django.contrib.staticfiles.storage.StaticFilesStorage"
+)
