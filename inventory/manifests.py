@@ -267,6 +267,7 @@ def _validate(header: dict, raw_lines: list[_RawLine], problems: list[Problem]) 
             )
         if sku is not None and quantity is not None:
             lines.append(ManifestLine(r.line, sku, quantity, requested))
-    if problems:
+    # A missing date is always one of the problems; naming it here lets the checker see it too.
+    if problems or expected_on is None:
         raise ManifestInvalid(sorted(problems, key=lambda p: p.line or 0))
     return Manifest(reference=reference, expected_on=expected_on, launch_slug=launch, lines=lines)

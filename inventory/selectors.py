@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import TypedDict
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
@@ -76,7 +77,15 @@ class StoreStockLine:
     stock: StockFigures
 
 
-def stock_figures(row: dict | None) -> StockFigures:
+class StockRow(TypedDict):
+    """The figures of a values() row of Stock (the row may carry other columns too)."""
+
+    on_hand: int
+    reserved: int
+    in_transit: int
+
+
+def stock_figures(row: StockRow | None) -> StockFigures:
     """Figures from a values() row of Stock (zeros where there is no row yet)."""
     if row is None:
         return StockFigures()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from customers.models import Campaign, Message
@@ -26,7 +26,7 @@ from inventory.models import Launch
 
 # Which kinds head office may send to which audience. A back-in-stock note to customers
 # who already wait in the queue would be wrong: they keep their place and hear when served.
-CAMPAIGN_AUDIENCES = {
+CAMPAIGN_AUDIENCES: dict[str, tuple[str, ...]] = {
     Message.Kind.APOLOGY: (Campaign.Audience.WAITLISTED, Campaign.Audience.REGISTERED_WITHOUT_ORDER),
     Message.Kind.BACK_IN_STOCK: (Campaign.Audience.REGISTERED_WITHOUT_ORDER,),
 }
@@ -55,7 +55,7 @@ def campaign_start(
     kind: str,
     audience: str,
     recipients: Iterable[CampaignRecipient],
-    started_by: AbstractBaseUser | None = None,
+    started_by: User | None = None,
     automatic: bool = False,
 ) -> Campaign:
     """Start (or re-start) a campaign: queue one message per recipient.

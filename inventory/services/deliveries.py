@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -137,7 +137,7 @@ def delivery_inbox_scan(*, inbox_dir: str | Path | None = None) -> list[InboxOut
     return outcomes
 
 
-def delivery_receive(*, delivery_id: int, user: AbstractBaseUser | None = None) -> bool:
+def delivery_receive(*, delivery_id: int, user: User | None = None) -> bool:
     """Receive an announced delivery into the central warehouse. Returns False if it already was.
 
     The delivery row is locked and its status checked in the same transaction as the

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -20,6 +20,16 @@ from inventory.selectors import plan_remaining
 from inventory.services.deliveries import DeliveryError
 from inventory.services.stock import StockChange, location_central, location_online_pool, stock_apply
 from stores.models import Store
+
+
+def _set_history_user(instance: AllocationPlan | AllocationPlanLine, user: User | None) -> None:
+    """Name the user django-simple-history records for the instance's next save.
+
+    simple_history reads `_history_user` off the instance when it writes the history row;
+    the attribute is its convention, not a declared field, so the model's type does not
+    know it and it is set by name.
+    """
+    setattr(instance, "_history_user", user)  # noqa: B010 - see the docstring
 
 
 def plan_pool_locations() -> tuple[Location, list[Location]]:
@@ -39,7 +49,7 @@ def plan_suggest(
     *,
     delivery: Delivery,
     demand: Mapping[tuple[int, int], Demand],
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     minimum_per_store: int | None = None,
     partner_share_percent: int | None = -1,
 ) -> AllocationPlan:
@@ -52,7 +62,7 @@ def plan_suggest(
     """
     online, stores = plan_pool_locations()
     pools = [online, *stores]
-    partner_pools = [loc.pk for loc in stores if loc.store.partner_id is not None]
+    partner_pools = [loc.pk for loc in stores if loc.store is not None and loc.store.partner_id is not None]
     with transaction.atomic():
         plan, _ = AllocationPlan.objects.get_or_create(delivery=delivery)
         plan = AllocationPlan.objects.select_for_update().get(pk=plan.pk)
@@ -62,7 +72,7 @@ def plan_suggest(
             plan.minimum_per_store = minimum_per_store
         if partner_share_percent != -1:
             plan.partner_share_percent = partner_share_percent
-        plan._history_user = user
+        _set_history_user(plan, user)
         plan.save()
         existing = {(line.sku_id, line.location_id): line for line in plan.lines.all()}
         to_create, to_update = [], []
@@ -105,7 +115,7 @@ class PlanInvalid(DeliveryError):
     pass
 
 
-def plan_line_set(*, line_id: int, quantity: int, user: AbstractBaseUser | None = None) -> AllocationPlanLine:
+def plan_line_set(*, line_id: int, quantity: int, user: User | None = None) -> AllocationPlanLine:
     """Head office changes one figure of a draft plan; the history keeps who and when."""
     if quantity < 0:
         raise PlanInvalid("A quantity cannot be negative.")
@@ -118,12 +128,12 @@ def plan_line_set(*, line_id: int, quantity: int, user: AbstractBaseUser | None 
             )
         if line.quantity != quantity:
             line.quantity = quantity
-            line._history_user = user
+            _set_history_user(line, user)
             line.save(update_fields=["quantity"])
     return line
 
 
-def plan_approve(*, plan_id: int, user: AbstractBaseUser | None = None) -> AllocationPlan:
+def plan_approve(*, plan_id: int, user: User | None = None) -> AllocationPlan:
     """Approve a draft plan. Refused if it gives any SKU more units than were delivered."""
     with transaction.atomic():
         plan = AllocationPlan.objects.select_for_update().select_related("delivery").get(pk=plan_id)
@@ -140,12 +150,12 @@ def plan_approve(*, plan_id: int, user: AbstractBaseUser | None = None) -> Alloc
         plan.status = AllocationPlan.Status.APPROVED
         plan.approved_by = user if user is not None and user.is_authenticated else None
         plan.approved_at = timezone.now()
-        plan._history_user = plan.approved_by
+        _set_history_user(plan, plan.approved_by)
         plan.save()
     return plan
 
 
-def plan_apply(*, delivery_id: int, user: AbstractBaseUser | None = None) -> bool:
+def plan_apply(*, delivery_id: int, user: User | None = None) -> bool:
     """Move the approved plan's units out of the central warehouse. False if already done.
 
     The online pool's share goes straight on hand (the warehouse ships online orders);
@@ -203,7 +213,7 @@ def plan_apply(*, delivery_id: int, user: AbstractBaseUser | None = None) -> boo
         now = timezone.now()
         plan.status = AllocationPlan.Status.APPLIED
         plan.applied_at = now
-        plan._history_user = user
+        _set_history_user(plan, user)
         plan.save()
         delivery.status = Delivery.Status.DISTRIBUTED
         delivery.distributed_at = now

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from inventory.models import SKU, Delivery, Location, StockMovement
@@ -17,7 +17,7 @@ def store_delivery_receive(
     location: Location,
     received: Mapping[int, int],
     reason: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> list[StockMovement]:
     """A store confirms what arrived: in transit becomes on hand, and any difference is an
     adjustment with the staff's reason. Once per delivery and store.

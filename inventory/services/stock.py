@@ -9,7 +9,7 @@ only writer of inventory_stock and inventory_stockmovement.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 
@@ -86,7 +86,7 @@ def stock_rows_for_update(*, pairs: list[tuple[int, int]]) -> dict[tuple[int, in
 
 
 @transaction.atomic
-def stock_apply(*, changes: list[StockChange], user: AbstractBaseUser | None = None) -> list[StockMovement]:
+def stock_apply(*, changes: list[StockChange], user: User | None = None) -> list[StockMovement]:
     """Apply stock changes and write their ledger rows, all or nothing.
 
     Changes to the same row are summed and the row's final levels checked. Raises
@@ -166,7 +166,7 @@ def stock_receive(
     quantity: int,
     reference: str,
     reason: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> StockMovement:
     """Units arrive at a location (a supplier receipt, or seeding a store for the demo)."""
     if quantity <= 0:
@@ -270,7 +270,7 @@ def stock_adjust(
     reason: str,
     reference: str = "",
     kind: str = StockMovement.Kind.ADJUSTMENT,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> StockMovement:
     """Damage, loss, a count or a return: a ledger row with a reason, never a silent edit."""
     if not reason.strip():

@@ -34,23 +34,23 @@ def demand_by_pool(*, launch: Launch) -> dict[tuple[int, int], Demand]:
     """(location id, SKU id) -> orders waiting there and registrations without an order."""
     online = location_online_pool_id()
     store_locations = _store_locations()
-    waiting = defaultdict(int)
+    waiting: defaultdict[tuple[int, int], int] = defaultdict(int)
     for row in (
         Order.objects.filter(launch=launch, status__in=WAITING)
         .values("pool_id", "sku_id")
         .annotate(n=Count("pk"))
     ):
         waiting[(row["pool_id"], row["sku_id"])] = row["n"]
-    registered = defaultdict(int)
-    for row in (
+    registered: defaultdict[tuple[int, int], int] = defaultdict(int)
+    for reg_row in (
         _registrations_without_order(launch=launch)
         .values("preferred_store_id", "preferred_sku_id")
         .annotate(n=Count("pk"))
     ):
-        store_id = row["preferred_store_id"]
+        store_id = reg_row["preferred_store_id"]
         location = online if store_id is None else store_locations.get(store_id)
         if location is not None:
-            registered[(location, row["preferred_sku_id"])] += row["n"]
+            registered[(location, reg_row["preferred_sku_id"])] += reg_row["n"]
     return {
         key: Demand(waiting=waiting[key], registered=registered[key])
         for key in set(waiting) | set(registered)
@@ -103,7 +103,7 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
         (loc.pk, sku_id): DemandRow(
             location_id=loc.pk,
             location_code=loc.code,
-            store_name=loc.store.name if loc.store_id else "Online (home delivery)",
+            store_name=loc.store.name if loc.store is not None else "Online (home delivery)",
             sku_id=sku_id,
             sku_code=code,
         )
@@ -112,26 +112,31 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
     }
     store_locations = _store_locations()
 
-    def row(location_id, sku_id):
-        return rows.get((location_id, sku_id))
+    def row(location_id: int | None, sku_id: int) -> DemandRow | None:
+        # None: a registration's store has no location yet, so no row to count it in.
+        return rows.get((location_id, sku_id)) if location_id is not None else None
 
-    for r in (
+    for reg in (
         UpgradeRegistration.objects.filter(launch=launch)
         .values("preferred_store_id", "preferred_sku_id")
         .annotate(n=Count("pk"))
     ):
-        loc = online if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
-        if (target := row(loc, r["preferred_sku_id"])) is not None:
-            target.registered += r["n"]
-    for r in (
+        loc = online if reg["preferred_store_id"] is None else store_locations.get(reg["preferred_store_id"])
+        if (target := row(loc, reg["preferred_sku_id"])) is not None:
+            target.registered += reg["n"]
+    for unordered in (
         _registrations_without_order(launch=launch)
         .values("preferred_store_id", "preferred_sku_id")
         .annotate(n=Count("pk"))
     ):
-        loc = online if r["preferred_store_id"] is None else store_locations.get(r["preferred_store_id"])
-        if (target := row(loc, r["preferred_sku_id"])) is not None:
-            target.registered_without_order += r["n"]
-    for r in (
+        loc = (
+            online
+            if unordered["preferred_store_id"] is None
+            else store_locations.get(unordered["preferred_store_id"])
+        )
+        if (target := row(loc, unordered["preferred_sku_id"])) is not None:
+            target.registered_without_order += unordered["n"]
+    for by_pool in (
         Order.objects.filter(launch=launch)
         .exclude(status=Order.Status.CANCELLED)
         .values("pool_id", "sku_id")
@@ -141,24 +146,28 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
             waiting=Count("pk", filter=Q(status__in=WAITING)),
         )
     ):
-        if (target := row(r["pool_id"], r["sku_id"])) is not None:
-            target.ordered, target.allocated, target.waiting = r["ordered"], r["allocated"], r["waiting"]
-    for r in (
+        if (target := row(by_pool["pool_id"], by_pool["sku_id"])) is not None:
+            target.ordered, target.allocated, target.waiting = (
+                by_pool["ordered"],
+                by_pool["allocated"],
+                by_pool["waiting"],
+            )
+    for moved in (
         StockMovement.objects.filter(
             sku_id__in=skus, kind__in=[StockMovement.Kind.SALE, StockMovement.Kind.TRANSFER_IN]
         )
         .values("location_id", "sku_id", "kind")
         .annotate(on_hand=Sum("on_hand_delta"), in_transit=Sum("in_transit_delta"))
     ):
-        if (target := row(r["location_id"], r["sku_id"])) is None:
+        if (target := row(moved["location_id"], moved["sku_id"])) is None:
             continue
-        if r["kind"] == StockMovement.Kind.SALE:
-            target.sold += -r["on_hand"]
+        if moved["kind"] == StockMovement.Kind.SALE:
+            target.sold += -moved["on_hand"]
         else:
-            target.delivered += r["on_hand"] + r["in_transit"]
-    for r in Stock.objects.filter(sku_id__in=skus).values("location_id", "sku_id", "on_hand", "reserved"):
-        if (target := row(r["location_id"], r["sku_id"])) is not None:
-            target.available = r["on_hand"] - r["reserved"]
+            target.delivered += moved["on_hand"] + moved["in_transit"]
+    for stock in Stock.objects.filter(sku_id__in=skus).values("location_id", "sku_id", "on_hand", "reserved"):
+        if (target := row(stock["location_id"], stock["sku_id"])) is not None:
+            target.available = stock["on_hand"] - stock["reserved"]
     supply = [
         SupplyRow(
             sku_code=skus[r["sku_id"]],

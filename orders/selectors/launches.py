@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customers.models import UpgradeRegistration
 from inventory.models import SKU, Launch, Location, Stock
-from inventory.selectors import StockFigures, stock_figures
+from inventory.selectors import StockFigures, StockRow, stock_figures
 from orders.models import Order
 from orders.selectors.store_page import COLLECT_WAITING_STATUSES
 from stores.models import Store
@@ -61,29 +61,29 @@ def launch_overview(*, launch: Launch) -> LaunchOverview:
     stock_rows = Stock.objects.filter(
         sku_id__in=sku_ids, location__kind__in=[Location.Kind.ONLINE, Location.Kind.STORE]
     ).values("location__kind", "location__store_id", "sku_id", "on_hand", "reserved", "in_transit")
-    online: dict[int, dict] = {}
-    per_store: dict[int, dict[int, dict]] = defaultdict(dict)
-    for row in stock_rows:
-        if row["location__kind"] == Location.Kind.ONLINE:
-            online[row["sku_id"]] = row
+    online: dict[int, StockRow] = {}
+    per_store: dict[int, dict[int, StockRow]] = defaultdict(dict)
+    for stock_row in stock_rows:
+        if stock_row["location__kind"] == Location.Kind.ONLINE:
+            online[stock_row["sku_id"]] = stock_row
         else:
-            per_store[row["location__store_id"]][row["sku_id"]] = row
+            per_store[stock_row["location__store_id"]][stock_row["sku_id"]] = stock_row
 
     by_status: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUSES, 0))
     totals = dict.fromkeys(STATUSES, 0)
-    for row in Order.objects.filter(launch=launch).values("sku_id", "status").annotate(n=Count("pk")):
-        by_status[row["sku_id"]][row["status"]] = row["n"]
-        totals[row["status"]] = totals.get(row["status"], 0) + row["n"]
+    for status_row in Order.objects.filter(launch=launch).values("sku_id", "status").annotate(n=Count("pk")):
+        by_status[status_row["sku_id"]][status_row["status"]] = status_row["n"]
+        totals[status_row["status"]] = totals.get(status_row["status"], 0) + status_row["n"]
 
     reg_by_sku: dict[int, int] = defaultdict(int)
     reg_by_store: dict[int | None, int] = defaultdict(int)
-    for row in (
+    for reg_row in (
         UpgradeRegistration.objects.filter(launch=launch)
         .values("preferred_sku_id", "preferred_store_id")
         .annotate(n=Count("pk"))
     ):
-        reg_by_sku[row["preferred_sku_id"]] += row["n"]
-        reg_by_store[row["preferred_store_id"]] += row["n"]
+        reg_by_sku[reg_row["preferred_sku_id"]] += reg_row["n"]
+        reg_by_store[reg_row["preferred_store_id"]] += reg_row["n"]
 
     collect_by_store = dict(
         Order.objects.filter(

@@ -92,7 +92,7 @@ _CHUNK = 5000
 
 def order_queue_position(*, order: Order) -> QueuePosition:
     """The order's place among orders still waiting in its pool (1 = next), and units left."""
-    params = {
+    params: dict[str, str | int] = {
         "status": order.status,
         "wait_number": order.wait_number or 0,
         "pool": order.pool_id,

@@ -14,7 +14,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.db import IntegrityError, connection, transaction
@@ -177,10 +177,12 @@ def _insert_under_admission_lock(order: Order) -> int | None:
             order.save(force_insert=True)
             return order_queue_position(order=order).position
     fields = [f for f in Order._meta.concrete_fields if not f.primary_key]
+    # A concrete field always has a column (Django's `concrete` is `column is not None`).
+    columns = cast("list[str]", [f.column for f in fields])
     # Table and column names come from the model, never from input.
     sql = (
         "WITH admission_lock AS (SELECT pg_advisory_xact_lock_shared(%s, %s)) "  # noqa: S608
-        f"INSERT INTO {Order._meta.db_table} ({', '.join(f.column for f in fields)}) "
+        f"INSERT INTO {Order._meta.db_table} ({', '.join(columns)}) "
         f"SELECT {', '.join(['%s'] * len(fields))} FROM admission_lock "
         f"RETURNING sequence, {QUEUED_POSITION_RETURNING}"
     )

@@ -172,6 +172,7 @@ def orders_admit_bulk(
 
     for c, leader in followers:
         led = outcomes[leader.index]
+        reference: str | None
         if led is not None and led.order is not None:
             reference = led.order.reference
         elif led is not None and led.refusal is not None and led.refusal.code == "already_ordered":

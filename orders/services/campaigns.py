@@ -5,7 +5,7 @@ audience (who waits, who has not ordered) is the orders app's knowledge, so head
 office's pages and the allocator's automatic apology start campaigns here.
 """
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from customers.models import Campaign, Customer, Message
 from customers.services.campaigns import campaign_check, campaign_start
@@ -22,7 +22,7 @@ def launch_campaign_start(
     launch: Launch,
     kind: str,
     audience: str,
-    started_by: AbstractBaseUser | None = None,
+    started_by: User | None = None,
     automatic: bool = False,
 ) -> Campaign:
     """Start (or re-start) a campaign to an audience of the launch (see campaign_start)."""

@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 
@@ -15,7 +15,7 @@ from orders.services.status import order_transition
 
 
 @transaction.atomic
-def order_cancel(*, order: Order, reason: str = "", user: AbstractBaseUser | None = None) -> Order:
+def order_cancel(*, order: Order, reason: str = "", user: User | None = None) -> Order:
     """Cancel a queued, waitlisted or allocated order, releasing an allocated unit.
 
     Takes the allocator lock, so it never races an allocator batch over the same order.

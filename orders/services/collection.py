@@ -3,7 +3,7 @@
 import datetime
 import logging
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ class NotCollectable(Exception):
 
 
 @transaction.atomic
-def order_collect(*, order: Order, user: AbstractBaseUser | None = None) -> Order:
+def order_collect(*, order: Order, user: User | None = None) -> Order:
     """The customer collects: the held unit leaves the store (on hand and reserved both -1)."""
     order = Order.objects.select_for_update().select_related("pool", "sku").get(pk=order.pk)
     if order.fulfilment != Order.Fulfilment.COLLECT or order.status != Order.Status.ALLOCATED:

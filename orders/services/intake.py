@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from inventory.models import AllocationPlan, Delivery, Location
 from inventory.selectors import deliveries_due
@@ -40,19 +40,17 @@ class IntakeResult:
     waiting_for_approval: bool = False
 
 
-def delivery_plan_suggest(
-    *, delivery: Delivery, user: AbstractBaseUser | None = None, **options
-) -> AllocationPlan:
+def delivery_plan_suggest(*, delivery: Delivery, user: User | None = None, **options) -> AllocationPlan:
     """Suggest the delivery's plan from the launch's demand as it stands now."""
     location_online_pool()  # home-delivery demand counts at the online pool, even before its first unit
-    demand = demand_by_pool(launch=delivery.launch) if delivery.launch_id else {}
+    demand = demand_by_pool(launch=delivery.launch) if delivery.launch is not None else {}
     return plan_suggest(delivery=delivery, demand=demand, user=user, **options)
 
 
 def delivery_intake(
     *,
     delivery_id: int,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> IntakeResult:
     """Take one delivery as far as it can go. Safe to run any number of times."""
@@ -65,7 +63,7 @@ def delivery_intake(
 
     delivery.refresh_from_db()
     plan = AllocationPlan.objects.filter(delivery=delivery).first()
-    auto = bool(delivery.launch_id and delivery.launch.auto_apply_plans)
+    auto = delivery.launch is not None and delivery.launch.auto_apply_plans
     if delivery.status == Delivery.Status.RECEIVED:
         if plan is None or (auto and plan.status == AllocationPlan.Status.DRAFT):
             # Suggested now, from the demand at the moment the units arrived.
@@ -100,7 +98,7 @@ def delivery_intake(
 
 
 def deliveries_intake_due(
-    *, today=None, user: AbstractBaseUser | None = None, on_step: Callable[[str], None] | None = None
+    *, today=None, user: User | None = None, on_step: Callable[[str], None] | None = None
 ) -> list[IntakeResult]:
     return [
         delivery_intake(delivery_id=pk, user=user, on_step=on_step)
@@ -114,7 +112,7 @@ def store_delivery_confirm(
     location: Location,
     received: dict[int, int],
     reason: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> int:
     """A store confirms what arrived; then its waiting click-and-collect orders are served
     (in sequence order, by the allocator) before anything is sold to walk-ins.

@@ -16,7 +16,11 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.CANCELLED: frozenset(),
 }
 
-_TIMESTAMP_FOR = {S.ALLOCATED: "allocated_at", S.FULFILLED: "fulfilled_at", S.CANCELLED: "cancelled_at"}
+_TIMESTAMP_FOR: dict[str, str] = {
+    S.ALLOCATED: "allocated_at",
+    S.FULFILLED: "fulfilled_at",
+    S.CANCELLED: "cancelled_at",
+}
 
 
 class InvalidTransition(Exception):

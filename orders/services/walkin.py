@@ -1,6 +1,6 @@
 """Walk-in queue in a store: tickets in order, each served by selling one unit."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -46,7 +46,7 @@ def _first_waiting_ticket(*, launch: Launch, store: Store) -> Ticket | None:
     )
 
 
-def _close(ticket: Ticket, *, status: str, user: AbstractBaseUser | None, **fields) -> Ticket:
+def _close(ticket: Ticket, *, status: str, user: User | None, **fields) -> Ticket:
     ticket.status = status
     ticket.served_at = timezone.now()
     ticket.served_by = user if user is not None and user.is_authenticated else None
@@ -57,9 +57,7 @@ def _close(ticket: Ticket, *, status: str, user: AbstractBaseUser | None, **fiel
 
 
 @transaction.atomic
-def ticket_serve_next(
-    *, launch: Launch, store: Store, sku: SKU, user: AbstractBaseUser | None = None
-) -> Ticket | None:
+def ticket_serve_next(*, launch: Launch, store: Store, sku: SKU, user: User | None = None) -> Ticket | None:
     """Sell one unit to the first waiting ticket. None if nobody waits.
 
     Raises SoldOut (and changes nothing) when no unit is free: units held for the store's
@@ -97,7 +95,7 @@ def ticket_serve_next(
 
 
 @transaction.atomic
-def ticket_pass_over(*, launch: Launch, store: Store, user: AbstractBaseUser | None = None) -> Ticket | None:
+def ticket_pass_over(*, launch: Launch, store: Store, user: User | None = None) -> Ticket | None:
     """The first waiting ticket leaves without a unit (sold out, or the customer went).
 
     None if nobody waits. The ticket is closed as "no sale" and the queue moves on; no

@@ -151,8 +151,8 @@ def preload(rows: list[dict], cache_: RenderCache) -> None:
         if r["kind"] == Message.Kind.BACK_IN_STOCK and r["launch_id"] is not None
     } - set(cache_.preferred_store)
     if wanted:
-        for key in wanted:
-            cache_.preferred_store[key] = None
+        for customer_launch in wanted:
+            cache_.preferred_store[customer_launch] = None
         registrations = UpgradeRegistration.objects.filter(
             customer_id__in={k[0] for k in wanted}, launch_id__in={k[1] for k in wanted}
         ).values_list("customer_id", "launch_id", "preferred_store__name")

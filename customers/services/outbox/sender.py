@@ -87,6 +87,10 @@ class SentMarker:
     which would otherwise cost more than the send itself.
     """
 
+    # One of the two, by database: libpq takes the query as bytes, Django's cursor as str.
+    libpq_sql: bytes
+    cursor_sql: str
+
     def __init__(self) -> None:
         self.cursor = connection.cursor()
         self.postgres = connection.vendor == "postgresql"
@@ -95,16 +99,16 @@ class SentMarker:
         if self.postgres:
             self.cursor.execute("SET synchronous_commit TO OFF")
             self.pgconn = connection.connection.pgconn
-            self.sql = f"UPDATE {table} SET status = 'sent', sent_at = now(), claimed_at = NULL WHERE id = $1".encode()  # noqa: S608 - table name from the model, value bound
+            self.libpq_sql = f"UPDATE {table} SET status = 'sent', sent_at = now(), claimed_at = NULL WHERE id = $1".encode()  # noqa: S608 - table name from the model, value bound
         else:
-            self.sql = f"UPDATE {table} SET status = %s, sent_at = %s, claimed_at = NULL WHERE id = %s"  # noqa: S608
+            self.cursor_sql = f"UPDATE {table} SET status = %s, sent_at = %s, claimed_at = NULL WHERE id = %s"  # noqa: S608
 
     def mark(self, pk: int) -> None:
         if not self.postgres:
-            self.cursor.execute(self.sql, [Message.Status.SENT, timezone.now(), pk])
+            self.cursor.execute(self.cursor_sql, [Message.Status.SENT, timezone.now(), pk])
             return
         self.wait()
-        self.pgconn.send_query_params(self.sql, [str(pk).encode()])
+        self.pgconn.send_query_params(self.libpq_sql, [str(pk).encode()])
         self.pending = True
 
     def wait(self) -> None:

@@ -60,7 +60,9 @@ class UnsubscribeSigner:
     def __init__(self) -> None:
         signer = signing.TimestampSigner(salt=UNSUBSCRIBE_SALT)
         hasher = getattr(hashlib, signer.algorithm)
-        key = hasher(force_bytes(signer.salt + "signer") + force_bytes(signer.key)).digest()
+        # Django's key: hasher(force_bytes(salt + "signer") + force_bytes(key)) (salted_hmac);
+        # encoding the salt before appending b"signer" gives the same bytes.
+        key = hasher(force_bytes(signer.salt) + b"signer" + force_bytes(signer.key)).digest()
         self.mac = hmac.new(key, digestmod=hasher)
         self.sep = signer.sep
 
