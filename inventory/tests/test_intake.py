@@ -217,3 +217,22 @@ def test_partner_share_and_minimum_per_store_shape_the_suggestion(world):
     assert split["P000"] == 10  # a quarter, though nobody waits there
     assert all(split[code] >= 2 for code in ("S000", "S001", "S002"))
     assert sum(split.values()) == 40
+
+
+def test_registrations_at_a_store_without_stock_yet_count_in_the_first_plan(world):
+    """A new store has no stock location until its first unit; its registered customers
+    must still count when the first delivery is split."""
+    launch, sku, online, (s0, s1, s2) = world
+    from orders.services.intake import delivery_plan_suggest
+    from stores.tests.factories import StoreFactory
+
+    newcomer = StoreFactory(code="NEW1")
+    for i in range(6):
+        RegistrationFactory(
+            launch=launch, preferred_sku=sku, preferred_store=newcomer, customer__account_number=f"NEW{i}"
+        )
+    delivery = announce("DLV-NEW", {sku: 100})
+    plan = delivery_plan_suggest(delivery=delivery)
+    line = plan.lines.get(location__store=newcomer)
+    assert line.demand_registered == 6
+    assert line.quantity > 0

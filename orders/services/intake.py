@@ -16,9 +16,9 @@ from inventory.selectors import deliveries_due
 from inventory.services import (
     PlanNotEditable,
     delivery_receive,
-    location_online_pool,
     plan_apply,
     plan_approve,
+    plan_pool_locations,
     plan_suggest,
     store_delivery_receive,
 )
@@ -42,7 +42,9 @@ class IntakeResult:
 
 def delivery_plan_suggest(*, delivery: Delivery, user: User | None = None, **options) -> AllocationPlan:
     """Suggest the delivery's plan from the launch's demand as it stands now."""
-    location_online_pool()  # home-delivery demand counts at the online pool, even before its first unit
+    # Every pool's location exists before demand is counted: registrations for home
+    # delivery, or for a store that has had no unit yet, count there all the same.
+    plan_pool_locations()
     demand = demand_by_pool(launch=delivery.launch) if delivery.launch is not None else {}
     return plan_suggest(delivery=delivery, demand=demand, user=user, **options)
 
