@@ -84,14 +84,13 @@ def stack_env(port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
             "DATABASE_URL": f"{PG_URL}/{DB_NAME}",
             "REDIS_URL": f"redis://{HOST}:6379/{REDIS_DB}",
             "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
             "DEBUG": "0",
             "SECURE_SSL_REDIRECT": "0",
             "ALLOWED_HOSTS": HOST,
-            "BENCH_FLOOR": "1",
             "SITE_URL": f"http://{HOST}:{port}",
             # Email is measured by bench/email_bench.py; here the outbox drains to nowhere
             # so the stack's figures are about admission and allocation.

@@ -304,10 +304,6 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
-# --- Bench ---
-# `make bench` mounts its floor view (bench/floor.py) at /bench/floor; never in production.
-BENCH_FLOOR = env.bool("BENCH_FLOOR", default=False)
-
 # --- Partner API ---
 # Per-key rate limit of the partner API (orders.api.throttles), counted in the shared
 # cache: "N/s", "N/min", "N/h"; empty means no limit.
