@@ -1,0 +1,312 @@
+"""A lean HTTP/1.1 load client on asyncio protocols, for offering thousands of requests a second.
+
+Streams (asyncio.open_connection) and wait_for cost tens of microseconds a request that
+the 2-core machine also needs for the server; a Protocol that parses only the status
+line and the few headers the bench reads, and one timer sweep for all requests in flight,
+leave more of the machine to the server and let one process offer several thousand
+requests a second. Connections are kept alive when the server allows it (granian,
+uvicorn) and opened anew when it closes them (gunicorn's sync workers do, every request).
+
+Two modes, both run in several processes by bench/load.py:
+
+- closed: N connections, each sends its next request as soon as it has an answer;
+- open: requests leave on a fixed schedule whatever the answers (an open loop), over as
+  many connections as that needs; latency counts from the scheduled time, and how late
+  each request actually left (lag) is kept, so a client that could not keep up shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+import time
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+
+# Negative "statuses" for requests that got no HTTP answer.
+TIMEOUT = -1
+CONNECT_ERROR = -2
+BROKEN = -3  # the connection dropped or sent something that is not HTTP
+ERROR_NAMES = {TIMEOUT: "timeout", CONNECT_ERROR: "connect", BROKEN: "broken"}
+
+_REFERENCE = re.compile(rb'"reference"\s*:\s*"(\w+)"')
+_SWEEP_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    retry_after: float | None = None
+    body: bytes = b""
+    keep_alive: bool = False
+
+    @property
+    def reference(self) -> str | None:
+        found = _REFERENCE.search(self.body)
+        return found.group(1).decode() if found else None
+
+
+def parse_response(buf: bytes | bytearray) -> tuple[Answer, int] | None:
+    """(answer, bytes used) once `buf` holds a whole response, else None.
+
+    A response without Content-Length or chunked encoding ends at EOF: the caller handles
+    that (see _Conn.connection_lost).
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buf[:end]).split(b"\r\n")
+    try:
+        version, code = head[0].split(b" ", 2)[:2]
+        status = int(code)
+    except ValueError as exc:
+        raise ValueError(f"not an HTTP status line: {head[0][:80]!r}") from exc
+    length, chunked, retry_after = -1, False, None
+    keep_alive = version == b"HTTP/1.1"
+    for line in head[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            keep_alive = value.strip().lower() == b"keep-alive" or (
+                keep_alive and value.strip().lower() != b"close"
+            )
+        elif name == b"retry-after":
+            with contextlib.suppress(ValueError):
+                retry_after = float(value)
+    start = end + 4
+    if length >= 0:
+        if len(buf) < start + length:
+            return None
+        body = bytes(buf[start : start + length])
+        return Answer(status, retry_after, body, keep_alive), start + length
+    if chunked:
+        stop = buf.find(b"0\r\n\r\n", start)
+        if stop < 0:
+            return None
+        return Answer(status, retry_after, bytes(buf[start:stop]), keep_alive), stop + 5
+    return None
+
+
+class _Conn(asyncio.Protocol):
+    """One client connection; at most one request in flight (no pipelining)."""
+
+    def __init__(self, on_lost) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[Answer] | None = None
+        self.sent_at = 0.0
+        self.closed = False
+        self._on_lost = on_lost
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def send(self, payload: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Answer]:
+        self.waiter = loop.create_future()
+        self.sent_at = time.monotonic()
+        self.transport.write(payload)
+        return self.waiter
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is None or self.waiter.done():
+            return
+        try:
+            parsed = parse_response(self.buf)
+        except ValueError:
+            self._finish(Answer(BROKEN))
+            self.abort()
+            return
+        if parsed is not None:
+            answer, used = parsed
+            del self.buf[:used]
+            self._finish(answer)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            # A response delimited by EOF is complete now; anything else was cut short.
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0 and not exc:
+                try:
+                    status = int(bytes(self.buf[: self.buf.find(b"\r\n")]).split(b" ")[1])
+                    self._finish(Answer(status, None, bytes(self.buf[end + 4 :]), False))
+                except (ValueError, IndexError):
+                    self._finish(Answer(BROKEN))
+            else:
+                self._finish(Answer(BROKEN))
+        self._on_lost(self)
+
+    def _finish(self, answer: Answer) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
+
+    def expire(self) -> None:
+        self._finish(Answer(TIMEOUT))
+        self.abort()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def request_bytes(
+    *, path: str, body: bytes, key: str = "", idempotency_key: str = "", close: bool = False
+) -> bytes:
+    headers = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    if key:
+        headers.append(f"Authorization: Api-Key {key}")
+    if idempotency_key:
+        headers.append(f"Idempotency-Key: {idempotency_key}")
+    if close:
+        headers.append("Connection: close")
+    headers.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Tally:
+    """What one client process saw; bench/load.py merges the processes' tallies."""
+
+    statuses: array = field(default_factory=lambda: array("h"))
+    latencies: array = field(default_factory=lambda: array("d"))  # seconds, same order as statuses
+    lags: array = field(default_factory=lambda: array("d"))  # open loop: seconds late at send
+    retry_after: int = 0  # refusals (429/503) that carried Retry-After
+    references: list[str] = field(default_factory=list)
+    sent: int = 0
+    unsent: int = 0
+    peak_connections: int = 0
+    cpu_seconds: float = 0.0
+    first_send: float = 0.0
+    last_send: float = 0.0
+    out_of_customers: bool = False
+
+    def record(self, answer: Answer, latency: float) -> None:
+        self.statuses.append(answer.status)
+        self.latencies.append(latency)
+        if answer.status == 202:
+            ref = answer.reference
+            if ref:
+                self.references.append(ref)
+        elif answer.status in (429, 503) and answer.retry_after is not None:
+            self.retry_after += 1
+
+
+class Pool:
+    """Connections to one server: reuse idle kept-alive ones, open more up to a cap, and
+    expire requests that outlive the timeout (one sweep for all, not a timer each)."""
+
+    def __init__(self, *, host: str, port: int, max_connections: int, timeout: float, tally: Tally):
+        self.host, self.port, self.timeout, self.tally = host, port, timeout, tally
+        self.max_connections = max_connections
+        self.idle: deque[_Conn] = deque()
+        self.open: set[_Conn] = set()
+        self.connecting = 0
+        self.waiters: deque[asyncio.Future[_Conn | None]] = deque()
+        self.loop = asyncio.get_running_loop()
+        self._sweeper = self.loop.create_task(self._sweep())
+
+    def _lost(self, conn: _Conn) -> None:
+        self.open.discard(conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(conn)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self.waiters and (self.idle or len(self.open) + self.connecting < self.max_connections):
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(self.idle.popleft() if self.idle else None)
+
+    async def acquire(self) -> _Conn:
+        """An idle connection, a new one, or the next to come free when at the cap."""
+        while self.idle:
+            conn = self.idle.popleft()
+            if not conn.closed:
+                return conn
+        if len(self.open) + self.connecting >= self.max_connections:
+            waiter = self.loop.create_future()
+            self.waiters.append(waiter)
+            conn = await waiter
+            if conn is not None and not conn.closed:
+                return conn
+        self.connecting += 1
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: _Conn(self._lost), self.host, self.port), self.timeout
+            )
+        finally:
+            self.connecting -= 1
+        self.open.add(conn)
+        self.tally.peak_connections = max(self.tally.peak_connections, len(self.open))
+        return conn
+
+    def release(self, conn: _Conn, answer: Answer) -> None:
+        if answer.keep_alive and not conn.closed:
+            self.idle.append(conn)
+        else:
+            conn.abort() if answer.status < 0 else conn.transport.close()
+        self._wake()
+
+    async def request(self, payload: bytes) -> Answer:
+        try:
+            conn = await self.acquire()
+        except (OSError, TimeoutError):
+            self._wake()
+            return Answer(CONNECT_ERROR)
+        answer = await conn.send(payload, self.loop)
+        self.release(conn, answer)
+        return answer
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            too_old = time.monotonic() - self.timeout
+            for conn in list(self.open):
+                if conn.waiter is not None and conn.sent_at < too_old:
+                    conn.expire()
+
+    async def close(self) -> None:
+        self._sweeper.cancel()
+        for conn in list(self.open):
+            conn.abort()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+# --- the open loop's schedule -----------------------------------------------------------------
+
+
+def schedule_share(*, total: int, processes: int, index: int) -> int:
+    """How many of `total` scheduled requests process `index` of `processes` sends.
+
+    Request j of the whole run leaves at j / rate and belongs to process j % processes, so
+    the processes together offer one evenly spaced stream.
+    """
+    if index >= total:
+        return 0
+    return len(range(index, total, processes))
+
+
+def due_count(*, elapsed: float, rate: float, processes: int, index: int, share: int) -> int:
+    """How many of this process's requests are due `elapsed` seconds into the schedule.
+
+    Its k-th request (k from 0) is request j = index + k * processes, due at j / rate.
+    """
+    if elapsed < index / rate:
+        return 0
+    return min(share, math.floor((elapsed * rate - index) / processes) + 1)
+
+
+def scheduled_at(*, k: int, rate: float, processes: int, index: int) -> float:
+    return (index + k * processes) / rate
