@@ -410,97 +410,16 @@ class _SharedCustomers:
         return first
 
 
-def _payload(job: ClientJob, n: int) -> bytes:
-    body = json.dumps(order_body(n, list(job.stores)), separators=(",", ":")).encode()
-    return httpclient.request_bytes(path=ORDERS_PATH, body=body, key=job.key)
-
-
-async def _wait_until(moment: float) -> None:
-    await asyncio.sleep(max(0.0, moment - time.monotonic()))
-
-
-async def _closed_loop(job: ClientJob, customers: _SharedCustomers, tally: httpclient.Tally) -> None:
-    pool = httpclient.Pool(
-        host=HOST, port=job.port, max_connections=job.connections, timeout=job.timeout, tally=tally
-    )
-    end = job.start + job.duration
-
-    async def connection() -> None:
-        while time.monotonic() < end:
-            n = customers.take()
-            if n is None:
-                tally.out_of_customers = True
-                return
-            started = time.monotonic()
-            tally.sent += 1
-            answer = await pool.request(_payload(job, n))
-            tally.record(answer, time.monotonic() - started)
-            if answer.status == httpclient.CONNECT_ERROR:
-                await asyncio.sleep(0.05)  # a refused connect answers at once: don't spin on it
-
-    await _wait_until(job.start)
-    tally.first_send = time.monotonic()
-    await asyncio.gather(*(connection() for _ in range(job.connections)))
-    tally.last_send = min(time.monotonic(), end)
-    await pool.close()
-
-
-async def _open_loop(job: ClientJob, customers: _SharedCustomers, tally: httpclient.Tally) -> None:
-    share = httpclient.schedule_share(total=job.total, processes=job.processes, index=job.index)
-    first = customers.take_block(share)
-    if first is None:
-        tally.out_of_customers = True
-        return
-    pool = httpclient.Pool(
-        host=HOST, port=job.port, max_connections=job.connections, timeout=job.timeout, tally=tally
-    )
-    loop = asyncio.get_running_loop()
-    in_flight: set[asyncio.Task] = set()
-
-    async def one(n: int, scheduled: float) -> None:
-        # Lag: how late this request starts against its schedule, the client's own delay.
-        # Connecting counts as latency, not lag: a full accept queue is the server's.
-        tally.lags.append(time.monotonic() - scheduled)
-        tally.sent += 1
-        tally.last_send = time.monotonic()
-        try:
-            conn = await pool.acquire()
-        except (OSError, TimeoutError):
-            pool._wake()
-            tally.record(httpclient.Answer(httpclient.CONNECT_ERROR), time.monotonic() - scheduled)
-            return
-        answer = await conn.send(_payload(job, n), loop)
-        pool.release(conn, answer)
-        tally.record(answer, time.monotonic() - scheduled)
-
-    t0 = job.start
-    hard_end = t0 + job.duration + job.grace
-    await _wait_until(t0)
-    tally.first_send = t0
-    k = 0
-    while k < share and time.monotonic() < hard_end:
-        due = httpclient.due_count(
-            elapsed=time.monotonic() - t0,
-            rate=job.rate,
-            processes=job.processes,
-            index=job.index,
-            share=share,
-        )
-        while k < due:
-            at = t0 + httpclient.scheduled_at(k=k, rate=job.rate, processes=job.processes, index=job.index)
-            task = loop.create_task(one(first + k, at))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-            k += 1
-        if k < share:
-            next_at = t0 + httpclient.scheduled_at(
-                k=k, rate=job.rate, processes=job.processes, index=job.index
-            )
-            await asyncio.sleep(min(0.005, max(0.0, next_at - time.monotonic())))
-    tally.unsent = share - k
-    if in_flight:
-        await asyncio.wait(set(in_flight), timeout=job.timeout + 2)
-    await pool.close()
+def order_json(n: int, stores: tuple[str, ...]) -> bytes:
+    """order_body(n) as JSON, formatted directly: json.dumps costs the open loop's client
+    several microseconds a request that the server needs more."""
+    sku = SKUS[n % 3]
+    if stores and n % 5 < 3:
+        store = stores[n % len(stores)]
+        text = f'{{"launch":"{LAUNCH}","customer":"D{n:07d}","sku":"{sku}","fulfilment":"collect","store":"{store}"}}'
+    else:
+        text = f'{{"launch":"{LAUNCH}","customer":"D{n:07d}","sku":"{sku}","fulfilment":"delivery"}}'
+    return text.encode()
 
 
 def _client_main(job: ClientJob, counter, out: Connection) -> None:
@@ -508,9 +427,35 @@ def _client_main(job: ClientJob, counter, out: Connection) -> None:
     cpu = time.process_time()
     tally = httpclient.Tally()
     customers = _SharedCustomers(counter, job.last_customer)
-    runner = _closed_loop if job.mode == "closed" else _open_loop
     try:
-        asyncio.run(runner(job, customers, tally))
+        if job.mode == "closed":
+            take = customers.take
+        else:
+            share = httpclient.schedule_share(total=job.total, processes=job.processes, index=job.index)
+            block = customers.take_block(share)
+            numbers = iter(range(block, block + share)) if block is not None else iter(())
+            tally.out_of_customers = block is None
+
+            def take() -> int | None:
+                return next(numbers, None)
+
+        def next_payload() -> bytes | None:
+            n = take()
+            if n is None:
+                return None
+            return httpclient.request_bytes(path=ORDERS_PATH, body=order_json(n, job.stores), key=job.key)
+
+        engine = httpclient.EpollLoad(
+            host=HOST, port=job.port, max_connections=job.connections, timeout=job.timeout, tally=tally,
+            next_payload=next_payload,
+        )  # fmt: skip
+        if job.mode == "closed":
+            engine.run_closed(connections=job.connections, start=job.start, end=job.start + job.duration)
+        else:
+            engine.run_open(
+                share=share, rate=job.rate, processes=job.processes, index=job.index, start=job.start,
+                stop_by=job.start + job.duration + job.grace,
+            )  # fmt: skip
     finally:
         tally.cpu_seconds = time.process_time() - cpu
         out.send(tally)
