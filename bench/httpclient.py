@@ -1,18 +1,17 @@
-"""A lean HTTP/1.1 load client on asyncio protocols, for offering thousands of requests a second.
+"""Lean HTTP/1.1 load clients: an epoll engine for the sweep and open loop, asyncio for retries.
 
-Streams (asyncio.open_connection) and wait_for cost tens of microseconds a request that
-the 2-core machine also needs for the server; a Protocol that parses only the status
-line and the few headers the bench reads, and one timer sweep for all requests in flight,
-leave more of the machine to the server and let one process offer several thousand
-requests a second. Connections are kept alive when the server allows it (granian,
-uvicorn) and opened anew when it closes them (gunicorn's sync workers do, every request).
-
-Two modes, both run in several processes by bench/load.py:
+Both parse only the status line and the few headers the bench reads. Connections are kept
+alive when the server allows it (granian, uvicorn) and opened anew when it closes them
+(gunicorn's sync workers do, every request). EpollLoad, run in several processes by
+bench/load.py, has two modes:
 
 - closed: N connections, each sends its next request as soon as it has an answer;
 - open: requests leave on a fixed schedule whatever the answers (an open loop), over as
   many connections as that needs; latency counts from the scheduled time, and how late
   each request actually left (lag) is kept, so a client that could not keep up shows.
+
+Pool (asyncio) serves the retrying clients, whose rate is low and whose logic (waiting
+Retry-After, one key per order) reads best as coroutines.
 """
 
 from __future__ import annotations
