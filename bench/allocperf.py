@@ -32,7 +32,7 @@ for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN", "REDIS_URL", "CELERY_BROKER_UR
     os.environ.pop(var, None)
 os.environ.update(
     {
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DATABASE_URL": f"{PG}/{DB_NAME}",
         "DB_POOL": "0",
         # The outbox nudge goes to an in-memory broker nobody reads: this times allocation.

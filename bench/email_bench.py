@@ -12,7 +12,7 @@ an order (20,000 outbox rows, each with a signed unsubscribe link), then times:
 2. a bare smtplib loop sending the same number of pre-built messages of the same size
    over one connection to the same sink.
 
-It prints a table and returns a dict (run() -> dict) for bench/run.py. Bounded: every
+It prints a table and returns its figures (run() -> EmailFigures) for bench/run.py. Bounded: every
 phase has a timeout and every process it starts is stopped.
 """
 
@@ -31,6 +31,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.figures import EmailFigures  # noqa: E402 - after sys.path, for `python bench/email_bench.py`
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 HOST = "127.0.0.1"
 PG = f"postgres://postgres@{HOST}:5432"
@@ -53,7 +57,7 @@ def _env(port: int) -> dict[str, str]:
         env.pop(var, None)
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "DATABASE_URL": f"{PG}/{DB_NAME}",
             "REDIS_URL": REDIS_URL,
             "CACHE_KEY_PREFIX": QUEUE,
@@ -128,9 +132,8 @@ import time
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from customers.models import Campaign, Customer, Message, UpgradeRegistration
-from customers.services.campaigns import campaign_start
-from inventory.models import SKU, Product
-from inventory.models import Launch
+from inventory.models import SKU, Launch, Product
+from orders.services.campaigns import launch_campaign_start
 n = {n}
 product = Product.objects.create(code="IP3G", name="iPhone 3G")
 sku = SKU.objects.create(code="IP3G-8-BLK", product=product, name="iPhone 3G 8GB black")
@@ -143,9 +146,9 @@ ids = list(Customer.objects.values_list("id", flat=True))
 UpgradeRegistration.objects.bulk_create([UpgradeRegistration(customer_id=c, launch=launch, preferred_sku=sku)
     for c in ids], batch_size=5000)
 started = time.perf_counter()
-campaign = campaign_start(launch=launch, kind=Message.Kind.APOLOGY,
+campaign = launch_campaign_start(launch=launch, kind=Message.Kind.APOLOGY,
                           audience=Campaign.Audience.REGISTERED_WITHOUT_ORDER)
-print("ENQUEUE", campaign.queued, time.perf_counter() - started)
+print("ENQUEUE", campaign.queued, time.perf_counter() - started, Message._meta.db_table)
 """
 
 
@@ -153,7 +156,8 @@ def _psql(sql: str) -> None:
     subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", sql], check=True, capture_output=True, timeout=60)
 
 
-def _prepare(n: int, env: dict[str, str]) -> tuple[int, float]:
+def _prepare(n: int, env: dict[str, str]) -> tuple[int, float, str]:
+    """Create, migrate and seed the database: (messages queued, seconds to queue, outbox table)."""
     _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     _psql(f"CREATE DATABASE {DB_NAME}")
     subprocess.run(
@@ -169,15 +173,15 @@ def _prepare(n: int, env: dict[str, str]) -> tuple[int, float]:
         timeout=TIMEOUT,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("ENQUEUE"))
-    _, queued, seconds = line.split()
-    return int(queued), float(seconds)
+    _, queued, seconds, table = line.split()
+    return int(queued), float(seconds), table
 
 
-def _count_sent(conn) -> int:
-    return conn.execute("SELECT count(*) FROM customers_message WHERE status = 'sent'").fetchone()[0]
+def _count_sent(conn, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE status = 'sent'").fetchone()[0]
 
 
-def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> float:
+def _worker_phase(n: int, env: dict[str, str], concurrency: int, table: str) -> float:
     import psycopg
     from celery import Celery
 
@@ -206,7 +210,7 @@ def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> float:
             for _ in range(concurrency):
                 app.send_task("customers.tasks.outbox_drain", queue=QUEUE)
             deadline = time.monotonic() + TIMEOUT
-            while _count_sent(conn) < n:
+            while _count_sent(conn, table) < n:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"worker did not drain {n} in {TIMEOUT}s: {log.read_text()[-2000:]}")
                 time.sleep(0.2)
@@ -259,49 +263,46 @@ def _bare_phase(n: int, port: int, size: int) -> float:
     return time.perf_counter() - started
 
 
-def run(n: int = 20_000, concurrency: int = 1) -> dict:
+def run(n: int = 20_000, concurrency: int = 1) -> EmailFigures:
     sink = Sink()
     env = _env(sink.port)
     try:
-        queued, enqueue_seconds = _prepare(n, env)
+        queued, enqueue_seconds, table = _prepare(n, env)
         size = _sample_size(env)
-        worker_seconds = _worker_phase(queued, env, concurrency)
+        worker_seconds = _worker_phase(queued, env, concurrency, table)
         bare_seconds = _bare_phase(queued, sink.port, size)
     finally:
         counts = sink.stop()
         _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     worker_rate = queued / worker_seconds
     bare_rate = queued / bare_seconds
-    result = {
-        "messages": queued,
-        "message_bytes": size,
-        "campaign_enqueue_per_s": round(queued / enqueue_seconds),
-        "worker_processes": concurrency,
-        "worker_emails_per_s": round(worker_rate),
-        "bare_smtplib_emails_per_s": round(bare_rate),
-        "ratio": round(worker_rate / bare_rate, 2),
-        "target_ratio": 0.5,
-        "sink_received": counts["received"],
-        "sink_unique_message_ids": counts["unique"],
-        "duplicates_from_worker": counts["received"] - counts["unique"],
-    }
+    result = EmailFigures(
+        messages=queued,
+        message_bytes=size,
+        campaign_enqueue_per_s=round(queued / enqueue_seconds),
+        worker_processes=concurrency,
+        worker_emails_per_s=round(worker_rate),
+        bare_smtplib_emails_per_s=round(bare_rate),
+        ratio=round(worker_rate / bare_rate, 2),
+        target_ratio=0.5,
+        sink_received=counts["received"],
+        sink_unique_message_ids=counts["unique"],
+        duplicates_from_worker=counts["received"] - counts["unique"],
+    )
     _print(result)
     return result
 
 
-def _print(r: dict) -> None:
+def _print(r: EmailFigures) -> None:
     rows = [
-        ("campaign enqueue (rows/s)", f"{r['campaign_enqueue_per_s']:,}"),
-        (f"outbox worker, {r['worker_processes']} process (emails/s)", f"{r['worker_emails_per_s']:,}"),
-        ("bare smtplib loop, one connection (emails/s)", f"{r['bare_smtplib_emails_per_s']:,}"),
-        ("worker / bare (target >= 0.5)", f"{r['ratio']:.2f}"),
-        (
-            "sink received / distinct Message-IDs",
-            f"{r['sink_received']:,} / {r['sink_unique_message_ids']:,}",
-        ),
+        ("campaign enqueue (rows/s)", f"{r.campaign_enqueue_per_s:,}"),
+        (f"outbox worker, {r.worker_processes} process (emails/s)", f"{r.worker_emails_per_s:,}"),
+        ("bare smtplib loop, one connection (emails/s)", f"{r.bare_smtplib_emails_per_s:,}"),
+        ("worker / bare (target >= 0.5)", f"{r.ratio:.2f}"),
+        ("sink received / distinct Message-IDs", f"{r.sink_received:,} / {r.sink_unique_message_ids:,}"),
     ]
     width = max(len(a) for a, _ in rows)
-    print(f"\nEmail bench: {r['messages']:,} messages of about {r['message_bytes']:,} bytes")
+    print(f"\nEmail bench: {r.messages:,} messages of about {r.message_bytes:,} bytes")
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value:>14}")
 

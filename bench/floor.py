@@ -3,8 +3,9 @@
 One JSON POST in, one INSERT, one small JSON answer, through the same middleware and
 gunicorn settings as the order API. The ratio of the API's admissions per second to this
 view's inserts per second says how much the admission path costs beyond Django itself.
-Mounted only when settings.BENCH_FLOOR is true; its table is created by bench/run.py
-(raw SQL, no model or migration, so it never exists outside a bench database).
+Mounted only by the bench's own URLconf (bench/urls.py, under bench.settings); its table
+is created by the bench's seeding (raw SQL, no model or migration, so it never exists
+outside a bench database).
 """
 
 import orjson

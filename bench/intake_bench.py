@@ -15,8 +15,8 @@ delivery announced by manifest, then times in process:
    stores' click-and-collect waitlists;
 3. reconcile_stock over the whole ledger (must be zero drift).
 
-run() -> dict is what bench/run.py calls; it runs the measurement in a child process so
-its Django settings (this database) never mix with the caller's.
+run() -> IntakeFigures is what bench/run.py calls; it runs the measurement in a child
+process so its Django settings (this database) never mix with the caller's.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.figures import IntakeFigures  # noqa: E402 - after sys.path, for `python bench/intake_bench.py`
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 PG = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "launchday_bench_intake"
@@ -44,7 +48,7 @@ def _env() -> dict[str, str]:
         env.pop(var, None)
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "DATABASE_URL": f"{PG}/{DB_NAME}",
             "DB_POOL": "0",
             # Tasks the intake enqueues (the outbox drain for 100,000 "reserved" emails) go to
@@ -69,7 +73,7 @@ def _recreate_database() -> None:
         conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
-def run() -> dict:
+def run() -> IntakeFigures:
     """Create the database, migrate, measure in a child process; return its figures."""
     _recreate_database()
     subprocess.run(
@@ -89,18 +93,28 @@ def run() -> dict:
         text=True,
     )
     sys.stderr.write(child.stderr)
-    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    figures = IntakeFigures(**json.loads(child.stdout.strip().splitlines()[-1]))
     _print(figures)
     return figures
 
 
-def _print(f: dict) -> None:
-    print(f"intake bench: {f['units']:,} units, {f['stores']} stores, {f['orders_waiting']:,} orders waiting")
-    for key in [k for k in f if k.endswith("_seconds")]:
-        print(f"  {key:28s} {f[key]:8.2f}")
-    print(f"  online orders served by intake   {f['allocated_by_intake']:,}")
-    print(f"  collect orders served at stores  {f['allocated_at_stores']:,}")
-    print(f"  drift after                      {f['drift']}")
+def _print(f: IntakeFigures) -> None:
+    print(f"intake bench: {f.units:,} units, {f.stores} stores, {f.orders_waiting:,} orders waiting")
+    seconds = {
+        "setup": f.setup_seconds,
+        "intake": f.intake_seconds,
+        **f.steps_seconds,
+        "store receipts": f.store_receipts_seconds,
+        "store confirmations": f.store_confirmations_seconds,
+        "store allocation": f.store_allocation_seconds,
+        "end to end": f.end_to_end_seconds,
+        "reconcile": f.reconcile_seconds,
+    }
+    for name, value in seconds.items():
+        print(f"  {name + ' (s)':32s} {value:8.2f}")
+    print(f"  online orders served by intake   {f.allocated_by_intake:,}")
+    print(f"  collect orders served at stores  {f.allocated_at_stores:,}")
+    print(f"  drift after                      {f.drift}")
 
 
 # --- the measurement, in the child ------------------------------------------------------------
@@ -112,10 +126,14 @@ def _build() -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    from bench.stack import tables
     from inventory.manifests import manifest_parse
     from inventory.models import SKU, Launch, Location, Product
     from inventory.services import delivery_announce
+    from orders.models import PoolState
     from stores.models import Partner, Store
+
+    t = tables()
 
     product = Product.objects.create(code="IP3G", name="iPhone 3G")
     skus = [
@@ -144,7 +162,7 @@ def _build() -> dict:
     sku_ids = [s.pk for s in skus]
     with connection.cursor() as cur:
         cur.execute(
-            "INSERT INTO customers_customer (account_number, name, email, phone, postcode, current_device, "
+            f"INSERT INTO {t.customer} (account_number, name, email, phone, postcode, current_device, "
             "contract_status, marketing_opt_out, created_at) "
             "SELECT 'D' || lpad(g::text, 7, '0'), 'Customer ' || g, 'd' || g || '@example.com', '', 'SW1A 1AA', "
             "'iPhone', 'active', false, now() FROM generate_series(1, %s) g",
@@ -153,13 +171,13 @@ def _build() -> dict:
         # 40% home delivery from the online pool; the rest collect, spread unevenly over the
         # stores (weights 1..7), each order for one of the three SKUs.
         cur.execute(
-            "WITH c AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM customers_customer), "
+            f"WITH c AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM {t.customer}), "
             "st AS (SELECT s.id AS store_id, l.id AS location_id, row_number() OVER (ORDER BY s.code) - 1 AS i "
-            "       FROM stores_store s JOIN inventory_location l ON l.store_id = s.id), "
+            f"       FROM {t.store} s JOIN {t.location} l ON l.store_id = s.id), "
             "slots AS (SELECT st.*, generate_series(1, (st.i %% 7) + 1) AS k FROM st), "
             "slot AS (SELECT store_id, location_id, row_number() OVER (ORDER BY i, k) - 1 AS j, "
             "         count(*) OVER () AS total FROM slots) "
-            "INSERT INTO orders_order (reference, launch_id, customer_id, slot, sku_id, channel, fulfilment, "
+            f"INSERT INTO {t.order} (reference, launch_id, customer_id, slot, sku_id, channel, fulfilment, "
             "store_id, pool_id, status, idempotency_scope, request_fingerprint, created_at) "
             "SELECT 'B' || lpad(c.n::text, 9, '0'), %s, c.id, 1, (%s::bigint[])[1 + c.n %% 3], 'online', "
             "CASE WHEN c.n %% 5 < 2 THEN 'delivery' ELSE 'collect' END, "
@@ -171,14 +189,14 @@ def _build() -> dict:
         )
         # What the allocator would have done with no stock: every order waits, numbered per pool.
         cur.execute(
-            "UPDATE orders_order o SET status = 'waitlisted', wait_number = w.rn FROM ("
+            f"UPDATE {t.order} o SET status = 'waitlisted', wait_number = w.rn FROM ("
             "  SELECT sequence, row_number() OVER (PARTITION BY pool_id, sku_id ORDER BY sequence) AS rn "
-            "  FROM orders_order WHERE launch_id = %s) w WHERE o.sequence = w.sequence",
+            f"  FROM {t.order} WHERE launch_id = %s) w WHERE o.sequence = w.sequence",
             [launch.pk],
         )
         cur.execute(
-            "INSERT INTO orders_poolstate (launch_id, sku_id, pool_id, waitlisted_total, served_through, waiting) "
-            "SELECT launch_id, sku_id, pool_id, count(*), 0, count(*) FROM orders_order WHERE launch_id = %s "
+            f"INSERT INTO {PoolState._meta.db_table} (launch_id, sku_id, pool_id, waitlisted_total, served_through, "
+            f"waiting) SELECT launch_id, sku_id, pool_id, count(*), 0, count(*) FROM {t.order} WHERE launch_id = %s "
             "GROUP BY launch_id, sku_id, pool_id",
             [launch.pk],
         )
@@ -212,7 +230,7 @@ def child() -> dict:
 
     def on_step(name: str) -> None:
         now = time.perf_counter()
-        steps[f"intake_{name}_seconds"] = round(now - mark[0], 2)
+        steps[name] = round(now - mark[0], 2)
         mark[0] = now
 
     t1 = time.perf_counter()
@@ -243,7 +261,7 @@ def child() -> dict:
         "orders_waiting": ORDERS,
         "setup_seconds": round(setup, 2),
         "intake_seconds": round(intake, 2),
-        **steps,
+        "steps_seconds": steps,
         "store_receipts_seconds": round(receipts, 2),
         "store_confirmations_seconds": round(confirmations, 2),
         "store_allocation_seconds": round(receipts - confirmations, 2),

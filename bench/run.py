@@ -1,1171 +1,615 @@
 """`make bench`: Launchday's load benchmark on the production-like stack, in one run.
 
 On loopback it creates a fresh PostgreSQL database (launchday_bench), seeds it, starts
-gunicorn, one Celery worker and beat (Redis db 5) as `make serve` does, and measures side
-by side:
+the web server, one Celery worker and beat (Redis db 5) with DJANGO_SETTINGS_MODULE=
+bench.settings, and runs these phases, each bounded in time, checking the invariants
+(oversold, acknowledged-but-missing, duplicates, FCFS) after every one:
 
-1. single-order admission (POST /api/v1/orders/, each request a new customer) with wrk;
-2. the floor: a bare Django view doing one INSERT (bench/floor.py) under the same
-   gunicorn settings, and the ratio of (1) to it;
-3. bulk admission (1,000 orders per request, a few concurrent clients);
-4. the allocator on a 100,000-order queue, in process;
-5. overload: an open-loop client offering about three times (1)'s rate for 20 seconds;
-6. afterwards, the invariants, by SQL: oversold units, acknowledged orders missing,
-   duplicate orders per customer, first-come-first-served violations.
+The original phases, unchanged so runs before and after compare:
+1. side by side: the floor (a bare one-INSERT view, bench/floor.py) and single-order
+   admission (POST /api/v1/orders/, each request a new customer) with wrk, under the
+   main server and every --compare variant, reported as ratios;
+2. overload: the original open-loop client offering 3x (1)'s rate;
+3. bulk admission (1,000 orders per request, a few clients);
+4. the allocator on a 100,000-order queue, in process (the stack stopped).
 
-It prints a table and writes it to bench/results/ (markdown and JSON, with the core
-count). Every load phase has a duration cap and every process it started is stopped at
-the end. Other benches (bench/email_bench.py, bench/intake_bench.py) run last if present;
-their figures join the same table.
+Then, on a fresh start of the main server:
+5. connection sweep: closed loop at 8, 32, 256 and 1,024 connections;
+6. open loop: a fixed arrival rate at 1x, 3x and 10x the 32-connection capacity, from
+   several client processes, with asked vs achieved rate and the client's lag and CPU;
+7. retrying clients: 48 clients, 1,500 orders sent at once, each retried with its
+   Idempotency-Key and honouring Retry-After until it has a final answer;
+8. slow bodies: 100 connections hold their request body back while 32 connections admit;
+9. chaos (only with --chaos): the retrying clients against a stack on a private
+   redis-server that is stopped for 5 s and restarted;
+10. bench/email_bench.py and bench/intake_bench.py.
 
-Options: --duration seconds per load phase (default 20), --quick (5 s phases, fewer
-customers: a smoke run), --workers gunicorn workers (default 2 per core),
---server gunicorn|granian|both.
+It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
+var/bench/results/ instead). Every process it started is stopped at the end, also on
+Ctrl-C, SIGTERM or an error; --max-seconds bounds the whole run.
 """
 
+from __future__ import annotations
+
 import argparse
-import asyncio
-import contextlib
-import datetime
-import http.client
-import importlib
-import json
 import os
 import platform
-import resource
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BIN = ROOT / ".venv" / "bin"
+from bench import load, stack  # noqa: E402 - after sys.path, so `python bench/run.py` works
+from bench.figures import (  # noqa: E402
+    BenchRun,
+    ChaosPhase,
+    LoadPhase,
+    OpenLoopStep,
+    OverloadLegacy,
+    ServerSpec,
+    SideBySide,
+    SlowBodyPhase,
+)
+from bench.invariants import invariants, orders_per_customer  # noqa: E402
+from bench.report import report, write_results  # noqa: E402
+from bench.stack import CORES, FLOOR_PATH, LOGS, ORDERS_PATH, Seeded, Stack, log  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
-LOGS = ROOT / "var" / "bench"
-LUA = ROOT / "bench" / "wrk" / "orders.lua"
-HOST = "127.0.0.1"
-DB_NAME = "launchday_bench"
-PG_URL = f"postgres://postgres@{HOST}:5432"
-REDIS_DB = 5
-LAUNCH = "iphone-3g"
-ALLOC_LAUNCH = "bench-allocation"
-ORDERS_PATH = "/api/v1/orders/"
-BULK_PATH = "/api/v1/orders/bulk"
-FLOOR_PATH = "/bench/floor"
-SKUS = ("IP3G-8GB-BLACK", "IP3G-16GB-BLACK", "IP3G-16GB-WHITE")
-CORES = os.cpu_count() or 1
-# A refusal counts as fast when the client has it within this time, queueing included.
-REFUSAL_FAST_MS = 1000
-
-TARGETS = {
-    "single_vs_floor": 0.6,
-    "bulk_orders_per_s": 13_000,
-    "allocation_orders_per_s": 50_000,
-    "overload_admitted_ratio": 0.9,
-}
+QUICK_RESULTS = ROOT / "var" / "bench" / "results"
+PHASES = ("side", "overload", "bulk", "allocation", "sweep", "open", "retry", "slow")
+# D0000001..D0100000 are the allocator's; the original phases draw from the next range.
+ALLOCATOR_CUSTOMERS = 100_000
 
 
-_T0 = time.monotonic()
+class BenchAborted(Exception):
+    """SIGTERM or the run's time limit: stop the phases, stop the stack, keep the figures."""
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+@dataclass
+class Run:
+    """The state one run carries between phases."""
 
+    args: argparse.Namespace
+    figures: BenchRun
+    seeded: Seeded
+    legacy: load.Customers  # fresh customers of the original phases (their range as before)
+    fresh: load.Customers  # fresh customers of the new phases
+    acknowledged: list[str] = field(default_factory=list)
+    stack: Stack | None = None
 
-def stack_env(port: int) -> dict[str, str]:
-    """The environment of every process of the stack, and of this one."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DATABASE_URL": f"{PG_URL}/{DB_NAME}",
-            "REDIS_URL": f"redis://{HOST}:6379/{REDIS_DB}",
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "DEBUG": "0",
-            "SECURE_SSL_REDIRECT": "0",
-            "ALLOWED_HOSTS": HOST,
-            "BENCH_FLOOR": "1",
-            "SITE_URL": f"http://{HOST}:{port}",
-            # Email is measured by bench/email_bench.py; here the outbox drains to nowhere
-            # so the stack's figures are about admission and allocation.
-            "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
-            "LOG_LEVEL": "WARNING",
-            # The partner key's throttle must not cap the single-order measurement; the
-            # load shedder (ADMISSION_MAX_QUEUE_MS, ADMISSION_MAX_IN_FLIGHT) stays on.
-            "API_THROTTLE_RATE": "1000000/s",
-        }
-    )
-    env.pop("TEST_DB_NAME", None)
-    return env
+    def checkpoint(self, after: str, *, drain_timeout: float = 60.0) -> None:
+        """Let the allocator catch up, then check the invariants."""
+        self.figures.drains.append(stack.wait_allocator(self.seeded.launch_id, drain_timeout, after=after))
+        inv = invariants(self.acknowledged, after=after)
+        self.figures.invariants.append(inv)
+        log(f"invariants after {after}: {'held' if inv.held else 'BROKEN'}")
 
-
-# --- setup -----------------------------------------------------------------------------------
-
-
-def database_create() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def redis_flush() -> None:
-    import redis
-
-    redis.Redis(host=HOST, port=6379, db=REDIS_DB).flushdb()
-
-
-def db():
-    import psycopg
-
-    return psycopg.connect(f"{PG_URL}/{DB_NAME}", autocommit=True)
-
-
-def django_setup() -> None:
-    import django
-
-    django.setup()
-
-
-def seed(*, customers: int, online_units: int) -> dict:
-    """seed_demo for the launch, stores and partner key; then customers in bulk by SQL.
-
-    seed_demo builds Python objects per customer; the bench needs hundreds of thousands of
-    fresh customers, so all but the first thousand are generated by PostgreSQL itself.
-    """
-    import io
-
-    from django.core.management import call_command
-
-    out = io.StringIO()
-    call_command(
-        "seed_demo",
-        customers=1000,
-        stores=20,
-        online_units=online_units,
-        store_units=12,
-        verbosity=0,
-        stdout=out,
-    )
-    key = next(line.split()[2] for line in out.getvalue().splitlines() if line.startswith("partner "))
-    with db() as conn:
-        launch_id, sku_ids = conn.execute(
-            "SELECT l.id, array_agg(ls.sku_id ORDER BY ls.sku_id) FROM orders_launch l "
-            "JOIN orders_launch_skus ls ON ls.launch_id = l.id WHERE l.slug = %s GROUP BY l.id",
-            [LAUNCH],
-        ).fetchone()
-        if customers > 1000:
-            conn.execute(
-                "INSERT INTO customers_customer (account_number, name, email, phone, postcode, current_device, "
-                "contract_status, marketing_opt_out, created_at) "
-                "SELECT 'D' || lpad(i::text, 7, '0'), 'Bench customer ' || i, "
-                "'d' || lpad(i::text, 7, '0') || '@customers.launchday.example', '', 'SW1A 1AA', "
-                "'iPhone (original)', 'upgrade_due', false, now() FROM generate_series(1001, %s) AS i",
-                [customers],
-            )
-            conn.execute(
-                "INSERT INTO customers_upgraderegistration (customer_id, launch_id, preferred_sku_id, "
-                "preferred_store_id, registered_at) "
-                "SELECT c.id, %s, (%s::bigint[])[1 + c.id %% 3], NULL, now() FROM customers_customer c "
-                "WHERE c.account_number >= 'D0001001' AND c.account_number LIKE 'D%%'",
-                [launch_id, sku_ids],
-            )
-        conn.execute("ANALYZE")
-        stores = [
-            r[0]
-            for r in conn.execute(
-                "SELECT s.code FROM stores_store s JOIN stores_partner p ON p.id = s.partner_id "
-                "WHERE p.code = 'cpw' ORDER BY s.code"
-            )
-        ]
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, customer text NOT NULL, "
-            "sku text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-        )
-    return {"key": key, "launch_id": launch_id, "partner_stores": stores}
-
-
-def eligibility_warm(launch_id: int) -> int:
-    from customers.services.registration import eligibility_cache_warm
-    from inventory.models import Launch
-
-    return eligibility_cache_warm(launch=Launch.objects.get(pk=launch_id))
-
-
-# --- processes -------------------------------------------------------------------------------
-
-
-class Stack:
-    """gunicorn (or granian), one Celery worker and beat, each in its own process group."""
-
-    def __init__(self, *, port: int, workers: int, server: str, env: dict[str, str]):
-        self.port, self.workers, self.server, self.env = port, workers, server, env
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def _start(self, name: str, argv: list[str]) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        out = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.procs.append((name, proc))
-
-    def start_web(self) -> None:
-        if self.server == "granian":
-            argv = [
-                str(BIN / "granian"), "--interface", "wsgi", "--host", HOST, "--port", str(self.port),
-                "--workers", str(self.workers), "--log-level", "warning", "--no-ws", "config.wsgi:application",
-            ]  # fmt: skip
-        else:
-            argv = [
-                str(BIN / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.py"),
-                "-w", str(self.workers), "-b", f"{HOST}:{self.port}",
-                "--backlog", "2048", "--log-level", "warning",
-            ]  # fmt: skip
-        self._start(self.server, argv)
-        wait_http(self.port)
-
-    def start_celery(self) -> None:
-        self._start(
-            "celery-worker",
-            # The allocator's queue only: emails go out from their own workers (other
-            # machines in production) and are not part of admission's figures.
-            [
-                str(BIN / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "celery",
-                "-l",
-                "warning",
-                "--concurrency",
-                "2",
-            ],
-        )
-        self._start(
-            "celery-beat",
-            [str(BIN / "celery"), "-A", "config", "beat", "-l", "warning", "-s", str(LOGS / "beat-schedule")],
-        )
-
-    def stop(self, names: tuple[str, ...] | None = None) -> None:
-        keep = []
-        for name, proc in self.procs:
-            if names is not None and name not in names:
-                keep.append((name, proc))
-                continue
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        self.procs = keep
-
-    def alive(self) -> dict[str, bool]:
-        return {name: proc.poll() is None for name, proc in self.procs}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_http(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def phase(self, name: str, body: Callable[[], None]) -> None:
+        """Run one phase; a phase that raises is reported and the run goes on."""
+        if name in PHASES and name not in self.args.phases:
+            return
+        started = time.monotonic()
         try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("POST", FLOOR_PATH, body=b'{"customer":"warm","sku":"warm"}')
-            if conn.getresponse().status == 202:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the web server did not answer on port {port} within {timeout:.0f}s (see {LOGS})")
+            body()
+        except (KeyboardInterrupt, BenchAborted):
+            raise
+        except Exception as exc:
+            traceback.print_exc()
+            self.figures.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        log(f"phase {name} took {time.monotonic() - started:.0f}s")
+
+    def take_fresh(self, count: int) -> int:
+        if self.fresh.left < count:
+            raise RuntimeError(
+                f"{count:,} fresh customers needed, {self.fresh.left:,} left (raise --customers)"
+            )
+        return self.fresh.take(count)
+
+    def start_stack(self, spec: ServerSpec, redis_url: str | None = None) -> Stack:
+        started = Stack(spec=spec, port=stack.free_port(), redis_url=redis_url)
+        started.start()
+        log(f"{spec.label} up on {started.port} with {spec.workers} workers; Celery worker and beat started")
+        return started
 
 
-# --- load: wrk -------------------------------------------------------------------------------
+# --- the original phases ---------------------------------------------------------------------
 
 
-class Customers:
-    """Hands out disjoint ranges of fresh customer numbers, so no request is a repeat."""
+def side_by_side(run: Run, spec: ServerSpec) -> Stack:
+    """The floor and single-order admission with wrk, as the bench always measured them."""
+    args, seeded = run.args, run.seeded
+    running = run.start_stack(spec)
+    wrk_kw = {"port": running.port, "connections": args.connections, "threads": 2}
+    # Warm every worker (imports, pools), then the floor.
+    load.wrk_run(path=FLOOR_PATH, duration=2, first=1, per_thread=1000, **wrk_kw)
+    floor = load.wrk_run(path=FLOOR_PATH, duration=args.duration, first=1, per_thread=10**6, **wrk_kw)
+    log(f"[{spec.label}] floor: {floor.admitted_per_s:.0f}/s {floor.statuses}")
+    result = SideBySide(server=spec, floor=floor)
+    run.figures.side_by_side.append(result)
+    # Enough fresh customers per wrk thread for this run even at the floor's rate.
+    per_thread = int(floor.admitted_per_s * (args.duration + 3) * 1.3 / 2) + 1000
+    per_thread = max(1000, min(per_thread, (run.legacy.left - 2000) // 2))
+    warm_first = run.legacy.take(2000)
+    load.wrk_run(path=ORDERS_PATH, duration=2, first=warm_first, per_thread=1000, key=seeded.key,
+                 stores=seeded.partner_stores, **wrk_kw)  # fmt: skip
+    first = run.legacy.take(per_thread * 2)
+    refs_dir = LOGS / f"refs-{spec.label}"
+    shutil.rmtree(refs_dir, ignore_errors=True)
+    refs_dir.mkdir(parents=True)
+    result.single = load.wrk_run(
+        path=ORDERS_PATH, duration=args.duration, first=first, per_thread=per_thread, key=seeded.key,
+        stores=seeded.partner_stores, refs_dir=refs_dir, **wrk_kw,
+    )  # fmt: skip
+    run.acknowledged.extend(load.wrk_refs(refs_dir))
+    log(f"[{spec.label}] single: {result.single.admitted_per_s:.0f}/s {result.single.statuses}")
+    run.checkpoint(f"single ({spec.label})")
+    return running
 
-    def __init__(self, *, first: int, last: int):
-        self.next, self.last = first, last
 
-    def take(self, count: int) -> int:
-        count = min(count, self.last - self.next + 1)
-        first = self.next
-        self.next += count
-        return first
+def overload(run: Run) -> None:
+    main = run.figures.side_by_side[-1]
+    assert run.stack is not None and main.single is not None
+    baseline = main.single.admitted_per_s
+    duration = run.args.duration
+    rate = max(30.0, baseline * 3)
+    offered = int(rate * duration)
+    if run.legacy.left < offered:
+        run.figures.notes.append(
+            f"overload offered only {run.legacy.left:,} of {offered:,} requests: out of customers"
+        )
+        rate = run.legacy.left / duration
+    log(f"overload: offering {rate:.0f} req/s for {duration:g}s")
+    first = run.legacy.take(int(rate * duration))
+    phase, refs = load.overload_run(
+        port=run.stack.port, key=run.seeded.key, first=first, rate=rate, duration=duration,
+        stores=run.seeded.partner_stores, server=run.stack.spec.label,
+    )  # fmt: skip
+    run.acknowledged.extend(refs)
+    run.figures.overload = OverloadLegacy(load=phase, baseline_per_s=baseline)
+    log(f"overload: admitted {phase.admitted_per_s:.0f}/s, answers {phase.answers}")
+    run.checkpoint("overload")
 
-    @property
-    def left(self) -> int:
-        return self.last - self.next + 1
+
+def bulk(run: Run) -> None:
+    assert run.stack is not None
+    log(f"bulk: {run.args.bulk_clients} clients, {run.legacy.left:,} customers left")
+    phase, refs = load.bulk_run(
+        port=run.stack.port, key=run.seeded.key, customers=run.legacy, stores=run.seeded.partner_stores,
+        clients=run.args.bulk_clients, duration=run.args.duration,
+    )  # fmt: skip
+    run.acknowledged.extend(refs)
+    run.figures.bulk = phase
+    log(f"bulk: {phase.orders_per_s:.0f} orders/s, other items {phase.items_other}")
+    run.checkpoint("bulk", drain_timeout=90)
 
 
-def wrk_run(
-    *,
-    port: int,
-    path: str,
-    duration: float,
-    connections: int,
-    threads: int,
-    first: int,
-    per_thread: int,
-    key: str = "",
-    stores: list[str] | None = None,
-    refs_dir: Path | None = None,
-) -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "BENCH_PATH": path,
-            "BENCH_KEY": key,
-            "BENCH_LAUNCH": LAUNCH,
-            "BENCH_FIRST": str(first),
-            "BENCH_PER_THREAD": str(per_thread),
-            "BENCH_STORES": ",".join(stores or []),
-            "BENCH_REFS_DIR": str(refs_dir or ""),
-        }
+def allocation(run: Run) -> None:
+    from bench.allocation import allocation_bench
+
+    log("allocator on a 100,000-order queue, in process")
+    run.figures.allocation = allocation_bench(orders=ALLOCATOR_CUSTOMERS)
+    log(f"allocation: {run.figures.allocation.orders_per_s:.0f} orders/s")
+    run.figures.invariants.append(invariants(run.acknowledged, after="allocation"))
+
+
+# --- the new phases ----------------------------------------------------------------------------
+
+
+def warm(run: Run, running: Stack) -> None:
+    """Bring every web worker to speed before a measurement, as the original phases do.
+
+    The server answers its first request while its other workers still load the launch's
+    eligible customers: without this the first step would measure a warming server.
+    """
+    wrk_kw = {"port": running.port, "connections": run.args.connections, "threads": 2}
+    load.wrk_run(path=FLOOR_PATH, duration=2, first=1, per_thread=1000, **wrk_kw)
+    load.wrk_run(path=ORDERS_PATH, duration=2, first=run.take_fresh(2000), per_thread=1000, key=run.seeded.key,
+                 stores=run.seeded.partner_stores, **wrk_kw)  # fmt: skip
+
+
+def sweep(run: Run) -> None:
+    assert run.stack is not None
+    for connections in run.args.sweep:
+        phase = closed_step(run, connections=connections, name=f"sweep {connections} connections")
+        run.figures.sweep.append(phase)
+    by_connections = {p.connections: p.admitted_per_s for p in run.figures.sweep}
+    run.figures.capacity_per_s = by_connections.get(32) or max(by_connections.values(), default=0.0)
+    if 32 not in by_connections:
+        run.figures.notes.append("no 32-connection step: capacity is the sweep's best admitted/s")
+
+
+def closed_step(run: Run, *, connections: int, name: str) -> LoadPhase:
+    assert run.stack is not None
+    phase, refs, next_customer = load.closed_loop(
+        port=run.stack.port, key=run.seeded.key, stores=run.seeded.partner_stores, connections=connections,
+        duration=run.args.step_duration, processes=run.args.client_procs, first_customer=run.fresh.next,
+        last_customer=run.fresh.last, server=run.stack.spec.label, name=name,
+    )  # fmt: skip
+    run.fresh.next = next_customer
+    run.acknowledged.extend(refs)
+    log(f"{name}: admitted {phase.admitted_per_s:.0f}/s, answers {phase.answers}")
+    run.checkpoint(name)
+    return phase
+
+
+def open_loop(run: Run) -> None:
+    assert run.stack is not None
+    capacity = run.figures.capacity_per_s
+    if not capacity:
+        raise RuntimeError("no capacity measured (the sweep did not run or admitted nothing)")
+    for multiple in run.args.open_loop:
+        rate = capacity * multiple
+        name = f"open loop {multiple:g}x"
+        log(f"{name}: offering {rate:.0f} req/s for {run.args.step_duration:g}s")
+        phase, refs, next_customer = load.open_loop(
+            port=run.stack.port, key=run.seeded.key, stores=run.seeded.partner_stores, rate=rate,
+            duration=run.args.step_duration, processes=run.args.client_procs,
+            max_connections=run.args.max_connections, first_customer=run.fresh.next,
+            last_customer=run.fresh.last, server=run.stack.spec.label, name=name,
+        )  # fmt: skip
+        run.fresh.next = next_customer
+        run.acknowledged.extend(refs)
+        run.figures.open_loop.append(OpenLoopStep(multiple=multiple, capacity_per_s=capacity, load=phase))
+        log(
+            f"{name}: asked {rate:.0f}/s, sent {phase.offered_per_s:.0f}/s, admitted {phase.admitted_per_s:.0f}/s, "
+            f"lag p99 {phase.lag_p99_ms:.0f} ms, answers {phase.answers}"
+        )
+        run.checkpoint(name)
+
+
+def retrying(run: Run) -> None:
+    assert run.stack is not None
+    orders = run.args.retry_orders
+    phase, refs = load.retrying_run(
+        port=run.stack.port, key=run.seeded.key, stores=run.seeded.partner_stores, clients=run.args.retry_clients,
+        orders=orders, first_customer=run.take_fresh(orders), deadline=run.args.retry_deadline,
+        server=run.stack.spec.label, name="retrying clients",
+    )  # fmt: skip
+    run.acknowledged.extend(refs)
+    run.figures.retrying = phase
+    log(
+        f"retrying: admitted {phase.admitted} of {orders}, refusals {phase.refusals}, answers {phase.answers}"
     )
-    argv = [
-        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--timeout", "10s",
-        "-s", str(LUA), f"http://{HOST}:{port}{path}",
-    ]  # fmt: skip
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60)
-    for line in proc.stdout.splitlines():
-        if line.startswith("WRK_JSON "):
-            data = json.loads(line[len("WRK_JSON ") :])
-            seconds = data["duration_us"] / 1e6
-            data["seconds"] = seconds
-            data["ok"] = data["statuses"].get("202", 0)
-            data["ok_per_s"] = data["ok"] / seconds if seconds else 0.0
-            return data
-    raise RuntimeError(f"wrk printed no result: {proc.stdout}\n{proc.stderr}")
+    run.checkpoint("retrying clients")
 
 
-def wrk_refs(refs_dir: Path) -> list[str]:
-    refs = []
-    for path in sorted(refs_dir.glob("refs-*.txt")):
-        refs.extend(line for line in path.read_text().split() if line)
-    return refs
-
-
-# --- load: bulk clients (threads, http.client) ------------------------------------------------
-
-
-def order_body(n: int, stores: list[str]) -> dict:
-    sku = SKUS[n % 3]
-    if stores and n % 5 < 3:
-        return {
-            "launch": LAUNCH,
-            "customer": f"D{n:07d}",
-            "sku": sku,
-            "fulfilment": "collect",
-            "store": stores[n % len(stores)],
-        }
-    return {"launch": LAUNCH, "customer": f"D{n:07d}", "sku": sku, "fulfilment": "delivery"}
-
-
-def bulk_run(
-    *,
-    port: int,
-    key: str,
-    customers: Customers,
-    stores: list[str],
-    clients: int,
-    duration: float,
-    size: int = 1000,
-) -> dict:
-    lock = threading.Lock()
-    stop_at = time.monotonic() + duration
-    totals = {
-        "requests": 0,
-        "orders_202": 0,
-        "items_other": {},
-        "http_other": {},
-        "latencies": [],
-        "refs": [],
-    }
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=60)
-        headers = {"Content-Type": "application/json", "Authorization": f"Api-Key {key}"}
-        while time.monotonic() < stop_at:
-            with lock:
-                if customers.left < size:
-                    return
-                first = customers.take(size)
-            body = json.dumps({"orders": [order_body(n, stores) for n in range(first, first + size)]})
-            started = time.monotonic()
-            try:
-                conn.request("POST", BULK_PATH, body=body, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                with lock:
-                    totals["http_other"][type(exc).__name__] = (
-                        totals["http_other"].get(type(exc).__name__, 0) + 1
-                    )
-                continue
-            elapsed = time.monotonic() - started
-            ok, other, refs = 0, {}, []
-            if resp.status == 200:
-                for item in json.loads(payload)["results"]:
-                    if item["status"] == 202:
-                        ok += 1
-                        refs.append(item["order"]["reference"])
-                    else:
-                        code = f"{item['status']} {item.get('error', {}).get('code', '')}"
-                        other[code] = other.get(code, 0) + 1
-            with lock:
-                totals["requests"] += 1
-                totals["latencies"].append(elapsed)
-                totals["refs"].extend(refs)
-                totals["orders_202"] += ok
-                if resp.status != 200:
-                    totals["http_other"][str(resp.status)] = totals["http_other"].get(str(resp.status), 0) + 1
-                for code, count in other.items():
-                    totals["items_other"][code] = totals["items_other"].get(code, 0) + count
-
-    started = time.monotonic()
-    workers = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join(timeout=duration + 90)
-    seconds = time.monotonic() - started
-    lat = sorted(totals["latencies"])
-    return {
-        "clients": clients,
-        "orders_per_request": size,
-        "seconds": seconds,
-        "requests": totals["requests"],
-        "orders_202": totals["orders_202"],
-        "orders_per_s": totals["orders_202"] / seconds if seconds else 0.0,
-        "request_p50_ms": percentile(lat, 50) * 1000,
-        "request_p99_ms": percentile(lat, 99) * 1000,
-        "items_other": totals["items_other"],
-        "http_other": totals["http_other"],
-        "refs": totals["refs"],
-    }
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values) + 0.5) - 1))
-    return sorted_values[index]
-
-
-# --- load: open-loop overload client (asyncio) ------------------------------------------------
-
-
-async def _one_request(port: int, payload: bytes) -> tuple[int, bool, bytes]:
-    reader, writer = await asyncio.open_connection(HOST, port)
+def slow_bodies(run: Run) -> None:
+    assert run.stack is not None
+    stop = threading.Event()
+    seen = load.SlowBodies()
+    holder = threading.Thread(
+        target=load.slow_bodies_hold,
+        kwargs={"port": run.stack.port, "key": run.seeded.key, "connections": run.args.slow_bodies,
+                "stop": stop, "seen": seen},
+        daemon=True,
+    )  # fmt: skip
+    holder.start()
     try:
-        writer.write(payload)
-        status = int((await reader.readline()).split()[1])
-        length, retry_after = 0, False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"retry-after":
-                retry_after = True
-        body = await reader.readexactly(length) if length else b""
-        return status, retry_after, body
+        time.sleep(1.0)  # let the slow connections reach the server before the load starts
+        phase = closed_step(run, connections=32, name=f"admission beside {run.args.slow_bodies} slow bodies")
     finally:
-        writer.close()
-
-
-def request_bytes(path: str, key: str, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-        f"Authorization: Api-Key {key}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        stop.set()
+        holder.join(timeout=10)
+    baseline = next((p for p in run.figures.sweep if p.connections == 32), None)
+    run.figures.slow_bodies = SlowBodyPhase(
+        slow_connections=run.args.slow_bodies,
+        slow_opened=seen.opened,
+        slow_closed_by_server=seen.closed_by_server,
+        baseline=baseline,
+        load=phase,
     )
-    return head.encode() + body
 
 
-async def _open_loop(
-    *, port: int, key: str, first: int, rate: float, duration: float, stores: list[str], timeout: float
-) -> dict:
-    """Send `rate` requests per second on schedule, whatever the answers: an open loop.
-
-    Latency is measured from each request's scheduled time, so a client falling behind
-    (or a server queueing) shows in the figures instead of hiding (coordinated omission).
-    """
-    loop = asyncio.get_running_loop()
-    total = int(rate * duration)
-    results: list[tuple[int, bool, float, bytes]] = []
-    tasks: set[asyncio.Task] = set()
-    max_lag = 0.0
-
-    async def one(n: int, scheduled: float) -> None:
-        payload = request_bytes(ORDERS_PATH, key, json.dumps(order_body(n, stores)).encode())
-        try:
-            status, retry_after, body = await asyncio.wait_for(_one_request(port, payload), timeout)
-        except TimeoutError:
-            status, retry_after, body = -1, False, b""
-        except OSError:
-            status, retry_after, body = -2, False, b""
-        except (ValueError, IndexError, asyncio.IncompleteReadError):
-            status, retry_after, body = -3, False, b""
-        results.append((status, retry_after, loop.time() - scheduled, body if status == 202 else b""))
-
-    start = loop.time() + 0.05
-    sent = 0
-    while sent < total:
-        now = loop.time()
-        due = min(total, int((now - start) * rate) + 1)
-        while sent < due:
-            scheduled = start + sent / rate
-            max_lag = max(max_lag, now - scheduled)
-            task = asyncio.create_task(one(first + sent, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            sent += 1
-        await asyncio.sleep(0.002)
-    offered_seconds = loop.time() - start
-    if tasks:
-        await asyncio.wait(set(tasks), timeout=timeout + 5)
-    return {
-        "results": results,
-        "offered": total,
-        "offered_seconds": offered_seconds,
-        "max_client_lag": max_lag,
-    }
-
-
-def overload_run(
-    *, port: int, key: str, first: int, rate: float, duration: float, stores: list[str], timeout: float = 10.0
-) -> dict:
-    cpu = time.process_time()
-    raw = asyncio.run(
-        _open_loop(
-            port=port, key=key, first=first, rate=rate, duration=duration, stores=stores, timeout=timeout
+def chaos(run: Run, spec: ServerSpec) -> None:
+    """Retrying clients against a stack whose (private) Redis is stopped for a while."""
+    if not stack.port_free(run.args.chaos_redis_port):
+        raise RuntimeError(
+            f"port {run.args.chaos_redis_port} is taken: the chaos phase needs its own Redis there"
         )
+    redis = stack.PrivateRedis(run.args.chaos_redis_port)
+    redis.start()
+    running = run.start_stack(spec, redis_url=redis.url)
+    warm(run, running)
+    outage = run.args.chaos_outage
+
+    def redis_outage() -> None:
+        time.sleep(1.0)
+        log(f"chaos: stopping the private Redis for {outage:g}s")
+        redis.stop()
+        time.sleep(outage)
+        redis.start()
+        log("chaos: private Redis back")
+
+    try:
+        orders = run.args.retry_orders
+        first = run.take_fresh(orders)
+        phase, refs = load.retrying_run(
+            port=running.port, key=run.seeded.key, stores=run.seeded.partner_stores,
+            clients=run.args.retry_clients, orders=orders, first_customer=first,
+            deadline=run.args.retry_deadline, server=spec.label, name="chaos retrying clients",
+            during=redis_outage,
+        )  # fmt: skip
+        run.acknowledged.extend(refs)
+        run.checkpoint("chaos")
+    finally:
+        running.stop()
+        redis.close()
+    without, twice = orders_per_customer(launch_id=run.seeded.launch_id, first=first, count=orders)
+    run.figures.chaos = ChaosPhase(
+        outage_seconds=outage,
+        redis_port=run.args.chaos_redis_port,
+        retry=phase,
+        customers_without_order=without,
+        customers_with_two_or_more=twice,
     )
-    cpu = time.process_time() - cpu
-    results = raw["results"]
-    seconds = raw["offered_seconds"]
-    statuses: dict[str, int] = {}
-    admitted_lat, refused_lat, refs = [], [], []
-    refused_with_retry_after = 0
-    for status, retry_after, latency, body in results:
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
-        if status == 202:
-            admitted_lat.append(latency)
-            with contextlib.suppress(ValueError, KeyError):
-                refs.append(json.loads(body)["reference"])
-        elif status in (429, 503):
-            refused_lat.append(latency)
-            refused_with_retry_after += retry_after
-    admitted_lat.sort()
-    refused_lat.sort()
-    answered = len(results)
-    refused = len(refused_lat)
-    return {
-        "offered": raw["offered"],
-        "offered_per_s": raw["offered"] / seconds if seconds else 0.0,
-        "seconds": seconds,
-        "answered": answered,
-        "statuses": statuses,
-        "admitted": len(admitted_lat),
-        "admitted_per_s": len(admitted_lat) / seconds if seconds else 0.0,
-        "refused": refused,
-        "refused_share": refused / answered if answered else 0.0,
-        "refused_with_retry_after": refused_with_retry_after,
-        "admitted_p50_ms": percentile(admitted_lat, 50) * 1000,
-        "admitted_p99_ms": percentile(admitted_lat, 99) * 1000,
-        "refused_p50_ms": percentile(refused_lat, 50) * 1000,
-        "refused_p99_ms": percentile(refused_lat, 99) * 1000,
-        "max_client_lag_ms": raw["max_client_lag"] * 1000,
-        # The load generator shares the machine: its CPU is taken from the server's.
-        "client_cpu_seconds": cpu,
-        "client_errors": sum(n for s, n in statuses.items() if s.startswith("-")),
-        "refs": refs,
-    }
 
 
-# --- allocator -------------------------------------------------------------------------------
-
-
-def wait_allocator(launch_id: int, timeout: float) -> dict:
-    """Wait until the launch has no queued order left (the allocator has caught up)."""
-    started = time.monotonic()
-    with db() as conn:
-        while True:
-            queued = conn.execute(
-                "SELECT count(*) FROM orders_order WHERE launch_id = %s AND status = 'queued'", [launch_id]
-            ).fetchone()[0]
-            if queued == 0 or time.monotonic() - started > timeout:
-                return {"queued_left": queued, "seconds": time.monotonic() - started}
-            time.sleep(0.25)
-
-
-def allocation_bench(*, orders: int = 100_000) -> dict:
-    """The allocator alone, in process, on a queue of `orders` orders inserted by SQL.
-
-    Its own launch (closed, so beat's safety net leaves it alone) and its own SKUs (so its
-    stock rows are not the admission launch's): about 75% of the orders find a unit, the
-    rest are waitlisted, half delivery from the online pool, half collect from 20 stores.
-    """
-    from orders.services.allocation import launch_allocate
-
-    with db() as conn:
-        product_id = conn.execute(
-            "INSERT INTO inventory_product (code, name) VALUES ('BENCH', 'Bench phone') RETURNING id"
-        ).fetchone()[0]
-        sku_ids = [
-            conn.execute(
-                "INSERT INTO inventory_sku (code, name, product_id) VALUES (%s, %s, %s) RETURNING id",
-                [f"BENCH-{i}", f"Bench phone {i}", product_id],
-            ).fetchone()[0]
-            for i in range(3)
-        ]
-        launch_id = conn.execute(
-            "INSERT INTO orders_launch (slug, name, opens_at, closes_at, per_customer_limit, auto_apply_plans, "
-            "auto_apology, collect_hold_days, created_at) VALUES (%s, 'Bench allocation', now() - interval '2 days', "
-            "now() - interval '1 day', 1, false, false, 3, now()) RETURNING id",
-            [ALLOC_LAUNCH],
-        ).fetchone()[0]
-        for sku_id in sku_ids:
-            conn.execute(
-                "INSERT INTO orders_launch_skus (launch_id, sku_id) VALUES (%s, %s)", [launch_id, sku_id]
-            )
-        online = conn.execute("SELECT id FROM inventory_location WHERE kind = 'online'").fetchone()[0]
-        stores = conn.execute(
-            "SELECT s.id, l.id FROM stores_store s JOIN inventory_location l ON l.store_id = s.id ORDER BY s.code"
-        ).fetchall()
-        delivery = orders // 2
-        collect = orders - delivery
-        online_units = int(delivery * 0.9 / 3)
-        store_units = int(collect * 0.6 / 3 / len(stores))
-        for location, units in [(online, online_units)] + [(loc, store_units) for _, loc in stores]:
-            for sku_id in sku_ids:
-                conn.execute(
-                    "INSERT INTO inventory_stock (location_id, sku_id, on_hand, reserved, in_transit) "
-                    "VALUES (%s, %s, %s, 0, 0)",
-                    [location, sku_id, units],
-                )
-                conn.execute(
-                    "INSERT INTO inventory_stockmovement (location_id, sku_id, kind, on_hand_delta, reserved_delta, "
-                    "in_transit_delta, reason, reference, created_at) "
-                    "VALUES (%s, %s, 'receipt', %s, 0, 0, 'Bench stock', 'BENCH', now())",
-                    [location, sku_id, units],
-                )
-        store_ids = [s for s, _ in stores]
-        store_locs = [loc for _, loc in stores]
-        conn.execute(
-            "INSERT INTO orders_order (reference, launch_id, customer_id, slot, sku_id, channel, fulfilment, store_id, "
-            "pool_id, partner_id, status, idempotency_scope, idempotency_key, request_fingerprint, created_at) "
-            "SELECT 'BA' || lpad(i::text, 10, '0'), %(launch)s, c.id, 1, (%(skus)s::bigint[])[1 + i %% 3], 'online', "
-            "CASE WHEN i %% 2 = 0 THEN 'delivery' ELSE 'collect' END, "
-            "CASE WHEN i %% 2 = 0 THEN NULL ELSE (%(stores)s::bigint[])[1 + (i / 2) %% %(n)s] END, "
-            "CASE WHEN i %% 2 = 0 THEN %(online)s ELSE (%(locs)s::bigint[])[1 + (i / 2) %% %(n)s] END, "
-            "NULL, 'queued', '', NULL, '', now() "
-            "FROM generate_series(1, %(orders)s) AS i "
-            "JOIN customers_customer c ON c.account_number = 'D' || lpad(i::text, 7, '0') ORDER BY i",
-            {
-                "launch": launch_id,
-                "skus": sku_ids,
-                "stores": store_ids,
-                "locs": store_locs,
-                "n": len(stores),
-                "online": online,
-                "orders": orders,
-            },
-        )
-        conn.execute("ANALYZE orders_order")
-        queued = conn.execute(
-            "SELECT count(*) FROM orders_order WHERE launch_id = %s AND status = 'queued'", [launch_id]
-        ).fetchone()[0]
-    started = time.perf_counter()
-    result = launch_allocate(launch_id=launch_id)
-    seconds = time.perf_counter() - started
-    processed = result.allocated + result.waitlisted
-    return {
-        "launch_id": launch_id,
-        "queue": queued,
-        "allocated": result.allocated,
-        "waitlisted": result.waitlisted,
-        "batches": result.batches,
-        "seconds": seconds,
-        "orders_per_s": processed / seconds if seconds else 0.0,
-        "allocated_per_s": result.allocated / seconds if seconds else 0.0,
-    }
-
-
-# --- invariants ------------------------------------------------------------------------------
-
-
-def invariants(acknowledged: list[str]) -> dict:
-    with db() as conn:
-        oversold_rows = conn.execute(
-            "SELECT count(*) FROM inventory_stock WHERE reserved > on_hand OR on_hand < 0 OR reserved < 0"
-        ).fetchone()[0]
-        # Units given to orders beyond units received into that pool, by the ledger.
-        oversold_units = conn.execute(
-            "WITH given AS (SELECT pool_id, sku_id, count(*) AS n FROM orders_order "
-            "  WHERE status IN ('allocated', 'fulfilled') GROUP BY 1, 2), "
-            "received AS (SELECT location_id, sku_id, sum(on_hand_delta) AS n FROM inventory_stockmovement "
-            "  GROUP BY 1, 2) "
-            "SELECT coalesce(sum(greatest(g.n - coalesce(r.n, 0), 0)), 0) FROM given g "
-            "LEFT JOIN received r ON r.location_id = g.pool_id AND r.sku_id = g.sku_id"
-        ).fetchone()[0]
-        ledger_drift = conn.execute(
-            "SELECT count(*) FROM inventory_stock s LEFT JOIN (SELECT location_id, sku_id, "
-            "sum(on_hand_delta) AS oh, sum(reserved_delta) AS rs FROM inventory_stockmovement GROUP BY 1, 2) m "
-            "ON m.location_id = s.location_id AND m.sku_id = s.sku_id "
-            "WHERE s.on_hand <> coalesce(m.oh, 0) OR s.reserved <> coalesce(m.rs, 0)"
-        ).fetchone()[0]
-        # Nothing is fulfilled or cancelled in the bench: reserved must equal allocated orders.
-        reserved_mismatch = conn.execute(
-            "SELECT count(*) FROM inventory_stock s LEFT JOIN (SELECT pool_id, sku_id, count(*) AS n "
-            "FROM orders_order WHERE status = 'allocated' GROUP BY 1, 2) a "
-            "ON a.pool_id = s.location_id AND a.sku_id = s.sku_id WHERE s.reserved <> coalesce(a.n, 0)"
-        ).fetchone()[0]
-        conn.execute("CREATE TEMP TABLE acked (reference text)")
-        with conn.cursor().copy("COPY acked (reference) FROM STDIN") as copy:
-            for ref in acknowledged:
-                copy.write_row((ref,))
-        missing = conn.execute(
-            "SELECT count(*) FROM acked a WHERE NOT EXISTS "
-            "(SELECT 1 FROM orders_order o WHERE o.reference = a.reference)"
-        ).fetchone()[0]
-        acked_duplicates = conn.execute(
-            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM acked GROUP BY reference) d"
-        ).fetchone()[0]
-        duplicates = conn.execute(
-            "SELECT coalesce(sum(d.n - l.per_customer_limit), 0) FROM (SELECT launch_id, customer_id, count(*) AS n "
-            "FROM orders_order GROUP BY 1, 2) d JOIN orders_launch l ON l.id = d.launch_id "
-            "WHERE d.n > l.per_customer_limit"
-        ).fetchone()[0]
-        # FCFS: no order allocated while an earlier one of its pool still waits, and
-        # waitlist numbers follow sequence order within each pool.
-        fcfs_allocated = conn.execute(
-            "WITH first_waiting AS (SELECT launch_id, sku_id, pool_id, min(sequence) AS s FROM orders_order "
-            "  WHERE status IN ('queued', 'waitlisted') GROUP BY 1, 2, 3) "
-            "SELECT count(*) FROM orders_order o JOIN first_waiting f USING (launch_id, sku_id, pool_id) "
-            "WHERE o.status IN ('allocated', 'fulfilled') AND o.sequence > f.s"
-        ).fetchone()[0]
-        fcfs_waitlist = conn.execute(
-            "SELECT count(*) FROM (SELECT wait_number, lag(wait_number) OVER (PARTITION BY launch_id, sku_id, pool_id "
-            "ORDER BY sequence) AS prev FROM orders_order WHERE wait_number IS NOT NULL) w WHERE w.prev > w.wait_number"
-        ).fetchone()[0]
-        counts = dict(conn.execute("SELECT status, count(*) FROM orders_order GROUP BY 1").fetchall())
-    return {
-        "oversold_units": oversold_units + oversold_rows,
-        "acknowledged_missing": missing,
-        "duplicate_orders": duplicates,
-        "fcfs_violations": fcfs_allocated + fcfs_waitlist,
-        "ledger_drift_rows": ledger_drift,
-        "reserved_vs_allocated_mismatch": reserved_mismatch,
-        "acknowledged": len(acknowledged),
-        "acknowledged_twice": acked_duplicates,
-        "orders_by_status": counts,
-    }
-
-
-# --- other benches ---------------------------------------------------------------------------
-
-
-def other_benches() -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    if os.environ.get("BENCH_OTHERS", "1") == "0":  # a quicker run while tuning the stack
-        return found
+def other_benches(run: Run) -> None:
     for name in ("email_bench", "intake_bench"):
-        if not (ROOT / "bench" / f"{name}.py").exists():
-            continue
         log(f"running bench/{name}.py")
         started = time.monotonic()
         try:
-            module = importlib.import_module(f"bench.{name}")
-            found[name] = module.run()
-        except Exception as exc:  # another helper's bench failing must not lose our figures
-            traceback.print_exc()
-            found[name] = {"error": f"{type(exc).__name__}: {exc}"}
-        log(f"bench/{name}.py took {time.monotonic() - started:.0f}s")
-    return found
+            if name == "email_bench":
+                from bench import email_bench
 
-
-# --- report ----------------------------------------------------------------------------------
-
-
-def fmt(value, digits: int = 0) -> str:
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
-    """(measure, figure, target, verdict) rows."""
-    rows = []
-
-    def verdict(ok: bool | None) -> str:
-        return "" if ok is None else ("met" if ok else "MISSED")
-
-    for server, s in r["servers"].items():
-        f, o = s.get("floor"), s.get("single")
-        if f:
-            rows.append(
-                (
-                    f"[{server}] floor: bare view, one INSERT",
-                    f"{fmt(f['ok_per_s'])}/s, p50 {f['latency_us']['p50'] / 1000:.1f} ms, "
-                    f"p99 {f['latency_us']['p99'] / 1000:.1f} ms",
-                    "",
-                    "",
-                )
-            )
-        if o:
-            rows.append(
-                (
-                    f"[{server}] single-order admission (1)",
-                    f"{fmt(o['ok_per_s'])} orders/s, p50 {o['latency_us']['p50'] / 1000:.1f} ms, "
-                    f"p99 {o['latency_us']['p99'] / 1000:.1f} ms; answers {o['statuses']}",
-                    "",
-                    "",
-                )
-            )
-        if f and o:
-            ratio = o["ok_per_s"] / f["ok_per_s"] if f["ok_per_s"] else 0.0
-            rows.append(
-                (
-                    f"[{server}] (1) / floor",
-                    f"{ratio:.2f}",
-                    f">= {TARGETS['single_vs_floor']}",
-                    verdict(ratio >= TARGETS["single_vs_floor"]),
-                )
-            )
-    if r.get("kept_server"):
-        rows.append(("web server kept (faster single-order admission)", r["kept_server"], "", ""))
-    b = r.get("bulk")
-    if b:
-        rows.append(
-            (
-                "bulk admission (1,000 per request)",
-                f"{fmt(b['orders_per_s'])} orders/s with {b['clients']} clients; request p50 "
-                f"{b['request_p50_ms']:.0f} ms, p99 {b['request_p99_ms']:.0f} ms; other items {b['items_other']}, "
-                f"other answers {b['http_other']}",
-                f">= {fmt(TARGETS['bulk_orders_per_s'])}/s",
-                verdict(b["orders_per_s"] >= TARGETS["bulk_orders_per_s"]),
-            )
-        )
-    a = r.get("allocation")
-    if a:
-        rows.append(
-            (
-                f"allocation, {fmt(a['queue'])}-order queue",
-                f"{fmt(a['orders_per_s'])} orders/s ({fmt(a['allocated'])} allocated, {fmt(a['waitlisted'])} "
-                f"waitlisted in {a['seconds']:.2f} s, {a['batches']} batches)",
-                f">= {fmt(TARGETS['allocation_orders_per_s'])}/s",
-                verdict(a["orders_per_s"] >= TARGETS["allocation_orders_per_s"]),
-            )
-        )
-    ov = r.get("overload")
-    if ov:
-        rows.append(
-            (
-                "overload: offered",
-                f"{fmt(ov['offered_per_s'])} req/s for {ov['seconds']:.0f} s "
-                f"({ov['offered_per_s'] / ov['baseline_per_s']:.1f}x (1)); answers {ov['statuses']}",
-                "~3x",
-                "",
-            )
-        )
-        rows.append(
-            (
-                "overload: admitted / (1)",
-                f"{fmt(ov['admitted_per_s'])}/s = {ov['admitted_ratio']:.2f}",
-                f">= {TARGETS['overload_admitted_ratio']}",
-                verdict(ov["admitted_ratio"] >= TARGETS["overload_admitted_ratio"]),
-            )
-        )
-        rows.append(
-            (
-                "overload: refused 429/503 (share of answers)",
-                f"{ov['refused_share']:.1%}; with Retry-After {fmt(ov['refused_with_retry_after'])} of "
-                f"{fmt(ov['refused'])}; refusal p50 {ov['refused_p50_ms']:.1f} ms, p99 {ov['refused_p99_ms']:.1f} ms",
-                f"every refusal with Retry-After, p99 <= {REFUSAL_FAST_MS} ms; no errors",
-                verdict(
-                    ov["refused_with_retry_after"] == ov["refused"]
-                    and ov["refused_p99_ms"] <= REFUSAL_FAST_MS
-                    and not any(
-                        k.startswith("-") or (k.startswith("5") and k != "503") for k in ov["statuses"]
-                    )
-                ),
-            )
-        )
-        rows.append(
-            (
-                "overload: admitted latency",
-                f"p50 {ov['admitted_p50_ms']:.1f} ms, p99 {ov['admitted_p99_ms']:.1f} ms "
-                f"(client max lag {ov['max_client_lag_ms']:.0f} ms, client CPU {ov['client_cpu_seconds']:.1f} s "
-                f"of {ov['seconds']:.0f} s)",
-                "",
-                "",
-            )
-        )
-    inv = r.get("invariants")
-    if inv:
-        for name in ("oversold_units", "acknowledged_missing", "duplicate_orders", "fcfs_violations"):
-            rows.append(
-                (f"invariant: {name.replace('_', ' ')}", fmt(inv[name]), "0", verdict(inv[name] == 0))
-            )
-        rows.append(
-            (
-                "invariant checks beside",
-                f"ledger drift rows {inv['ledger_drift_rows']}, reserved vs allocated mismatches "
-                f"{inv['reserved_vs_allocated_mismatch']}, acknowledged checked {fmt(inv['acknowledged'])}, "
-                f"orders {inv['orders_by_status']}",
-                "0, 0",
-                verdict(inv["ledger_drift_rows"] == 0 and inv["reserved_vs_allocated_mismatch"] == 0),
-            )
-        )
-    for phase, d in r.get("drain", {}).items():
-        rows.append(
-            (
-                f"allocator caught up after {phase}",
-                f"{d['seconds']:.1f} s, queued left {d['queued_left']}",
-                "",
-                "",
-            )
-        )
-    for name, figures in r.get("other", {}).items():
-        for key, value in figures.items():
-            if isinstance(value, dict) and "value" in value:
-                target = str(value.get("target", ""))
-                ok = value.get("ok")
-                rows.append((f"{name}: {key}", fmt(value["value"], 1), target, verdict(ok)))
+                run.figures.email = email_bench.run()
             else:
-                rows.append((f"{name}: {key}", fmt(value, 1), "", ""))
-    return rows
+                from bench import intake_bench
+
+                run.figures.intake = intake_bench.run()
+        except (KeyboardInterrupt, BenchAborted):
+            raise
+        except Exception as exc:  # another bench failing must not lose the load figures
+            traceback.print_exc()
+            run.figures.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        log(f"bench/{name}.py took {time.monotonic() - started:.0f}s")
 
 
-def report(r: dict) -> str:
-    head = (
-        f"# Launchday bench {r['started']}\n\n"
-        f"Machine: {r['cores']} cores, {platform.platform()}, Python {platform.python_version()}. "
-        f"Web server: {r['workers']} workers per server, loopback; PostgreSQL and Redis on the same machine; "
-        f"phases of {r['duration']:g} s. Total run {r.get('total_seconds', 0):.0f} s. Load average "
-        f"(1 min) at start {r['load_start']:.1f}, at end {r.get('load_end', 0):.1f}: other work on the "
-        f"machine competes with the bench.\n\n"
+# --- options and main ----------------------------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def parse_compare(text: str, *, args: argparse.Namespace) -> ServerSpec:
+    """`label=kind:KEY=VALUE,KEY=VALUE`, `kind:KEY=VALUE` or just `kind`."""
+    label, _, rest = text.rpartition("=") if "=" in text.split(":", 1)[0] else ("", "", text)
+    kind, _, settings = rest.partition(":")
+    env = _env_pairs([s for s in settings.split(",") if s])
+    label = label or (kind + ("+" + ",".join(f"{k}={v}" for k, v in env) if env else ""))
+    return stack.server_spec(
+        kind, workers=args.workers, backlog=args.backlog, label=label, env=env, command=args.server_cmd
     )
-    lines = ["| measure | figure | target | verdict |", "| --- | --- | --- | --- |"]
-    for measure, figure, target, verdict in table_rows(r):
-        lines.append(f"| {measure} | {figure.replace('|', '/')} | {target} | {verdict} |")
-    notes = "".join(f"\n- {n}" for n in r.get("notes", []))
-    return head + "\n".join(lines) + ("\n\nNotes:" + notes if notes else "") + "\n"
 
 
-def write_results(r: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    base = RESULTS / f"{stamp}-{r['cores']}cores"
-    base.with_suffix(".md").write_text(report(r))
-    clean = json.loads(json.dumps(r, default=str))
-    base.with_suffix(".json").write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
-    return base.with_suffix(".md")
-
-
-# --- main ------------------------------------------------------------------------------------
-
-
-def measure_server(
-    *, server: str, args, env: dict, seeded: dict, customers: Customers, acknowledged: list[str], r: dict
-) -> tuple[Stack, dict]:
-    port = free_port()
-    env = dict(env, SITE_URL=f"http://{HOST}:{port}")
-    stack = Stack(port=port, workers=args.workers, server=server, env=env)
-    figures: dict = {"port": port}
-    stack.start_web()
-    stack.start_celery()
-    log(f"{server} up on {port} with {args.workers} workers; Celery worker and beat started")
-    connections = args.connections
-    wrk_kw = {"port": port, "connections": connections, "threads": 2}
-    # Warm every worker (imports, pools), then the floor.
-    wrk_run(path=FLOOR_PATH, duration=2, first=1, per_thread=1000, **wrk_kw)
-    figures["floor"] = wrk_run(path=FLOOR_PATH, duration=args.duration, first=1, per_thread=10**6, **wrk_kw)
-    log(f"floor: {figures['floor']['ok_per_s']:.0f}/s {figures['floor']['statuses']}")
-    if not args.skip_api:
-        # Enough fresh customers per wrk thread for this run even at the floor's rate.
-        per_thread = int(figures["floor"]["ok_per_s"] * (args.duration + 3) * 1.3 / 2) + 1000
-        per_thread = max(1000, min(per_thread, (customers.left - 2000) // 2))
-        warm_first = customers.take(2000)
-        wrk_run(path=ORDERS_PATH, duration=2, first=warm_first, per_thread=1000, key=seeded["key"],
-                stores=seeded["partner_stores"], **wrk_kw)  # fmt: skip
-        first = customers.take(per_thread * 2)
-        refs_dir = LOGS / f"refs-{server}"
-        shutil.rmtree(refs_dir, ignore_errors=True)
-        refs_dir.mkdir(parents=True)
-        figures["single"] = wrk_run(
-            path=ORDERS_PATH, duration=args.duration, first=first, per_thread=per_thread, key=seeded["key"],
-            stores=seeded["partner_stores"], refs_dir=refs_dir, **wrk_kw,
-        )  # fmt: skip
-        acknowledged.extend(wrk_refs(refs_dir))
-        log(f"single: {figures['single']['ok_per_s']:.0f}/s {figures['single']['statuses']}")
-        r.setdefault("drain", {})[f"single ({server})"] = wait_allocator(seeded["launch_id"], 60)
-    return stack, figures
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--quick", action="store_true", help="a smoke run: phases of a few seconds, fewer customers"
     )
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per load phase (default 20)")
-    parser.add_argument(
-        "--quick", action="store_true", help="5-second phases and fewer customers: a smoke run"
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per original phase (default 20)")
+    p.add_argument(
+        "--step-duration", type=float, default=15.0, help="seconds per sweep/open-loop step (default 15)"
     )
-    parser.add_argument("--workers", type=int, default=CORES * 2, help="web workers (default 2 per core)")
-    parser.add_argument("--connections", type=int, default=0, help="wrk connections (default 2 per worker)")
-    parser.add_argument("--server", choices=("gunicorn", "granian", "both"), default="gunicorn")
-    parser.add_argument("--customers", type=int, default=0, help="customers to seed (default from duration)")
-    parser.add_argument("--bulk-clients", type=int, default=3)
-    parser.add_argument(
-        "--skip-api", action="store_true", help="floor and allocator only (before the API exists)"
+    p.add_argument("--workers", type=int, default=CORES * 2, help="web workers (default 2 per core)")
+    p.add_argument("--connections", type=int, default=0, help="wrk connections (default 2 per worker)")
+    p.add_argument("--backlog", type=int, default=2048, help="the web server's listen backlog (default 2048)")
+    p.add_argument(
+        "--server", default="gunicorn", help=f"main web server: {', '.join(stack.SERVER_KINDS)} (or 'both', "
+        "the old spelling of --server gunicorn --compare granian)",
+    )  # fmt: skip
+    p.add_argument(
+        "--server-cmd",
+        default="",
+        help="the command of --server custom, with {host} {port} {workers} {backlog}",
     )
-    parser.add_argument("--no-write", action="store_true", help="print the table, write no results file")
-    args = parser.parse_args()
+    p.add_argument(
+        "--server-env", action="append", default=[], metavar="KEY=VALUE",
+        help="a server-side setting for the main server (repeatable), e.g. ADMISSION_MAX_QUEUE_MS=100",
+    )  # fmt: skip
+    p.add_argument(
+        "--compare", action="append", default=[], metavar="SPEC",
+        help="another variant for the side-by-side phase (repeatable): KIND, KIND:KEY=VALUE,... or "
+        "LABEL=KIND:KEY=VALUE,...; e.g. gthread, granian, new=gunicorn:ADMISSION_PATH=new",
+    )  # fmt: skip
+    p.add_argument("--customers", type=int, default=0, help="customers to seed (default from the mode)")
+    p.add_argument("--bulk-clients", type=int, default=3)
+    p.add_argument(
+        "--sweep", type=_ints, default=[8, 32, 256, 1024], help="connection counts (default 8,32,256,1024)"
+    )
+    p.add_argument(
+        "--open-loop", type=_floats, default=[1, 3, 10], help="multiples of capacity (default 1,3,10)"
+    )
+    p.add_argument(
+        "--client-procs", type=int, default=max(2, CORES), help="load client processes (default 2)"
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=8000, help="open loop's connection cap over all processes"
+    )
+    p.add_argument("--retry-clients", type=int, default=48)
+    p.add_argument("--retry-orders", type=int, default=1500)
+    p.add_argument(
+        "--retry-deadline", type=float, default=120.0, help="seconds the retrying clients may take"
+    )
+    p.add_argument("--slow-bodies", type=int, default=100, help="connections holding their body back")
+    p.add_argument(
+        "--phases", default=",".join(PHASES), help=f"phases to run (default all: {','.join(PHASES)})"
+    )
+    p.add_argument(
+        "--chaos", action="store_true", help="also run the Redis-outage phase (private redis-server)"
+    )
+    p.add_argument("--chaos-outage", type=float, default=5.0, help="seconds the private Redis stays down")
+    p.add_argument("--chaos-redis-port", type=int, default=stack.PRIVATE_REDIS_PORT)
+    p.add_argument("--skip-others", action="store_true", help="skip email_bench and intake_bench")
+    p.add_argument(
+        "--max-seconds", type=float, default=0, help="bound on the whole run (default 1800, quick 600)"
+    )
+    p.add_argument("--no-write", action="store_true", help="print the report, write no results file")
+    args = p.parse_args(argv)
     if args.quick:
         args.duration = min(args.duration, 5.0)
+        args.step_duration = min(args.step_duration, 3.0)
+        args.retry_deadline = min(args.retry_deadline, 60.0)
     # Two per worker keeps every sync worker busy (one request in hand, one waiting)
     # without queueing so long that the shedder's queue-time limit refuses the unloaded run.
     args.connections = args.connections or args.workers * 2
-    customers_total = args.customers or (120_000 if args.quick else 400_000)
+    args.phases = {x.strip() for x in args.phases.split(",") if x.strip()}
+    unknown = args.phases - set(PHASES)
+    if unknown:
+        p.error(f"unknown phases {sorted(unknown)}; known: {', '.join(PHASES)}")
+    args.max_seconds = args.max_seconds or (600.0 if args.quick else 1800.0)
+    if args.server == "both":
+        args.server, args.compare = "gunicorn", [*args.compare, "granian"]
+    # The original phases keep their customer range (as many as before the new phases
+    # existed); the new phases draw from the customers seeded after it.
+    # (a quick run gives them more than before, so that its overload and bulk have some).
+    args.legacy_last = 200_000 if args.quick else 400_000
+    args.customers = args.customers or (args.legacy_last + (150_000 if args.quick else 600_000))
+    if args.customers <= args.legacy_last:
+        p.error(f"--customers must be above {args.legacy_last:,}")
+    if os.environ.get("BENCH_OTHERS", "1") == "0":  # the old switch for a quicker run while tuning
+        args.skip_others = True
+    return args
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    env = stack_env(0)
+
+def _abort(signum: int, _frame) -> None:
+    raise BenchAborted(f"signal {signal.Signals(signum).name}")
+
+
+def setup(args: argparse.Namespace, figures: BenchRun) -> Run:
+    log(f"creating database {stack.DB_NAME}, flushing Redis db {stack.REDIS_DB}")
+    stack.database_create()
+    stack.redis_flush()
+    stack.django_setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    log(f"migrated; seeding {args.customers:,} customers")
+    seeded = stack.seed(customers=args.customers, online_units=20_000)
+    warmed = stack.eligibility_warm(seeded.launch_id)
+    log(f"seeded and warmed the eligibility cache ({warmed:,} customers)")
+    return Run(
+        args=args,
+        figures=figures,
+        seeded=seeded,
+        legacy=load.Customers(first=ALLOCATOR_CUSTOMERS + 1, last=args.legacy_last),
+        fresh=load.Customers(first=args.legacy_last + 1, last=args.customers),
+    )
+
+
+def phases(run: Run, main_spec: ServerSpec, compare: list[ServerSpec]) -> None:
+    figures = run.figures
+    # The variants first, each stopped after; the main server last, kept for what follows.
+    for spec in [*compare, main_spec]:
+        if not stack.server_available(spec):
+            figures.notes.append(f"{spec.argv[0]} is not installed: {spec.label} was not measured")
+            continue
+        if "side" not in run.args.phases and spec is not main_spec:
+            continue
+        if "side" in run.args.phases:
+            run.stack = side_by_side(run, spec)
+        else:
+            run.stack = run.start_stack(spec)
+        if spec is not main_spec:
+            run.stack.stop()
+    if run.stack is None or run.stack.spec is not main_spec:
+        raise RuntimeError(f"the main server {main_spec.label} could not start")
+    figures.kept_server = main_spec.label
+    run.phase("overload", lambda: overload(run))
+    run.phase("bulk", lambda: bulk(run))
+    run.stack.stop()
+    run.phase("allocation", lambda: allocation(run))
+    new = {"sweep", "open", "retry", "slow"} & run.args.phases
+    if new:
+        # A fresh start, so the original phases' figures above are taken exactly as before.
+        run.stack = run.start_stack(main_spec)
+        warm(run, run.stack)
+        run.phase("sweep", lambda: sweep(run))
+        run.phase("open", lambda: open_loop(run))
+        run.phase("retry", lambda: retrying(run))
+        run.phase("slow", lambda: slow_bodies(run))
+        figures.notes.append(f"processes alive before the stop: {run.stack.alive()}")
+        run.stack.stop()
+    if run.args.chaos:
+        run.phase("chaos", lambda: chaos(run, main_spec))
+    if not run.args.skip_others:
+        other_benches(run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    nofile = load.raise_fd_limit()
+    env = stack.stack_env(port=0)
     os.environ.update(env)
-    started = time.monotonic()
-    r: dict = {
-        "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cores": CORES,
-        "workers": args.workers,
-        "connections": args.connections,
-        "duration": args.duration,
-        "servers": {},
-        "notes": [],
-        "load_start": os.getloadavg()[0],
-    }
-    stacks: list[Stack] = []
-    try:
-        log(f"creating database {DB_NAME}, flushing Redis db {REDIS_DB}")
-        database_create()
-        redis_flush()
-        django_setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0, interactive=False)
-        log(f"migrated; seeding {customers_total:,} customers")
-        seeded = seed(customers=customers_total, online_units=20_000)
-        log("seeded; warming the eligibility cache")
-        warmed = eligibility_warm(seeded["launch_id"])
-        log(
-            f"seeded and warmed the eligibility cache ({warmed:,} customers) in {time.monotonic() - started:.0f}s"
+    main_spec = stack.server_spec(
+        args.server, workers=args.workers, backlog=args.backlog, env=_env_pairs(args.server_env),
+        command=args.server_cmd,
+    )  # fmt: skip
+    compare = [parse_compare(c, args=args) for c in args.compare]
+    figures = BenchRun(
+        started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        cores=CORES,
+        platform=platform.platform(),
+        python=platform.python_version(),
+        workers=args.workers,
+        connections=args.connections,
+        duration=args.duration,
+        step_duration=args.step_duration,
+        quick=args.quick,
+        load_start=os.getloadavg()[0],
+        somaxconn=stack.somaxconn(),
+        nofile_limit=nofile,
+    )
+    if args.backlog > figures.somaxconn > 0:
+        figures.notes.append(
+            f"--backlog {args.backlog} is above somaxconn {figures.somaxconn}: the kernel cuts it"
         )
-        # D0000001..D0100000 are kept for the allocator's own launch.
-        customers = Customers(first=100_001, last=customers_total)
-        acknowledged: list[str] = []
-        servers = ["gunicorn", "granian"] if args.server == "both" else [args.server]
-        for server in servers:
-            if server == "granian" and not (BIN / "granian").exists():
-                r["notes"].append("granian is not installed in .venv: only gunicorn was measured")
-                continue
-            stack, figures = measure_server(
-                server=server,
-                args=args,
-                env=env,
-                seeded=seeded,
-                customers=customers,
-                acknowledged=acknowledged,
-                r=r,
-            )
-            stacks.append(stack)
-            r["servers"][server] = figures
-            if server != servers[-1]:
-                stack.stop()
-        stack = stacks[-1]
-        if not args.skip_api:
-            best = max(r["servers"], key=lambda s: r["servers"][s].get("single", {}).get("ok_per_s", 0))
-            r["kept_server"] = best
-            if best != stack.server:
-                stack.stop()
-                stack, _ = measure_server(
-                    server=best, args=argparse.Namespace(**{**vars(args), "duration": 2}), env=env, seeded=seeded,
-                    customers=customers, acknowledged=acknowledged, r={},
-                )  # fmt: skip
-                stacks.append(stack)
-            baseline = r["servers"][best]["single"]["ok_per_s"]
-            rate = max(30.0, baseline * 3)
-            offered = int(rate * args.duration)
-            if customers.left < offered:
-                r["notes"].append(
-                    f"overload offered only {customers.left:,} of {offered:,} requests: out of customers"
-                )
-                rate = customers.left / args.duration
-            log(f"overload: offering {rate:.0f} req/s for {args.duration:g}s")
-            first = customers.take(int(rate * args.duration))
-            ov = overload_run(
-                port=stack.port, key=seeded["key"], first=first, rate=rate, duration=args.duration,
-                stores=seeded["partner_stores"],
-            )  # fmt: skip
-            acknowledged.extend(ov.pop("refs"))
-            ov["baseline_per_s"] = baseline
-            ov["admitted_ratio"] = ov["admitted_per_s"] / baseline if baseline else 0.0
-            r["overload"] = ov
-            log(f"overload: admitted {ov['admitted_per_s']:.0f}/s, answers {ov['statuses']}")
-            r.setdefault("drain", {})["overload"] = wait_allocator(seeded["launch_id"], 60)
-
-            log(f"bulk: {args.bulk_clients} clients, {customers.left:,} customers left")
-            bulk = bulk_run(
-                port=stack.port, key=seeded["key"], customers=customers, stores=seeded["partner_stores"],
-                clients=args.bulk_clients, duration=args.duration,
-            )  # fmt: skip
-            acknowledged.extend(bulk.pop("refs"))
-            r["bulk"] = bulk
-            log(f"bulk: {bulk['orders_per_s']:.0f} orders/s, other items {bulk['items_other']}")
-            r.setdefault("drain", {})["bulk"] = wait_allocator(seeded["launch_id"], 90)
-        r["processes_alive_before_stop"] = stack.alive()
-        for s in stacks:
-            s.stop()
-        log("stack stopped; allocator on a 100,000-order queue")
-        r["allocation"] = allocation_bench(orders=100_000)
-        log(f"allocation: {r['allocation']['orders_per_s']:.0f} orders/s")
-        r["invariants"] = invariants(acknowledged)
-        r["other"] = other_benches()
+    signal.signal(signal.SIGTERM, _abort)
+    signal.signal(signal.SIGALRM, _abort)
+    signal.alarm(int(args.max_seconds))
+    started = time.monotonic()
+    try:
+        run = setup(args, figures)
+        phases(run, main_spec, compare)
+    except (KeyboardInterrupt, BenchAborted) as exc:
+        figures.failures.append(f"run stopped early: {type(exc).__name__} {exc}")
+        log(f"stopping early: {type(exc).__name__} {exc}")
+    except Exception as exc:  # the figures taken so far are still worth a report
+        traceback.print_exc()
+        figures.failures.append(f"run stopped by an error: {type(exc).__name__}: {exc}")
     finally:
-        for s in stacks:
-            s.stop()
-    r["total_seconds"] = time.monotonic() - started
-    r["load_end"] = os.getloadavg()[0]
-    text = report(r)
-    print(text)
+        signal.alarm(0)
+        stack.stop_all()
+    figures.total_seconds = time.monotonic() - started
+    figures.load_end = os.getloadavg()[0]
+    print(report(figures))
     if not args.no_write:
-        path = write_results(r)
+        path = write_results(figures, QUICK_RESULTS if args.quick else RESULTS)
         log(f"wrote {path.relative_to(ROOT)} and .json")
-    return 0
+    return 1 if figures.failures else 0
 
 
 if __name__ == "__main__":

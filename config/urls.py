@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -13,11 +12,6 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("stores.urls")),
 ]
-
-if settings.BENCH_FLOOR:
-    from bench.floor import floor_view
-
-    urlpatterns.append(path("bench/floor", floor_view))
 
 # JSON envelope for /api/ paths, Django's pages elsewhere.
 handler404 = "orders.api.errors.page_not_found"

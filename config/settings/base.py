@@ -272,10 +272,6 @@ DELIVERY_MANIFEST_MAX_BYTES = env.int("DELIVERY_MANIFEST_MAX_BYTES", default=5 *
 # raise it to interrupt a worker half way and watch nothing be applied twice or in half.
 INTAKE_PAUSE_SECONDS = env.float("INTAKE_PAUSE_SECONDS", default=0.0)
 
-# --- Bench ---
-# `make bench` mounts its floor view (bench/floor.py) at /bench/floor; never in production.
-BENCH_FLOOR = env.bool("BENCH_FLOOR", default=False)
-
 # --- The beat schedule, all of it ---------------------------------------------------------
 INTAKE_WEEKDAY = env.str("INTAKE_WEEKDAY", default="fri")
 INTAKE_HOUR = env.int("INTAKE_HOUR", default=6)
