@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
     skip them only when those are absent and REQUIRE_SERVICES is not set.
 
     With REQUIRE_SERVICES=1 the settings refuse to load without PostgreSQL and Redis, and
-    a missing Chromium fails every browser test (see _chromium_required) instead of skipping.
+    a missing Chromium fails every browser test (browser_type_launch_args) instead of skipping.
     """
     have_services = settings.USING_POSTGRES and bool(settings.REDIS_URL)
     no_chromium = "" if settings.REQUIRE_SERVICES else chromium_missing()
@@ -41,15 +41,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_services)
         elif no_chromium and "browser" in item.keywords:
             item.add_marker(skip_browser)
-
-
-@pytest.fixture(autouse=True)
-def _chromium_required(request):
-    """REQUIRE_SERVICES=1 (CI): a browser test without Chromium fails, it never skips."""
-    if "browser" in request.keywords:
-        missing = chromium_missing()
-        if missing:
-            pytest.fail(f"REQUIRE_SERVICES=1 but this test {missing}.", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +170,14 @@ def celery_worker_factory(settings):
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
-    """Playwright drives Debian's Chromium; it never downloads a browser of its own."""
+    """Playwright drives Debian's Chromium; it never downloads a browser of its own.
+
+    Every browser test reaches this first (it is what starts the browser), so this is where
+    REQUIRE_SERVICES=1 turns a missing Chromium into a failure rather than a skip.
+    """
+    missing = chromium_missing()
+    if missing:
+        pytest.fail(f"REQUIRE_SERVICES=1, and the browser tests {missing}.", pytrace=False)
     return {
         "executable_path": settings.CHROMIUM_PATH,
         "args": [
