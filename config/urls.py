@@ -2,7 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from config.views import brand_stylesheet
+
 urlpatterns = [
+    path("brand.css", brand_stylesheet, name="brand-css"),
     path("admin/", admin.site.urls),
     path("api/v1/deliveries/", include("inventory.api_urls")),
     path("api/", include("orders.api.urls")),
@@ -19,6 +22,7 @@ if settings.BENCH_FLOOR:
 
     urlpatterns.append(path("bench/floor", floor_view))
 
-# JSON envelope for /api/ paths, Django's pages elsewhere.
+# JSON envelope for /api/ paths, the app's own pages (templates/403.html ...) elsewhere.
+handler403 = "orders.api.errors.permission_denied"
 handler404 = "orders.api.errors.page_not_found"
 handler500 = "orders.api.errors.server_error"

@@ -201,3 +201,12 @@ def page_not_found(request: HttpRequest, exception=None, *args, **kwargs) -> Htt
     from django.views.defaults import page_not_found as django_page_not_found
 
     return django_page_not_found(request, exception, *args, **kwargs)
+
+
+def permission_denied(request: HttpRequest, exception=None, *args, **kwargs) -> HttpResponse:
+    """handler403 for the project: the envelope under /api/, the app's 403 page elsewhere."""
+    if request.path_info.startswith("/api/"):
+        return envelope_response("permission_denied", _MESSAGES["permission_denied"], status=403)
+    from django.views.defaults import permission_denied as django_permission_denied
+
+    return django_permission_denied(request, exception, *args, **kwargs)

@@ -78,5 +78,7 @@ def starved_pools(*, launch_id: int) -> list[str]:
     for stock in Stock.objects.filter(sku_id__in={k[0] for k in waiting}):
         key = (stock.sku_id, stock.location_id)
         if waiting.get(key) and stock.on_hand - stock.reserved > 0:
-            problems.append(f"{stock}: {waiting[key]} waiting while {stock.on_hand - stock.reserved} are free")
+            problems.append(
+                f"{stock}: {waiting[key]} waiting while {stock.on_hand - stock.reserved} are free"
+            )
     return problems

@@ -24,7 +24,7 @@ def admit(account: str):
 
 
 def test_an_order_waitlisted_then_allocated_gets_both_emails(launch_with_stock):
-    """"We have your order" (with its place) when it has to wait, then "your phone is
+    """ "We have your order" (with its place) when it has to wait, then "your phone is
     reserved" when a unit comes: two events, two messages, neither swallowing the other."""
     launch, sku, _, _ = launch_with_stock(online_units=0, customers=1)
     order = admit("D0000001")
