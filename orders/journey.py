@@ -116,6 +116,8 @@ def _detail_context(launch: Launch, *, form=None, **extra) -> dict:
             _pool_availability(launch=launch, sku=sku, pool_id=online.pk, where="home delivery")
             for sku in launch.skus.all()
         ]
+        # Nothing left online for any model: the order form's button says what it does.
+        context["all_sold_out"] = all(pool.sold_out for pool in context["online"])
     context.update(extra)
     return context
 
@@ -281,6 +283,32 @@ def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
     )
 
 
+@dataclass(frozen=True)
+class Step:
+    key: str
+    label: str
+    done: bool
+    current: bool = False
+
+
+def _progress_steps(order: Order) -> list[Step]:
+    """Ordered -> reserved -> ready -> collected (collect orders), or ordered -> reserved ->
+    sent (home delivery); the first step not done is the current one."""
+    held = order.status in (Order.Status.ALLOCATED, Order.Status.FULFILLED)
+    done = order.status == Order.Status.FULFILLED
+    if order.fulfilment == Order.Fulfilment.COLLECT:
+        steps = [
+            ("ordered", "Ordered", True),
+            ("reserved", "Reserved", held),
+            ("ready", "Ready to collect", held),
+            ("collected", "Collected", done),
+        ]
+    else:
+        steps = [("ordered", "Ordered", True), ("reserved", "Reserved", held), ("sent", "Sent", done)]
+    current = next((key for key, _, is_done in steps if not is_done), None)
+    return [Step(key, label, is_done, key == current) for key, label, is_done in steps]
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
@@ -327,6 +355,9 @@ def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
             else "home delivery"
         ),
         "status_url": reverse("journey-order", kwargs={"reference": order.reference}),
+        "steps": _progress_steps(order),
+        # The panel keeps refreshing until nothing more can happen to the order.
+        "finished": order.status in (Order.Status.FULFILLED, Order.Status.CANCELLED),
     }
     template = "journey/order_status.html"
     if request.htmx:
