@@ -129,11 +129,13 @@ class Story:
         # Everything runs in this process whatever the deployment: tasks eager, and the
         # story's email recorded as sent without reaching a mail server. Admission's
         # allocator nudges take the coalesced path (about one run a second), as under load.
+        # (Celery's own switch first: its configuration is read from the settings the first
+        # time it is touched, and must not be read while they are overridden.)
         with (
+            _celery_eager(),
             override_settings(
                 CELERY_TASK_ALWAYS_EAGER=False, EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"
             ),
-            _celery_eager(),
         ):
             catalogue_clear()  # a long-lived process may remember an older launch of this slug
             # One transaction (the services' own become savepoints): on SQLite a commit per
