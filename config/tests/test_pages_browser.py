@@ -277,6 +277,20 @@ def horizontal_overflow(page: Page) -> int:
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
 
+WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+  .slice(0, 8)
+  .map(e => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${[...e.classList].join(".")} ` +
+            `(${Math.round(e.getBoundingClientRect().width)} px): ${(e.innerText || "").slice(0, 40)}`)"""
+
+
+def fits(page: Page) -> list[str]:
+    """What sticks out past the right edge ([] when the page does not scroll sideways)."""
+    if horizontal_overflow(page) <= 0:
+        return []
+    return page.evaluate(WIDER_THAN_THE_SCREEN) or ["the page scrolls sideways"]
+
+
 def axe_problems(page: Page) -> list[str]:
     """Serious and critical axe-core violations, and ids used more than once."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
@@ -298,11 +312,11 @@ def test_page_fits_a_phone_and_passes_axe(case, tabs, world):
     tab = tabs(case.who, PHONE)
     response = tab.visit(case.url(world))
     assert response is not None and response.status < 500
-    assert horizontal_overflow(tab.page) <= 0, f"{case.id} scrolls sideways at {PHONE} px"
+    assert fits(tab.page) == [], f"{case.id} scrolls sideways at {PHONE} px"
     assert axe_problems(tab.page) == []
     tab.page.set_viewport_size({"width": NARROWEST, "height": 800})
     try:
-        assert horizontal_overflow(tab.page) <= 0, f"{case.id} scrolls sideways at {NARROWEST} px"
+        assert fits(tab.page) == [], f"{case.id} scrolls sideways at {NARROWEST} px"
     finally:
         tab.page.set_viewport_size({"width": PHONE, "height": 800})
 

@@ -186,7 +186,7 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 
 
 def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-    """handler500 for the project: the envelope under /api/, Django's page elsewhere."""
+    """handler500 for the project: the envelope under /api/, templates/500.html elsewhere."""
     if request.path_info.startswith("/api/"):
         return envelope_response("server_error", "Something went wrong on our side.", status=500)
     from django.views.defaults import server_error as django_server_error
@@ -195,7 +195,7 @@ def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 
 
 def page_not_found(request: HttpRequest, exception=None, *args, **kwargs) -> HttpResponse:
-    """handler404 for the project: the envelope under /api/, Django's page elsewhere."""
+    """handler404 for the project: the envelope under /api/, templates/404.html elsewhere."""
     if request.path_info.startswith("/api/"):
         return envelope_response("not_found", "There is nothing at this address.", status=404)
     from django.views.defaults import page_not_found as django_page_not_found
