@@ -4,25 +4,34 @@ VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 PORT ?= 8000
+# Exported, so settings see it too: SITE_URL (the links in emails) follows the port served.
+export PORT
 # gunicorn: two workers per core is the usual rule for a database-bound Django app.
 WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 .PHONY: demo test serve bench lint install
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	touch $@
+	@echo "Installing into $(VENV) (once; a minute or two)..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
 
 install: $(BIN)/.installed
 
-# manage.py runs with config.settings.local (DEBUG, the embedded default unless the
-# environment names services); make serve and the WSGI/ASGI apps with production.
+# manage.py runs config.settings.local (DEBUG, the embedded default unless the
+# environment names services); make serve and the WSGI/ASGI apps run production.
+# The demo: seed the story quietly, start the server, and once it answers print the
+# "Try it" block last. Every sign-in is kept in var/demo-sign-ins.txt.
 demo: install
-	$(MANAGE) migrate --noinput
-	$(MANAGE) seed_demo --reset
-	$(MANAGE) runserver 127.0.0.1:$(PORT)
+	@mkdir -p var
+	@$(MANAGE) migrate --noinput -v 0
+	@$(MANAGE) seed_demo --reset --story > var/demo-sign-ins.txt
+	@trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' INT TERM EXIT; \
+	PYTHONUNBUFFERED=1 $(MANAGE) runserver --noreload 127.0.0.1:$(PORT) & server=$$!; \
+	$(MANAGE) demo_try_it --sign-ins var/demo-sign-ins.txt --url http://127.0.0.1:$(PORT) || exit 1; \
+	wait $$server
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

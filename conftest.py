@@ -14,15 +14,33 @@ BASE_DIR = Path(__file__).resolve().parent
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+def chromium_missing() -> str:
+    """Why the browser tests cannot run here, or "" when Chromium is where settings say."""
+    path = settings.CHROMIUM_PATH
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return ""
+    return (
+        f"needs Chromium at {path} (LAUNCHDAY_CHROMIUM): install it with "
+        "`apt-get install chromium chromium-driver`, or run `bash .ci/run`, which does"
+    )
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `services` need PostgreSQL and Redis; skip them only when those are absent."""
+    """Tests marked `services` need PostgreSQL and Redis, tests marked `browser` need Chromium:
+    skip them only when those are absent and REQUIRE_SERVICES is not set.
+
+    With REQUIRE_SERVICES=1 the settings refuse to load without PostgreSQL and Redis, and
+    a missing Chromium fails every browser test (browser_type_launch_args) instead of skipping.
+    """
     have_services = settings.USING_POSTGRES and bool(settings.REDIS_URL)
-    if have_services:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL and Redis (set REQUIRE_SERVICES=1 to insist)")
+    no_chromium = "" if settings.REQUIRE_SERVICES else chromium_missing()
+    skip_services = pytest.mark.skip(reason="needs PostgreSQL and Redis (set REQUIRE_SERVICES=1 to insist)")
+    skip_browser = pytest.mark.skip(reason=no_chromium + " (set REQUIRE_SERVICES=1 to insist)")
     for item in items:
-        if "services" in item.keywords:
-            item.add_marker(skip)
+        if not have_services and "services" in item.keywords:
+            item.add_marker(skip_services)
+        elif no_chromium and "browser" in item.keywords:
+            item.add_marker(skip_browser)
 
 
 @pytest.fixture(autouse=True)
@@ -162,9 +180,16 @@ def celery_worker_factory(settings):
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
-    """Playwright drives Debian's Chromium; it never downloads a browser of its own."""
+    """Playwright drives Debian's Chromium; it never downloads a browser of its own.
+
+    Every browser test reaches this first (it is what starts the browser), so this is where
+    REQUIRE_SERVICES=1 turns a missing Chromium into a failure rather than a skip.
+    """
+    missing = chromium_missing()
+    if missing:
+        pytest.fail(f"REQUIRE_SERVICES=1, and the browser tests {missing}.", pytrace=False)
     return {
-        "executable_path": "/usr/bin/chromium",
+        "executable_path": settings.CHROMIUM_PATH,
         "args": [
             "--no-sandbox",
             "--disable-gpu",

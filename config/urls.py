@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.views import brand_stylesheet
+
 urlpatterns = [
+    path("brand.css", brand_stylesheet, name="brand-css"),
     path("admin/", admin.site.urls),
     path("api/v1/deliveries/", include("inventory.api_urls")),
     path("api/", include("orders.api.urls")),
@@ -13,6 +16,7 @@ urlpatterns = [
     path("", include("stores.urls")),
 ]
 
-# JSON envelope for /api/ paths, Django's pages elsewhere.
+# JSON envelope for /api/ paths, the app's own pages (templates/403.html ...) elsewhere.
+handler403 = "orders.api.errors.permission_denied"
 handler404 = "orders.api.errors.page_not_found"
 handler500 = "orders.api.errors.server_error"

@@ -31,6 +31,13 @@ class CampaignPreviewForm(forms.Form):
     kind = forms.ChoiceField(choices=KIND_CHOICES)
     customer = forms.CharField(max_length=200, label="Customer account number or email")
 
+    def __init__(self, *args, **kwargs):
+        # Shown on the campaigns page beside CampaignStartForm, whose fields have the same
+        # names: ids of its own keep every id on that page unique (field names stay as they
+        # are, so preview links keep working).
+        kwargs.setdefault("auto_id", "id_preview_%s")
+        super().__init__(*args, **kwargs)
+
     def clean_customer(self):
         value = self.cleaned_data["customer"].strip()
         customer = (

@@ -8,6 +8,7 @@ the status page, so that page shows nothing personal beyond the first name.
 """
 
 import datetime
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -71,6 +72,8 @@ def _detail_context(launch: Launch, *, form=None, **extra) -> dict:
             skus=list(launch.skus.all()),
             where="home delivery",
         )
+        # Nothing left online for any model: the order form's button says what it does.
+        context["all_sold_out"] = all(pool.sold_out for pool in context["online"])
     context.update(extra)
     return context
 
@@ -239,6 +242,32 @@ def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
     )[0]
 
 
+@dataclass(frozen=True)
+class Step:
+    key: str
+    label: str
+    done: bool
+    current: bool = False
+
+
+def _progress_steps(order: Order) -> list[Step]:
+    """Ordered -> reserved -> ready -> collected (collect orders), or ordered -> reserved ->
+    sent (home delivery); the first step not done is the current one."""
+    held = order.status in (Order.Status.ALLOCATED, Order.Status.FULFILLED)
+    done = order.status == Order.Status.FULFILLED
+    if order.fulfilment == Order.Fulfilment.COLLECT:
+        steps = [
+            ("ordered", "Ordered", True),
+            ("reserved", "Reserved", held),
+            ("ready", "Ready to collect", held),
+            ("collected", "Collected", done),
+        ]
+    else:
+        steps = [("ordered", "Ordered", True), ("reserved", "Reserved", held), ("sent", "Sent", done)]
+    current = next((key for key, _, is_done in steps if not is_done), None)
+    return [Step(key, label, is_done, key == current) for key, label, is_done in steps]
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
@@ -285,6 +314,9 @@ def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
             else "home delivery"
         ),
         "status_url": reverse("journey-order", kwargs={"reference": order.reference}),
+        "steps": _progress_steps(order),
+        # The panel keeps refreshing until nothing more can happen to the order.
+        "finished": order.status in (Order.Status.FULFILLED, Order.Status.CANCELLED),
     }
     template = "journey/order_status.html"
     if request.htmx:

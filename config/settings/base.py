@@ -13,10 +13,12 @@ file, the local-memory cache and Celery tasks run eagerly in process (the embedd
 default); with DATABASE_URL and REDIS_URL, PostgreSQL and Redis with real workers.
 """
 
+import re
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -82,6 +84,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "stores.context_processors.staff_role",
+                "config.context_processors.brand",
             ],
         },
     },
@@ -133,7 +136,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+# With a host named, kombu's in-memory transport (eager tasks still take a producer from
+# it) does not warn "No hostname was supplied" on every task the embedded demo runs.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -224,7 +229,16 @@ EMAIL_BACKEND = env.str(
 EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Launchday <launch@launchday.example>")
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# Links in emails. By default the address this machine serves on: `make demo` and
+# `make serve` pass their PORT, so the links follow the port actually served.
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}")
+
+# --- Look of the pages ------------------------------------------------------------------
+# The operator's name and brand colour, shown on every page (config.context_processors).
+OPERATOR_NAME = env.str("OPERATOR_NAME", default="Launchday Mobile")
+BRAND_COLOUR = env.str("BRAND_COLOUR", default="#0550ae")
+if not re.fullmatch(r"#[0-9a-fA-F]{6}", BRAND_COLOUR):
+    raise ImproperlyConfigured(f"BRAND_COLOUR must be a colour like #0550ae, not {BRAND_COLOUR!r}.")
 
 # --- Launch-day behaviour -----------------------------------------------------------------
 # Measured: 20,000 orders per batch allocate about 10% faster than 5,000; a batch holds

@@ -6,6 +6,7 @@ that need a real service skip; REQUIRE_SERVICES=1 turns that fallback into an er
 """
 
 import os
+import shutil
 import socket
 import time
 from urllib.parse import urlsplit
@@ -36,6 +37,9 @@ for var, default, port in (
         os.environ.pop(var, None)
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads): here,
+# or where LAUNCHDAY_CHROMIUM says. Without it they skip, or fail with REQUIRE_SERVICES=1.
+CHROMIUM_PATH = os.environ.get("LAUNCHDAY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 os.environ["DEBUG"] = "0"
 
 from .base import *  # noqa: E402,F403

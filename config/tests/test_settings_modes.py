@@ -57,7 +57,7 @@ def test_embedded_mode_with_nothing_set(tmp_path):
     assert s["name"] == str(tmp_path / "x.sqlite3")
     assert s["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert s["eager"] is True
-    assert s["broker"] == "memory://"
+    assert s["broker"] == "memory://localhost/"
     assert s["ssl_redirect"] is False
 
 

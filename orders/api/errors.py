@@ -164,7 +164,7 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 
 
 def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-    """handler500 for the project: the envelope under /api/, Django's page elsewhere."""
+    """handler500 for the project: the envelope under /api/, templates/500.html elsewhere."""
     if request.path_info.startswith("/api/"):
         return envelope_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.", status=500)
     from django.views.defaults import server_error as django_server_error
@@ -173,9 +173,18 @@ def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 
 
 def page_not_found(request: HttpRequest, exception=None, *args, **kwargs) -> HttpResponse:
-    """handler404 for the project: the envelope under /api/, Django's page elsewhere."""
+    """handler404 for the project: the envelope under /api/, templates/404.html elsewhere."""
     if request.path_info.startswith("/api/"):
         return envelope_response(ErrorCode.NOT_FOUND, "There is nothing at this address.", status=404)
     from django.views.defaults import page_not_found as django_page_not_found
 
     return django_page_not_found(request, exception, *args, **kwargs)
+
+
+def permission_denied(request: HttpRequest, exception=None, *args, **kwargs) -> HttpResponse:
+    """handler403 for the project: the envelope under /api/, the app's 403 page elsewhere."""
+    if request.path_info.startswith("/api/"):
+        return envelope_response("permission_denied", _MESSAGES["permission_denied"], status=403)
+    from django.views.defaults import permission_denied as django_permission_denied
+
+    return django_permission_denied(request, exception, *args, **kwargs)

@@ -92,7 +92,9 @@ def test_register_order_and_see_the_position_update_without_reloading(page: Page
     )
     page.get_by_label("Home delivery").check()
     expect(page.locator("#availability")).to_contain_text("is sold out for home delivery")
-    page.get_by_role("button", name="Place my order").click()
+    # The one action says what it does: nothing is left for this pool, so it joins the waitlist.
+    expect(page.get_by_role("button", name="Place my order")).to_have_count(0)
+    page.get_by_role("button", name="Join the waitlist").click()
 
     # The status page: honest about the sell-out, exact position, next delivery.
     expect(page).to_have_url(re.compile(r"/upgrade/orders/LD[A-Z0-9]{10}/$"))
@@ -111,10 +113,13 @@ def test_register_order_and_see_the_position_update_without_reloading(page: Page
     expect(panel).to_contain_text("You are #2 in the queue", timeout=10_000)
     assert page.evaluate("window.__marker") == 1
 
-    # Two more: Anna's phone is reserved and the panel stops polling.
+    # Two more: Anna's phone is reserved ("an", not "a"), and the panel keeps following
+    # the order, since reserved is not the end of it.
     stock_receive(location=online, sku=sku, quantity=2, reference="WK30")
     launch_allocate(launch_id=launch.pk)
     expect(panel).to_contain_text("Your phone is reserved", timeout=10_000)
+    expect(panel).to_contain_text("An iPhone 3G 8GB Black is reserved for you.")
     assert page.evaluate("window.__marker") == 1
-    expect(page.locator("#status-panel")).not_to_have_attribute("hx-trigger", re.compile(".+"))
+    expect(page.locator("#status-panel")).to_have_attribute("hx-trigger", re.compile("every 2s"))
+    expect(page.locator('#status-panel [data-step="reserved"]')).to_have_class("done")
     assert Order.objects.get(customer=anna).status == Order.Status.ALLOCATED

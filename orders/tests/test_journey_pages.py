@@ -248,7 +248,7 @@ def test_closed_launch_says_so_and_takes_no_orders(client, launch_with_stock):
     assert not Order.objects.exists()
 
 
-def test_status_fragment_for_htmx_and_polling_stops_once_allocated(client, launch_with_stock):
+def test_status_fragment_for_htmx_and_polling_stops_once_the_order_is_finished(client, launch_with_stock):
     launch, sku, *_ = launch_with_stock(online_units=1)
     order = order_admit(
         launch=launch.slug, customer="D0000001", sku=SKU, fulfilment="delivery", channel="online"
@@ -263,7 +263,17 @@ def test_status_fragment_for_htmx_and_polling_stops_once_allocated(client, launc
     launch_allocate(launch_id=launch.pk)
     allocated = client.get(url, headers={"HX-Request": "true"})
     assert "Your phone is reserved" in text(allocated)
-    assert "hx-trigger" not in allocated.content.decode()
+    # Reserved is not the end: the page keeps following the order until it is sent.
+    assert "every 2s" in allocated.content.decode()
+    steps = dict(re.findall(r'data-step="(\w+)" class="(done)?"', allocated.content.decode()))
+    assert steps == {"ordered": "done", "reserved": "done", "sent": ""}
+    assert 'data-step="sent" class="" aria-current="step"' in allocated.content.decode()
+
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.FULFILLED)
+    fulfilled = client.get(url, headers={"HX-Request": "true"})
+    assert "Order complete" in text(fulfilled)
+    assert "hx-trigger" not in fulfilled.content.decode()
+    assert 'data-step="sent" class="done"' in fulfilled.content.decode()
 
 
 NASTY = ["\x00", "A\x00B", "x" * 100_000, "<script>alert(1)</script>", "' OR 1=1 --", "\u202e\ufeff", " "]

@@ -10,13 +10,14 @@ from django.core.management import call_command
 @dataclass
 class SignIns:
     stdout: str
+    stderr: str = ""
     partner_key: str = ""
     staff: dict[str, tuple[str, str]] = field(default_factory=dict)  # store code -> (username, password)
     head_office: tuple[str, str] = ("", "")
 
 
-def parse_sign_ins(stdout: str) -> SignIns:
-    result = SignIns(stdout=stdout)
+def parse_sign_ins(stdout: str, stderr: str = "") -> SignIns:
+    result = SignIns(stdout=stdout, stderr=stderr)
     for line in stdout.splitlines():
         kind, *rest = line.split(" ")
         if kind == "partner":
@@ -32,7 +33,7 @@ def parse_sign_ins(stdout: str) -> SignIns:
 def seed(**options) -> SignIns:
     out, err = StringIO(), StringIO()
     call_command("seed_demo", stdout=out, stderr=err, **options)
-    return parse_sign_ins(out.getvalue())
+    return parse_sign_ins(out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -88,8 +88,16 @@ def test_head_office_edits_a_plan_and_sees_the_units_left_to_give_without_reload
     assert online_line.quantity == suggested + 1  # each change is saved as it is typed
 
 
-def test_head_office_watches_a_campaign_go_out_without_reloading(page: Page, live_server, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False  # the test plays the worker, batch by batch
+def test_head_office_watches_a_campaign_go_out_without_reloading(page: Page, live_server, settings, request):
+    from config.celery import app
+
+    # The test plays the worker, batch by batch: no task may send the campaign in process.
+    # Celery keeps its own copy of the switch, read from the settings when first touched.
+    # (Read before overriding the setting, so a first read does not take the override.)
+    was = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    request.addfinalizer(lambda: setattr(app.conf, "task_always_eager", was))
     sku = SKUFactory(code="IP3G-8GB-BLACK")
     launch = LaunchFactory(slug="iphone-3g", skus=[sku])
     orders = add_orders(launch=launch, sku=sku, pool=location_online_pool(), count=6)

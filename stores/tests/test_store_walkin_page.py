@@ -114,7 +114,7 @@ def test_walk_in_flow_issues_tickets_and_sells_exactly_one_unit_per_serve(client
     assert field(sold.text, "now_serving") == "#1"
     assert field(sold.text, "next_up") == "#2"
     assert field(sold.text, "tickets_waiting") == "1"
-    black_row = re.search(r'<tr data-sku="IP3G-8GB-BLACK">(.*?)</tr>', sold.text, re.S).group(1)
+    black_row = re.search(r'<tr data-sku="IP3G-8GB-BLACK"[^>]*>(.*?)</tr>', sold.text, re.S).group(1)
     assert field(black_row, "on_hand") == "2"
 
     assert stock(shop, shop.black).on_hand == 2
@@ -164,9 +164,11 @@ def test_walk_in_sale_is_refused_while_collect_orders_wait_for_the_sku(client, s
     client.post(url("store-ticket-issue", shop.store), headers=HX)
 
     page = client.get(url("store-detail", shop.store)).text
-    refused = re.search(r'data-sell="IP3G-8GB-BLACK">(.*?)</li>', page, re.S).group(1)
-    assert "Walk-in sales of IP3G-8GB-BLACK are paused: 2 click-and-collect orders still wait" in refused
-    white = re.search(r'data-sell="IP3G-16GB-WHITE">(.*?)</li>', page, re.S).group(1)
+    refused = re.search(r'data-sell="IP3G-8GB-BLACK"[^>]*>(.*?)</li>', page, re.S).group(1)
+    assert re.search(r"Walk-in sales of [^<]+ are paused: 2 click-and-collect orders still wait", refused)
+    assert "Held for collect" in refused
+    assert 'id="serve-IP3G-8GB-BLACK"' not in page  # no button for a sale the service refuses
+    white = re.search(r'data-sell="IP3G-16GB-WHITE"[^>]*>(.*?)</li>', page, re.S).group(1)
     assert "paused" not in white
 
     response = client.post(url("store-serve-next", shop.store), {"sku": "IP3G-8GB-BLACK"}, headers=HX)
@@ -393,3 +395,18 @@ def test_staff_of_another_store_cannot_pass_over_its_queue(client, shop):
     client.force_login(shop.other_staff)
     assert client.post(url("store-ticket-pass-over", shop.store)).status_code == 403
     assert Ticket.objects.get().status == "waiting"
+
+
+def test_a_sold_out_sku_is_greyed_with_a_badge_and_has_no_sell_button(client, shop):
+    client.force_login(shop.staff)
+    client.post(url("store-ticket-issue", shop.store), headers=HX)
+    page = client.get(url("store-detail", shop.store)).text
+    white = re.search(r'<li data-sell="IP3G-16GB-WHITE"([^>]*)>(.*?)</li>', page, re.S)  # none in stock
+    assert 'class="unavailable"' in white.group(1)
+    assert "Sold out" in white.group(2) and "<button" not in white.group(2)
+    black = re.search(r'<li data-sell="IP3G-8GB-BLACK"([^>]*)>(.*?)</li>', page, re.S)  # 3 in stock
+    assert "unavailable" not in black.group(1) and "Sold out" not in black.group(2)
+    assert 'id="serve-IP3G-8GB-BLACK"' in black.group(2)
+    white_row = re.search(r'<tr data-sku="IP3G-16GB-WHITE"([^>]*)>(.*?)</tr>', page, re.S)
+    assert 'class="unavailable"' in white_row.group(1) and "Sold out" in white_row.group(2)
+    assert "unavailable" not in re.search(r'<tr data-sku="IP3G-8GB-BLACK"([^>]*)>', page).group(1)
