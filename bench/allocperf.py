@@ -85,7 +85,7 @@ def reset(cur) -> tuple[int, list[int], int]:
     """Empty the launch tables; a fresh launch with 3 SKUs. Returns (launch, skus, online)."""
     cur.execute(
         "TRUNCATE customers_message, orders_poolstate, orders_order, inventory_stockmovement, inventory_stock, "
-        "orders_launch_skus, orders_launch, inventory_sku, inventory_product CASCADE"
+        "inventory_launch_skus, inventory_launch, inventory_sku, inventory_product CASCADE"
     )
     cur.execute("INSERT INTO inventory_product (code, name) VALUES ('BENCH', 'Bench phone') RETURNING id")
     product = cur.fetchone()[0]
@@ -97,13 +97,13 @@ def reset(cur) -> tuple[int, list[int], int]:
         )
         skus.append(cur.fetchone()[0])
     cur.execute(
-        "INSERT INTO orders_launch (slug, name, opens_at, closes_at, per_customer_limit, auto_apply_plans, "
+        "INSERT INTO inventory_launch (slug, name, opens_at, closes_at, per_customer_limit, auto_apply_plans, "
         "auto_apology, collect_hold_days, created_at) VALUES ('allocperf', 'Allocperf', now() - interval '2 days', "
         "now() - interval '1 day', 1, false, false, 3, now()) RETURNING id"
     )
     launch = cur.fetchone()[0]
     for sku in skus:
-        cur.execute("INSERT INTO orders_launch_skus (launch_id, sku_id) VALUES (%s, %s)", [launch, sku])
+        cur.execute("INSERT INTO inventory_launch_skus (launch_id, sku_id) VALUES (%s, %s)", [launch, sku])
     cur.execute("SELECT id FROM inventory_location WHERE kind = 'online'")
     return launch, skus, cur.fetchone()[0]
 
@@ -132,7 +132,7 @@ def shape_queue(cur, orders: int, prior: int = 0) -> int:
     launch, skus, online = reset(cur)
     if prior:
         cur.execute(
-            "INSERT INTO orders_launch (slug, name, opens_at, closes_at, per_customer_limit, auto_apply_plans, "
+            "INSERT INTO inventory_launch (slug, name, opens_at, closes_at, per_customer_limit, auto_apply_plans, "
             "auto_apology, collect_hold_days, created_at) VALUES ('earlier', 'Earlier', now() - interval '9 days', "
             "now() - interval '8 days', 1, false, false, 3, now()) RETURNING id"
         )
@@ -249,15 +249,15 @@ def check(cur, launch: int, *, waitlisted_messages: bool) -> list[str]:
         problems.append(f"{n} FCFS violations")
     cur.execute(
         "SELECT count(*) FROM orders_order o WHERE o.status = ANY(%s) AND NOT EXISTS "
-        "(SELECT 1 FROM customers_message m WHERE m.order_id = o.sequence AND m.dedupe_key = "
+        "(SELECT 1 FROM customers_message m WHERE m.order_reference = o.reference AND m.dedupe_key = "
         "CASE o.status WHEN 'allocated' THEN 'allocated:' ELSE 'received:' END || o.reference)",
         [["allocated", "waitlisted"] if waitlisted_messages else ["allocated"]],
     )
     if n := cur.fetchone()[0]:
         problems.append(f"{n} orders without their message")
-    cur.execute("SELECT count(*) - count(DISTINCT order_id) FROM customers_message")
+    cur.execute("SELECT count(*) - count(DISTINCT dedupe_key) FROM customers_message")
     if n := cur.fetchone()[0]:
-        problems.append(f"{n} orders with two messages")
+        problems.append(f"{n} events with two messages")
     cur.execute(
         "SELECT count(*) FROM orders_poolstate ps WHERE ps.waiting <> (SELECT count(*) FROM orders_order o "
         "WHERE o.status = 'waitlisted' AND o.sku_id = ps.sku_id AND o.pool_id = ps.pool_id) "

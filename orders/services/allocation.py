@@ -10,10 +10,12 @@ earlier in its pool waits.
 
 On PostgreSQL a batch costs a fixed number of statements whatever its size or number of
 pools: decisions are made in Python over named tuples, and each table gets one
-set-based write, by the app that owns it (orders here, stock and ledger through
-inventory.services.stock_reserve_bulk, the outbox through customers' messages_enqueue).
-Nearly all remaining time is PostgreSQL's own per-row work: a non-HOT order UPDATE
-(status is indexed) and the outbox INSERT and its indexes.
+set-based write by the app that owns it: orders' UPDATE here, which customers'
+order_events_enqueue turns into one statement with the outbox INSERT it writes (the
+UPDATE's RETURNING feeds it, so no order row travels to Python and back), and stock and
+ledger through inventory's stock_reserve_bulk. Nearly all remaining time is PostgreSQL's
+own per-row work: a non-HOT order UPDATE (status is indexed) and the outbox INSERT and
+its indexes.
 """
 
 import datetime
@@ -31,7 +33,14 @@ from django.db.models import Max
 from django.utils import timezone
 
 from customers.models import Message
-from customers.services.outbox import OrderFacts, OutboxMessage, messages_enqueue, order_message, outbox_nudge
+from customers.services.outbox import (
+    OrderFacts,
+    OutboxMessage,
+    messages_enqueue,
+    order_events_enqueue,
+    order_message,
+    outbox_nudge,
+)
 from inventory.models import Launch
 from inventory.services import stock_reserve_bulk, stock_rows_for_update
 from orders.models import Order, PoolState
@@ -54,18 +63,14 @@ class AllocationResult:
 
 
 class _Waiting(NamedTuple):
-    """An order the batch may serve, with what its email needs."""
+    """An order the batch may serve."""
 
     sequence: int
     sku_id: int
     pool_id: int
-    reference: str
-    customer_id: int
-    fulfilment: str
-    store_id: int | None
 
 
-_WAITING_FIELDS = ("sequence", "sku_id", "pool_id", "reference", "customer_id", "fulfilment", "store_id")
+_WAITING_FIELDS = ("sequence", "sku_id", "pool_id")
 
 
 @dataclass
@@ -197,14 +202,7 @@ def _allocate_batch(
     if not changes:
         return 0, last
     collect_by = now + datetime.timedelta(days=launch.collect_hold_days)
-    _write_orders(changes=changes, now=now, collect_by=collect_by)
-    # In sequence order, so the outbox (claimed by id) mails customers first come first.
-    messages_enqueue(
-        messages=[
-            _message(c, launch_id=launch_id, collect_by=collect_by)
-            for c in sorted(changes, key=lambda c: c.order.sequence)
-        ]
-    )
+    _write_orders_and_messages(changes=changes, now=now, collect_by=collect_by)
     stock_reserve_bulk(
         reservations={(pool, sku): n for (sku, pool), n in served.items()},
         reason="Allocated to waiting orders in sequence order",
@@ -216,25 +214,6 @@ def _allocate_batch(
     result.allocated += allocated
     result.waitlisted += len(changes) - allocated
     return len(changes), last
-
-
-def _message(change: _Change, *, launch_id: int, collect_by: datetime.datetime) -> OutboxMessage:
-    """The customer's email about this event: reserved, or received with its place."""
-    order = change.order
-    allocated = change.position is None
-    return order_message(
-        kind=Message.Kind.ALLOCATED if allocated else Message.Kind.ORDER_RECEIVED,
-        customer_id=order.customer_id,
-        launch_id=launch_id,
-        order=OrderFacts(
-            reference=order.reference,
-            sku_id=order.sku_id,
-            fulfilment=order.fulfilment,
-            store_id=order.store_id,
-            collect_by=collect_by if allocated and order.fulfilment == Order.Fulfilment.COLLECT else None,
-            position=change.position,
-        ),
-    )
 
 
 def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> list[tuple[_Waiting, int]]:
@@ -250,16 +229,14 @@ def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> li
         keys = list(wanted)
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT w.sequence, p.sku_id, p.pool_id, w.reference, w.customer_id, w.fulfilment, "
-                "w.store_id, w.wait_number "
+                "SELECT w.sequence, p.sku_id, p.pool_id, w.wait_number "
                 "FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS p(sku_id, pool_id, n) "
-                "CROSS JOIN LATERAL (SELECT o.sequence, o.reference, o.customer_id, o.fulfilment, o.store_id, "
-                "  o.wait_number FROM orders_order o "
+                "CROSS JOIN LATERAL (SELECT o.sequence, o.wait_number FROM orders_order o "
                 "  WHERE o.launch_id = %s AND o.sku_id = p.sku_id AND o.pool_id = p.pool_id "
                 "  AND o.status = 'waitlisted' ORDER BY o.wait_number LIMIT p.n) AS w",
                 [[k[0] for k in keys], [k[1] for k in keys], [wanted[k] for k in keys], launch_id],
             )
-            return [(_Waiting(*row[:7]), row[7]) for row in cursor.fetchall()]
+            return [(_Waiting(*row[:3]), row[3]) for row in cursor.fetchall()]
     heads = []
     for (sku_id, pool_id), n in wanted.items():
         rows = (
@@ -269,44 +246,53 @@ def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> li
             .order_by("wait_number")
             .values_list(*_WAITING_FIELDS, "wait_number")[:n]
         )
-        heads += [(_Waiting(*row[:7]), row[7]) for row in rows]
+        heads += [(_Waiting(*row[:3]), row[3]) for row in rows]
     return heads
 
 
-# One statement for every order of a batch. An allocated order keeps the wait number it
-# had (positions count from served_through). The bounds let a merge join start its
-# primary-key scan at the batch, not at the table's first order.
-_ORDERS_SQL = """
-WITH v AS (
-  SELECT * FROM unnest(%(seq)s::bigint[], %(wait)s::int[], %(allocated)s::bool[])
-    AS v(sequence, wait_number, allocated)
-)
-UPDATE orders_order o SET
-  status = CASE WHEN v.allocated THEN 'allocated' ELSE 'waitlisted' END,
-  wait_number = COALESCE(v.wait_number, o.wait_number),
-  allocated_at = CASE WHEN v.allocated THEN %(now)s ELSE o.allocated_at END,
-  collect_by = CASE WHEN v.allocated AND o.fulfilment = 'collect' THEN %(collect_by)s ELSE o.collect_by END
-FROM v WHERE o.sequence = v.sequence AND o.sequence BETWEEN %(lo)s AND %(hi)s
+# One statement for every order of a batch and its outbox row: the UPDATE's RETURNING is
+# what customers' order_events_enqueue writes the messages from, in the same statement.
+# An allocated order keeps the wait number it had (positions count from served_through).
+# The bounds let a merge join start its primary-key scan at the batch, not at the
+# table's first order.
+_ORDERS_UPDATE = """
+  WITH v AS (
+    SELECT * FROM unnest(%(seq)s::bigint[], %(wait)s::int[], %(pos)s::int[]) AS v(sequence, wait_number, position)
+  )
+  UPDATE orders_order o SET
+    status = CASE WHEN v.position IS NULL THEN 'allocated' ELSE 'waitlisted' END,
+    wait_number = COALESCE(v.wait_number, o.wait_number),
+    allocated_at = CASE WHEN v.position IS NULL THEN %(now)s ELSE o.allocated_at END,
+    collect_by = CASE WHEN v.position IS NULL AND o.fulfilment = 'collect' THEN %(collect_by)s
+                 ELSE o.collect_by END
+  FROM v WHERE o.sequence = v.sequence AND o.sequence BETWEEN %(lo)s AND %(hi)s
+  RETURNING o.sequence,
+    CASE WHEN v.position IS NULL THEN %(allocated_kind)s ELSE %(received_kind)s END AS kind,
+    o.reference, o.customer_id, o.launch_id, o.sku_id, o.store_id, o.fulfilment,
+    CASE WHEN v.position IS NULL THEN o.collect_by END AS collect_by, v.position
 """
 
 
-def _write_orders(*, changes: list[_Change], now: datetime.datetime, collect_by: datetime.datetime) -> None:
-    """Orders allocated or waitlisted, in the allocator's transaction."""
+def _write_orders_and_messages(
+    *, changes: list[_Change], now: datetime.datetime, collect_by: datetime.datetime
+) -> None:
+    """Orders allocated or waitlisted, and each one's email, in the allocator's transaction."""
     sequences = [c.order.sequence for c in changes]
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _ORDERS_SQL,
-                {
-                    "seq": sequences,
-                    "wait": [c.wait_number for c in changes],
-                    "allocated": [c.position is None for c in changes],
-                    "lo": min(sequences),
-                    "hi": max(sequences),
-                    "now": now,
-                    "collect_by": collect_by,
-                },
-            )
+        order_events_enqueue(
+            source=_ORDERS_UPDATE,
+            params={
+                "seq": sequences,
+                "wait": [c.wait_number for c in changes],
+                "pos": [c.position for c in changes],
+                "lo": min(sequences),
+                "hi": max(sequences),
+                "now": now,
+                "collect_by": collect_by,
+                "allocated_kind": Message.Kind.ALLOCATED,
+                "received_kind": Message.Kind.ORDER_RECEIVED,
+            },
+        )
         return
     allocated = [c.order.sequence for c in changes if c.position is None]
     Order.objects.filter(pk__in=allocated, fulfilment=Order.Fulfilment.DELIVERY).update(
@@ -323,6 +309,25 @@ def _write_orders(*, changes: list[_Change], now: datetime.datetime, collect_by:
         ],
         ["status", "wait_number"],
         batch_size=500,
+    )
+    orders = {o.sequence: o for o in Order.objects.filter(pk__in=sequences)}
+    messages_enqueue(messages=[_message(orders[c.order.sequence], c.position) for c in sorted(changes)])
+
+
+def _message(order: Order, position: int | None) -> OutboxMessage:
+    """The customer's email about this event: reserved, or received with its place."""
+    return order_message(
+        kind=Message.Kind.ALLOCATED if position is None else Message.Kind.ORDER_RECEIVED,
+        customer_id=order.customer_id,
+        launch_id=order.launch_id,
+        order=OrderFacts(
+            reference=order.reference,
+            sku_id=order.sku_id,
+            fulfilment=order.fulfilment,
+            store_id=order.store_id,
+            collect_by=order.collect_by if position is None else None,
+            position=position,
+        ),
     )
 
 

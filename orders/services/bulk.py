@@ -20,6 +20,13 @@ deadlock on the unique index; a deadlock with some other writer is retried.
 
 On SQLite (the embedded demo), and for launches that allow a customer more than one
 order (slots), items go through order_admit one by one instead.
+
+The engine, candidates_admit, takes candidates of any caller and channel: the bulk API's
+thousand items of one partner, or the single requests that group commit
+(orders.services.group_commit) gathers from many clients, each with its own channel,
+partner and Idempotency-Key. Keys are settled in the same transaction: a key already
+used answers a replay or a conflict without inserting, and a key that met a concurrent
+request's row on the unique index is read back after the insert.
 """
 
 import datetime
@@ -32,8 +39,9 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from customers.services.registration import eligible_customer_ids
+from orders.codes import ErrorCode
 from orders.models import Order
-from orders.selectors.orders import OrderSummary
+from orders.selectors.orders import OrderSummary, order_summary
 from orders.selectors.positions import order_queue_position, queued_positions
 from orders.services.admission import (
     AdmissionRefused,
@@ -61,23 +69,39 @@ class BulkOutcome:
     index: int
     order: OrderSummary | None = None
     refusal: AdmissionRefused | None = None
+    # The order was admitted by an earlier request with the same Idempotency-Key.
+    replayed: bool = False
 
 
 @dataclass
-class _Candidate:
+class Candidate:
+    """One order request that passed the rules up to eligibility, ready to insert."""
+
     index: int
     request: OrderRequest
     cat: LaunchCatalogue
     sku_id: int
     store_id: int | None
     pool_id: int
+    channel: str
+    partner_id: int | None
+    created_at: datetime.datetime
     customer_id: int = 0
+    idempotency_scope: str = ""
+    idempotency_key: str | None = None
     reference: str = ""
 
+    @property
+    def fingerprint(self) -> str:
+        r = self.request
+        return request_fingerprint(
+            launch=r.launch, customer=r.customer, sku=r.sku, fulfilment=r.fulfilment, store=r.store
+        )
 
-def _check(
-    request: OrderRequest, *, partner_id: int | None, now: datetime.datetime
-) -> _Candidate | AdmissionRefused:
+
+def candidate_check(
+    request: OrderRequest, *, channel: str, partner_id: int | None, now: datetime.datetime, index: int = 0
+) -> Candidate | AdmissionRefused:
     """order_admit's rules up to eligibility (the same functions), as a value not a raise."""
     cat = launch_catalogue(slug=request.launch)
     if cat is None:
@@ -93,12 +117,20 @@ def _check(
         )
     except AdmissionRefused as refused:
         return refused
-    return _Candidate(0, request, cat, sku_id, store_id, pool_id)
+    return Candidate(
+        index=index,
+        request=request,
+        cat=cat,
+        sku_id=sku_id,
+        store_id=store_id,
+        pool_id=pool_id,
+        channel=channel,
+        partner_id=partner_id,
+        created_at=now,
+    )
 
 
-def _admitted(
-    c: _Candidate, *, reference: str, channel: str, position: int | None, now: datetime.datetime
-) -> OrderSummary:
+def _admitted(c: Candidate, *, reference: str, position: int | None) -> OrderSummary:
     r = c.request
     return OrderSummary(
         reference=reference,
@@ -107,10 +139,10 @@ def _admitted(
         sku=r.sku,
         fulfilment=r.fulfilment,
         store=r.store,
-        channel=channel,
+        channel=c.channel,
         status=Order.Status.QUEUED,
         queue_position=position,
-        created_at=now,
+        created_at=c.created_at,
     )
 
 
@@ -127,20 +159,27 @@ def orders_admit_bulk(
     """
     now = now or timezone.now()
     outcomes: list[BulkOutcome | None] = [None] * len(requests)
-    candidates: list[_Candidate] = []
+    candidates: list[Candidate] = []
     for index, request in enumerate(requests):
-        checked = _check(request, partner_id=partner_id, now=now)
+        checked = candidate_check(request, channel=channel, partner_id=partner_id, now=now, index=index)
         if isinstance(checked, AdmissionRefused):
             outcomes[index] = BulkOutcome(index, refusal=checked)
-            continue
-        checked.index = index
-        candidates.append(checked)
+        else:
+            candidates.append(checked)
+    for outcome in candidates_admit(candidates_eligible(candidates, outcomes=outcomes)):
+        outcomes[outcome.index] = outcome
+    return outcomes  # type: ignore[return-value]  # every slot is filled above
 
-    # Eligibility, one cache round trip (and at most one query) per launch.
-    by_launch: dict[int, list[_Candidate]] = defaultdict(list)
+
+def candidates_eligible(
+    candidates: list[Candidate], *, outcomes: list[BulkOutcome | None]
+) -> list[Candidate]:
+    """The candidates whose customer may order (customer_id set); the others' refusal
+    goes in `outcomes`. One cache round trip (and at most one query) per launch."""
+    by_launch: dict[int, list[Candidate]] = defaultdict(list)
     for c in candidates:
         by_launch[c.cat.id].append(c)
-    eligible: list[_Candidate] = []
+    eligible: list[Candidate] = []
     for launch_id, group in by_launch.items():
         ids = eligible_customer_ids(launch_id=launch_id, account_numbers=(c.request.customer for c in group))
         for c in group:
@@ -150,11 +189,22 @@ def orders_admit_bulk(
             else:
                 c.customer_id = customer_id
                 eligible.append(c)
+    return sorted(eligible, key=lambda c: c.index)
 
-    # Inside one bulk the first item of a customer wins; later ones follow its fate.
-    first: dict[tuple[int, int], _Candidate] = {}
-    followers: list[tuple[_Candidate, _Candidate]] = []
-    for c in eligible:
+
+def candidates_admit(candidates: list[Candidate]) -> list[BulkOutcome]:
+    """Admit eligible candidates (customer_id set), sequenced in the order of their index;
+    one outcome each. Idempotency-Keys are replayed or refused as a conflict, and within
+    the list the first candidate of a customer wins; later ones are already_ordered."""
+    outcomes: dict[int, BulkOutcome] = {}
+    fresh = (
+        _settle_keys(candidates, outcomes=outcomes)
+        if any(c.idempotency_key for c in candidates)
+        else candidates
+    )
+    first: dict[tuple[int, int], Candidate] = {}
+    followers: list[tuple[Candidate, Candidate]] = []
+    for c in fresh:
         leader = first.setdefault((c.cat.id, c.customer_id), c)
         if leader is not c:
             followers.append((c, leader))
@@ -164,26 +214,67 @@ def orders_admit_bulk(
     one_by_one = [c for c in leaders if c.cat.per_customer_limit != 1]
     if connection.vendor != "postgresql":
         one_by_one, one_slot = one_by_one + one_slot, []
-    retry: list[_Candidate] = []
+    retry: list[Candidate] = []
     if one_slot:
-        retry = _insert_many(one_slot, outcomes=outcomes, channel=channel, partner_id=partner_id, now=now)
+        retry = _insert_many(one_slot, outcomes=outcomes)
     for c in sorted(one_by_one + retry, key=lambda c: c.index):
-        outcomes[c.index] = _admit_one(c, channel=channel, partner_id=partner_id, now=now)
+        outcomes[c.index] = _admit_one(c)
 
     for c, leader in followers:
         led = outcomes[leader.index]
-        reference: str | None
-        if led is not None and led.order is not None:
+        same_request = (
+            c.idempotency_key is not None
+            and (c.idempotency_scope, c.idempotency_key) == (leader.idempotency_scope, leader.idempotency_key)
+            and c.fingerprint == leader.fingerprint
+        )
+        if same_request and led.order is not None:
+            # The same request twice in one batch (a client retrying fast): one order.
+            outcomes[c.index] = BulkOutcome(c.index, order=led.order, replayed=True)
+            continue
+        reference: str | None = None
+        if led.order is not None:
             reference = led.order.reference
-        elif led is not None and led.refusal is not None and led.refusal.code == "already_ordered":
+        elif led.refusal is not None and led.refusal.code == ErrorCode.ALREADY_ORDERED:
             reference = led.refusal.details.get("reference")
-        else:
-            reference = None
         outcomes[c.index] = BulkOutcome(c.index, refusal=refused_already_ordered(reference))
-    return outcomes  # type: ignore[return-value]  # every slot is filled above
+    return [outcomes[c.index] for c in candidates]
 
 
-def _admit_one(c: _Candidate, *, channel: str, partner_id: int | None, now: datetime.datetime) -> BulkOutcome:
+def _settle_keys(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome]) -> list[Candidate]:
+    """Answer the candidates whose Idempotency-Key is already used (a replay, or a conflict
+    when the body differs); return the others. One query for the lot."""
+    keys = {(c.idempotency_scope, c.idempotency_key) for c in candidates if c.idempotency_key is not None}
+    existing = {
+        (o.idempotency_scope, o.idempotency_key): o
+        for o in Order.objects.filter(idempotency_key__in={k for _, k in keys}).select_related(
+            "launch", "customer", "sku", "store"
+        )
+        if (o.idempotency_scope, o.idempotency_key) in keys
+    }
+    fresh = []
+    for c in candidates:
+        order = existing.get((c.idempotency_scope, c.idempotency_key)) if c.idempotency_key else None
+        if order is None:
+            fresh.append(c)
+        else:
+            outcomes[c.index] = _replay_or_conflict(c, order)
+    return fresh
+
+
+def _replay_or_conflict(c: Candidate, order: Order) -> BulkOutcome:
+    if order.request_fingerprint != c.fingerprint:
+        return BulkOutcome(
+            c.index,
+            refusal=AdmissionRefused(
+                ErrorCode.IDEMPOTENCY_CONFLICT,
+                "This Idempotency-Key was already used with a different request body.",
+                details={"reference": order.reference},
+            ),
+        )
+    return BulkOutcome(c.index, order=order_summary(order), replayed=True)
+
+
+def _admit_one(c: Candidate) -> BulkOutcome:
     r = c.request
     try:
         admission = order_admit(
@@ -192,32 +283,36 @@ def _admit_one(c: _Candidate, *, channel: str, partner_id: int | None, now: date
             sku=r.sku,
             fulfilment=r.fulfilment,
             store=r.store,
-            channel=channel,
-            partner_id=partner_id,
-            now=now,
+            channel=c.channel,
+            partner_id=c.partner_id,
+            idempotency_key=c.idempotency_key,
+            idempotency_scope=c.idempotency_scope,
+            now=c.created_at,
         )
     except AdmissionRefused as refused:
         return BulkOutcome(c.index, refusal=refused)
+    if admission.replayed:
+        return BulkOutcome(c.index, order=order_summary(admission.order), replayed=True)
     order = admission.order
     position = (
         admission.position if admission.position is not None else order_queue_position(order=order).position
     )
-    return BulkOutcome(
-        c.index, order=_admitted(c, reference=order.reference, channel=channel, position=position, now=now)
-    )
+    return BulkOutcome(c.index, order=_admitted(c, reference=order.reference, position=position))
 
 
 _INSERT = """
 INSERT INTO {table} (sequence, reference, launch_id, customer_id, slot, sku_id, channel,
                      fulfilment, store_id, pool_id, partner_id, status, idempotency_scope,
-                     request_fingerprint, created_at)
-SELECT t.sequence, t.reference, t.launch_id, t.customer_id, 1, t.sku_id, %(channel)s,
-       t.fulfilment, t.store_id, t.pool_id, %(partner)s, 'queued', '', t.fingerprint, %(now)s
+                     idempotency_key, request_fingerprint, created_at)
+SELECT t.sequence, t.reference, t.launch_id, t.customer_id, 1, t.sku_id, t.channel,
+       t.fulfilment, t.store_id, t.pool_id, t.partner_id, 'queued', t.scope, t.key, t.fingerprint,
+       t.created_at
 FROM unnest(%(sequence)s::bigint[], %(reference)s::varchar[], %(launch)s::bigint[],
-            %(customer)s::bigint[], %(sku)s::bigint[], %(fulfilment)s::varchar[],
-            %(store)s::bigint[], %(pool)s::bigint[], %(fingerprint)s::varchar[])
-     WITH ORDINALITY AS t(sequence, reference, launch_id, customer_id, sku_id, fulfilment,
-                          store_id, pool_id, fingerprint, ord)
+            %(customer)s::bigint[], %(sku)s::bigint[], %(channel)s::varchar[], %(fulfilment)s::varchar[],
+            %(store)s::bigint[], %(pool)s::bigint[], %(partner)s::bigint[], %(scope)s::varchar[],
+            %(key)s::varchar[], %(fingerprint)s::varchar[], %(created_at)s::timestamptz[])
+     WITH ORDINALITY AS t(sequence, reference, launch_id, customer_id, sku_id, channel, fulfilment,
+                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, ord)
 ORDER BY t.ord
 ON CONFLICT DO NOTHING
 RETURNING sequence, reference
@@ -226,14 +321,7 @@ RETURNING sequence, reference
 _NEXT_SEQUENCES = "SELECT nextval(pg_get_serial_sequence('{table}', 'sequence')) FROM generate_series(1, %s)"
 
 
-def _insert_many(
-    candidates: list[_Candidate],
-    *,
-    outcomes: list[BulkOutcome | None],
-    channel: str,
-    partner_id: int | None,
-    now: datetime.datetime,
-) -> list[_Candidate]:
+def _insert_many(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome]) -> list[Candidate]:
     """Insert the rows of a bulk in one statement; fill their outcomes.
 
     Returns the candidates whose row neither went in nor met an order of the customer
@@ -244,29 +332,22 @@ def _insert_many(
         for c, reference in zip(candidates, references_new(len(candidates)), strict=True):
             c.reference = reference
         try:
-            return _insert_many_once(
-                candidates, outcomes=outcomes, channel=channel, partner_id=partner_id, now=now
-            )
+            return _insert_many_once(candidates, outcomes=outcomes)
         except OperationalError as error:
             if getattr(error.__cause__, "sqlstate", None) != "40P01" or attempt == _DEADLOCK_RETRIES - 1:
                 raise
     return []  # unreachable: the loop returns or raises
 
 
-def _insert_many_once(
-    candidates: list[_Candidate],
-    *,
-    outcomes: list[BulkOutcome | None],
-    channel: str,
-    partner_id: int | None,
-    now: datetime.datetime,
-) -> list[_Candidate]:
+def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome]) -> list[Candidate]:
     table = Order._meta.db_table
     launch_ids = sorted({c.cat.id for c in candidates})
     params = {
-        "channel": channel,
-        "partner": partner_id,
-        "now": now,
+        "channel": [c.channel for c in candidates],
+        "partner": [c.partner_id for c in candidates],
+        "scope": [c.idempotency_scope for c in candidates],
+        "key": [c.idempotency_key for c in candidates],
+        "created_at": [c.created_at for c in candidates],
         "reference": [c.reference for c in candidates],
         "launch": [c.cat.id for c in candidates],
         "customer": [c.customer_id for c in candidates],
@@ -274,16 +355,7 @@ def _insert_many_once(
         "fulfilment": [c.request.fulfilment for c in candidates],
         "store": [c.store_id for c in candidates],
         "pool": [c.pool_id for c in candidates],
-        "fingerprint": [
-            request_fingerprint(
-                launch=c.request.launch,
-                customer=c.request.customer,
-                sku=c.request.sku,
-                fulfilment=c.request.fulfilment,
-                store=c.request.store,
-            )
-            for c in candidates
-        ],
+        "fingerprint": [c.fingerprint for c in candidates],
     }
     with transaction.atomic():
         for launch_id in launch_ids:
@@ -301,6 +373,9 @@ def _insert_many_once(
             sequences = dict((reference, sequence) for sequence, reference in cursor.fetchall())
         inserted = [c for c in candidates if c.reference in sequences]
         missing = [c for c in candidates if c.reference not in sequences]
+        if any(c.idempotency_key for c in missing):
+            # A concurrent request with the same key won on the unique index: read it back.
+            missing = _settle_keys(missing, outcomes=outcomes)
         existing: dict[tuple[int, int], str] = {}
         if missing:
             # The customer's order committed before ours (another request or channel); we
@@ -320,9 +395,7 @@ def _insert_many_once(
             transaction.on_commit(partial(allocation_nudge, launch_id=launch_id))
     for c in inserted:
         position = positions.get(sequences[c.reference])
-        outcomes[c.index] = BulkOutcome(
-            c.index, order=_admitted(c, reference=c.reference, channel=channel, position=position, now=now)
-        )
+        outcomes[c.index] = BulkOutcome(c.index, order=_admitted(c, reference=c.reference, position=position))
     retry = []
     for c in missing:
         reference = existing.get((c.cat.id, c.customer_id))

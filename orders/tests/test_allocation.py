@@ -51,3 +51,37 @@ def test_orders_past_the_admission_watermark_stay_queued(launch_with_stock, monk
     assert result.allocated == 1
     assert first.status == Order.Status.ALLOCATED
     assert later.status == Order.Status.QUEUED
+
+
+def test_the_allocators_email_says_what_the_order_was_given(launch_with_stock):
+    """The allocator writes each email's facts in SQL (one statement with its UPDATE):
+    the rendered mail names the store, the model and the collection deadline it set."""
+    from django.utils import timezone
+
+    from customers.services.outbox import message_render
+
+    launch, sku, store, _ = launch_with_stock(store_units=1, customers=2)
+    held = order_admit(
+        launch="iphone-3g",
+        customer="D0000001",
+        sku=sku.code,
+        fulfilment="collect",
+        store="S001",
+        channel=Order.Channel.ONLINE,
+    ).order
+    waiting = order_admit(
+        launch="iphone-3g",
+        customer="D0000002",
+        sku=sku.code,
+        fulfilment="collect",
+        store="S001",
+        channel=Order.Channel.ONLINE,
+    ).order
+    launch_allocate(launch_id=launch.pk)
+    held.refresh_from_db()
+    reserved = message_render(message=Message.objects.get(order_reference=held.reference))
+    assert store.name in reserved.text and sku.name in reserved.text
+    deadline = timezone.localtime(held.collect_by)
+    assert deadline.strftime("%-d %B, %H:%M") in reserved.text
+    received = message_render(message=Message.objects.get(order_reference=waiting.reference))
+    assert "number 1 in the queue" in received.text and store.name in received.text

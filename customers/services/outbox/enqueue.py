@@ -21,7 +21,7 @@ from django.db import connection, transaction
 
 from customers.models import Message
 from customers.services.outbox.facts import OrderFacts
-from customers.services.outbox.keys import order_message_key
+from customers.services.outbox.keys import order_message_key, order_message_key_sql
 from customers.services.outbox.sender import outbox_drain
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,40 @@ def messages_enqueue(*, messages: Sequence[OutboxMessage]) -> None:
         batch_size=2000,
         ignore_conflicts=True,
     )
+
+
+# What a statement feeding order_events_enqueue returns, one row per event of an order.
+ORDER_EVENT_COLUMNS = (
+    "sequence", "kind", "reference", "customer_id", "launch_id",
+    "sku_id", "store_id", "fulfilment", "collect_by", "position",
+)  # fmt: skip
+
+# facts.OrderFacts.context(), built by the database; timestamps as ISO 8601 in UTC, which
+# is how Django's connection is set and what datetime.fromisoformat reads back.
+_ORDER_EVENTS_INSERT = """
+WITH events AS ({source})
+INSERT INTO customers_message (kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id,
+  context, message_id, status, attempts, last_error, created_at)
+SELECT e.kind, {key}, e.customer_id, e.reference, e.launch_id, NULL,
+  jsonb_build_object('sku', e.sku_id, 'store', e.store_id, 'fulfilment', e.fulfilment,
+                     'collect_by', e.collect_by, 'position', e.position),
+  gen_random_uuid(), 'pending', 0, '', now()
+FROM events e ORDER BY e.sequence
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def order_events_enqueue(*, source: str, params: Mapping[str, Any]) -> None:
+    """Run `source` and write one outbox row per order event it returns, as ONE statement.
+
+    `source` is the caller's own data-modifying statement (the allocator's UPDATE of its
+    orders) whose RETURNING gives ORDER_EVENT_COLUMNS; it becomes a CTE of this INSERT,
+    so the events and their messages commit together at no extra round trip, and the
+    rows are what order_message() would write, built by the database. PostgreSQL only.
+    """
+    key = order_message_key_sql(kind="e.kind", reference="e.reference")
+    with connection.cursor() as cursor:
+        cursor.execute(_ORDER_EVENTS_INSERT.format(source=source, key=key), params)
 
 
 def order_message(*, kind: str, customer_id: int, launch_id: int, order: OrderFacts) -> OutboxMessage:

@@ -24,3 +24,9 @@ def order_message_key(*, kind: str, reference: str) -> str:
 def campaign_message_key(*, kind: str, launch_id: int, customer_id: int) -> str:
     """A campaign tells each customer of a launch once per kind, whichever audience reached them."""
     return f"{kind}:{launch_id}:{customer_id}"
+
+
+def order_message_key_sql(*, kind: str, reference: str) -> str:
+    """order_message_key as SQL over two columns, for statements that write many rows."""
+    whens = " ".join(f"WHEN '{k.value}' THEN '{prefix}:'" for k, prefix in _ORDER_PREFIX.items())
+    return f"(CASE {kind} {whens} END || {reference})"
