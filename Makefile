@@ -6,8 +6,9 @@ MANAGE := $(BIN)/python manage.py
 PORT ?= 8000
 # Exported, so settings see it too: SITE_URL (the links in emails) follows the port served.
 export PORT
-# gunicorn: two workers per core is the usual rule for a database-bound Django app.
-WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+# uvicorn: one process per core; in each, admissions wait on coroutines and the rest of
+# Django runs on a pool of threads (config/asgi.py). make bench measures the choice.
+WORKERS ?= $(shell nproc)
 
 .PHONY: demo test serve bench lint install
 
@@ -50,7 +51,7 @@ serve: install
 	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q celery,email,intake -l warning --concurrency 2 & \
 	$(BIN)/celery -A config beat -l warning & \
-	$(BIN)/gunicorn config.wsgi -c config/gunicorn.py -w $(WORKERS) -b 127.0.0.1:$(PORT) --access-logfile - ; \
+	$(BIN)/uvicorn config.asgi:application --workers $(WORKERS) --host 127.0.0.1 --port $(PORT) --backlog 2048 --log-level warning ; \
 	wait
 
 bench: install

@@ -178,6 +178,118 @@ def celery_worker_factory(settings):
         conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
+class LiveFront:
+    """uvicorn serving config.asgi (the admission front) on the test database, as make serve
+    runs it, on a free port of 127.0.0.1; its workers are real processes a test may kill."""
+
+    def __init__(self, *, workers: int = 2, extra_env: dict[str, str] | None = None):
+        self.workers = workers
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.log_path = BASE_DIR / "var" / f"front-{os.getpid()}-{time.monotonic_ns()}.log"
+
+    def start(self) -> "LiveFront":
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        db = settings.DATABASES["default"]
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+                # Nudges go to the run's queue, which no worker reads: these tests are about admission.
+                "CELERY_WORKER_EAGER": "0",
+                "ALLOWED_HOSTS": "127.0.0.1",
+            }
+        )
+        env.update(self.extra_env)
+        self.log_path.parent.mkdir(exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],  # fmt: skip
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.answers():
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"uvicorn did not start:\n{self.log()}")
+
+    def answers(self) -> bool:
+        import http.client
+
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", "/api/v1/launches/")
+            return conn.getresponse().status == 401
+        except OSError:
+            return False
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes: the supervisor's spawned children (not its resource tracker)."""
+        out = subprocess.run(
+            ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@pytest.fixture
+def live_front_factory():
+    """Start the real ASGI stack (uvicorn, the front, Django); stopped after the test.
+
+    Use with @pytest.mark.django_db(transaction=True) so its processes see committed rows.
+    """
+    if not settings.USING_POSTGRES:
+        pytest.skip("the live front needs PostgreSQL")
+    fronts: list[LiveFront] = []
+
+    def start(**kwargs) -> LiveFront:
+        front = LiveFront(**kwargs).start()
+        fronts.append(front)
+        return front
+
+    yield start
+    for front in fronts:
+        front.stop()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
     """Playwright drives Debian's Chromium; it never downloads a browser of its own.

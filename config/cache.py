@@ -19,3 +19,11 @@ def shared_redis():
             return None
         _client = backend.get_client(write=True)
     return _client
+
+
+class NotCached(Exception):
+    """The answer is not in this process's memory: finding it means a query or a round trip.
+
+    Raised by the `*_cached` readers, which an event loop calls on the hot path so that a
+    miss can be sent to a thread instead of blocking the loop.
+    """

@@ -11,6 +11,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -28,6 +29,7 @@ from orders.selectors.availability import PoolAvailability, pool_availability
 from orders.selectors.positions import order_queue_position
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.catalogue import store_info
+from orders.services.group_commit import BatchFailed, grouped_admission_enabled, order_admit_grouped
 from stores.access import HtmxHttpRequest
 from stores.models import Store
 
@@ -160,8 +162,10 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
     extra: dict = {}
     if form.is_valid():
         data = form.cleaned_data
+        # Group commit when it is on (as the partner API); the previous path otherwise.
+        admit = order_admit_grouped if grouped_admission_enabled() else order_admit
         try:
-            admission = order_admit(
+            admission = admit(
                 launch=launch.slug,
                 customer=form.customer.account_number,
                 sku=data["sku"],
@@ -173,6 +177,12 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except AdmissionRefused as refused:
             extra = _refusal_to_form(form, refused)
+        except (BatchFailed, DatabaseError):
+            form.add_error(
+                None, "We couldn't take your order just now and nothing was ordered. Please try again."
+            )
+            context = _detail_context(launch, form=form)
+            return render(request, "journey/launch_detail.html", context, status=503)
         else:
             return redirect("journey-order", reference=admission.order.reference)
     return render(request, "journey/launch_detail.html", _detail_context(launch, form=form, **extra))

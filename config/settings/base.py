@@ -131,6 +131,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="launchday"),
+            # Redis is a helper: a stalled one must cost a request a fraction of a second,
+            # then the caller goes on without it (every use of the cache says how).
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
         }
     }
 else:
@@ -149,7 +152,14 @@ CELERY_TIMEZONE = "Europe/London"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task longer than the visibility timeout would be delivered twice; intake and
 # campaigns are chunked far below this.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 1.0,
+}
+# Web processes only nudge workers (the allocator, the outbox); beat catches up on its own,
+# so a send to a broker that is away fails at once instead of retrying in the request.
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # One queue per kind of work, so workers for each can run (and scale) apart: the
 # allocator on the default queue must never wait behind a 20,000-message campaign.
@@ -336,3 +346,19 @@ ADMISSION_SHED_PATHS = frozenset(
     )
 )
 MIDDLEWARE.insert(0, "orders.api.overload.AdmissionShedder")
+
+# --- Admission under the ASGI server (orders.api.front, orders.services.group_commit) ---
+# Single orders join a batch written as one statement (group commit); 0 writes one
+# INSERT per request (the path before it, kept to compare in make bench).
+ADMISSION_GROUP_COMMIT = env.bool("ADMISSION_GROUP_COMMIT", default=True)
+ADMISSION_BATCH_MAX = env.int("ADMISSION_BATCH_MAX", default=500)
+# A request that could not be answered within this is refused at once with 503 (the
+# front's admission control); a burst that fits in it is queued, not refused.
+ADMISSION_DEADLINE_MS = env.int("ADMISSION_DEADLINE_MS", default=1000)
+# Admissions in flight per process before the process's measured pace says how many fit.
+ADMISSION_MIN_IN_FLIGHT = env.int("ADMISSION_MIN_IN_FLIGHT", default=1000)
+ADMISSION_PATHS = frozenset(env.list("ADMISSION_PATHS", default=["/api/v1/orders/", "/api/v1/orders"]))
+# Everything else runs in Django (WSGI) on this many threads per process; bodies are read
+# by the front first, up to this size (the largest a view accepts: a delivery manifest).
+WEB_THREADS = env.int("WEB_THREADS", default=16)
+WEB_MAX_BODY_BYTES = max(DATA_UPLOAD_MAX_MEMORY_SIZE, DELIVERY_MANIFEST_MAX_BYTES) + 64 * 1024

@@ -15,6 +15,8 @@ A customer suspended after a load stays eligible until the next reload
 (ELIGIBILITY_RELOAD_SECONDS), as the shared cache's entries do until they expire.
 """
 
+import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,8 +26,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from config.cache import shared_redis
+from config.cache import NotCached, shared_redis
 from customers.models import Customer, UpgradeRegistration
+
+logger = logging.getLogger(__name__)
 
 UPGRADABLE = (Customer.ContractStatus.ACTIVE, Customer.ContractStatus.UPGRADE_DUE)
 # Unknown or unregistered customers are remembered briefly, so a flood of bad account
@@ -59,19 +63,44 @@ def eligibility_local_clear() -> None:
     _in_process.clear()
 
 
-def _local_eligibility(launch_id: int) -> _LaunchEligibility | None:
+_refreshing = threading.Lock()
+
+
+def _local_eligibility(launch_id: int, *, cached_only: bool = False) -> _LaunchEligibility | None:
+    """This process's tier for a launch, loaded, topped up or reloaded when due.
+
+    One thread refreshes at a time; meanwhile the others go on with the tier as it was,
+    a few seconds old at most. With cached_only (an event loop, which must not query), a
+    refresh that nobody has started raises NotCached so the caller can run it in a thread.
+    """
     if not settings.ELIGIBILITY_IN_PROCESS:
         return None
-    now = time.monotonic()
     entry = _in_process.get(launch_id)
-    if entry is None or now - entry.loaded_at > settings.ELIGIBILITY_RELOAD_SECONDS:
-        entry = _LaunchEligibility(loaded_at=now, refreshed_at=now)
-        _top_up(entry, launch_id)
-        _in_process[launch_id] = entry
-    elif now - entry.refreshed_at > settings.ELIGIBILITY_REFRESH_SECONDS:
-        entry.refreshed_at = now
-        _top_up(entry, launch_id)
+    if entry is not None and not _refresh_due(entry):
+        return entry
+    if entry is not None and _refreshing.locked():
+        return entry
+    if cached_only:
+        raise NotCached
+    with _refreshing:
+        entry = _in_process.get(launch_id)
+        now = time.monotonic()
+        if entry is None or now - entry.loaded_at > settings.ELIGIBILITY_RELOAD_SECONDS:
+            fresh = _LaunchEligibility(loaded_at=now, refreshed_at=now)
+            _top_up(fresh, launch_id)
+            _in_process[launch_id] = entry = fresh
+        elif now - entry.refreshed_at > settings.ELIGIBILITY_REFRESH_SECONDS:
+            _top_up(entry, launch_id)
+            entry.refreshed_at = now
     return entry
+
+
+def _refresh_due(entry: _LaunchEligibility) -> bool:
+    now = time.monotonic()
+    return (
+        now - entry.loaded_at > settings.ELIGIBILITY_RELOAD_SECONDS
+        or now - entry.refreshed_at > settings.ELIGIBILITY_REFRESH_SECONDS
+    )
 
 
 def eligibility_local_warm(*, launch_id: int) -> int:
@@ -94,21 +123,21 @@ def _top_up(entry: _LaunchEligibility, launch_id: int) -> None:
         entry.last_registration_id = pk
 
 
-def eligible_customer_id(*, launch_id: int, account_number: str) -> int | None:
-    """The customer's id if registered for this launch and allowed to upgrade, else None."""
-    local = _local_eligibility(launch_id)
+def eligible_customer_id(*, launch_id: int, account_number: str, cached_only: bool = False) -> int | None:
+    """The customer's id if registered for this launch and allowed to upgrade, else None.
+
+    With cached_only, from this process's tier or NotCached (an event loop's call: a
+    customer not in memory needs the shared cache or the database, in a thread).
+    """
+    local = _local_eligibility(launch_id, cached_only=cached_only)
     if local is not None:
         customer_id = local.accounts.get(account_number)
         if customer_id is not None:
             return customer_id
+    if cached_only:
+        raise NotCached
     key = _eligibility_key(launch_id, account_number)
-    client = shared_redis()
-    if client is not None:
-        # Django stores ints as plain numbers, so a raw GET reads what cache.set wrote.
-        raw = client.get(cache.make_key(key))
-        cached = None if raw is None else int(raw)
-    else:
-        cached = cache.get(key)
+    cached = _shared_get_many([key]).get(key)
     if cached is None:
         cached = (
             UpgradeRegistration.objects.filter(
@@ -119,8 +148,34 @@ def eligible_customer_id(*, launch_id: int, account_number: str) -> int | None:
             .values_list("customer_id", flat=True)
             .first()
         ) or 0
-        cache.set(key, cached, settings.ELIGIBILITY_CACHE_SECONDS if cached else NEGATIVE_SECONDS)
+        _shared_set_many({key: cached}, settings.ELIGIBILITY_CACHE_SECONDS if cached else NEGATIVE_SECONDS)
     return cached or None
+
+
+# The shared cache (Redis) is a helper, never a dependency: when it is away, eligibility
+# is asked of the database and nothing is remembered until it is back.
+
+
+def _shared_get_many(keys: list[str]) -> dict[str, int]:
+    try:
+        client = shared_redis()
+        if client is not None:
+            # A raw MGET: Django's get_many validates every key first, which cost more than
+            # the round trip for a thousand of them. Ints are stored plain, as cache.set
+            # wrote them.
+            raw = client.mget([cache.make_key(key) for key in keys])
+            return {key: int(value) for key, value in zip(keys, raw, strict=True) if value is not None}
+        return cache.get_many(keys)
+    except Exception:  # the shared cache is away: ask the database
+        logger.warning("eligibility cache unavailable", exc_info=True)
+        return {}
+
+
+def _shared_set_many(values: dict[str, int], timeout: float) -> None:
+    try:
+        cache.set_many(values, timeout)
+    except Exception:
+        logger.warning("eligibility cache unavailable", exc_info=True)
 
 
 def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> dict[str, int]:
@@ -139,14 +194,7 @@ def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> 
     if not wanted:
         return found
     keys = {_eligibility_key(launch_id, number): number for number in wanted}
-    client = shared_redis()
-    if client is not None:
-        # A raw MGET: Django's get_many validates every key first, which cost more than the
-        # round trip for a thousand of them. Ints are stored plain, as cache.set wrote them.
-        raw = client.mget([cache.make_key(key) for key in keys])
-        cached = {key: int(value) for key, value in zip(keys, raw, strict=True) if value is not None}
-    else:
-        cached = cache.get_many(list(keys))
+    cached = _shared_get_many(list(keys))
     misses: list[str] = []
     for key, number in keys.items():
         value = cached.get(key)
@@ -166,9 +214,9 @@ def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> 
         hits = {_eligibility_key(launch_id, n): rows[n] for n in misses if n in rows}
         unknown = {_eligibility_key(launch_id, n): 0 for n in misses if n not in rows}
         if hits:
-            cache.set_many(hits, settings.ELIGIBILITY_CACHE_SECONDS)
+            _shared_set_many(hits, settings.ELIGIBILITY_CACHE_SECONDS)
         if unknown:
-            cache.set_many(unknown, NEGATIVE_SECONDS)
+            _shared_set_many(unknown, NEGATIVE_SECONDS)
     return found
 
 
@@ -192,7 +240,10 @@ def eligibility_cache_warm(*, launch, chunk: int = 5000) -> int:
 
 
 def eligibility_forget(*, launch_id: int, account_number: str) -> None:
-    cache.delete(_eligibility_key(launch_id, account_number))
+    try:
+        cache.delete(_eligibility_key(launch_id, account_number))
+    except Exception:  # the shared cache is away: its entry expires by itself
+        logger.warning("eligibility cache unavailable", exc_info=True)
 
 
 def customer_verify(*, account_number: str, postcode: str) -> Customer | None:

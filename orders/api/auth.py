@@ -21,6 +21,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from config.cache import NotCached
 from stores.models import PartnerAPIKey
 
 KEYWORD = "api-key"
@@ -61,9 +62,21 @@ def key_from_header(value: str) -> str | None:
     return key.strip() or None
 
 
+def partner_key_cached(*, key: str) -> PartnerKey | None:
+    """partner_key_resolve from memory only (for an event loop); raises NotCached."""
+    hit = _keys.get(_digest(key))
+    if hit is None or hit[0] <= time.monotonic():
+        raise NotCached
+    return hit[1]
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
 def partner_key_resolve(*, key: str) -> PartnerKey | None:
     """The caller behind a raw key, or None for an unknown, revoked or expired key."""
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    digest = _digest(key)
     now = time.monotonic()
     hit = _keys.get(digest)
     if hit is not None and hit[0] > now:
@@ -128,4 +141,8 @@ class HasOrdersScope(permissions.BasePermission):
         holder = request.auth
         if not isinstance(holder, PartnerKey):
             raise exceptions.NotAuthenticated()
+        return self.allows(holder)
+
+    @staticmethod
+    def allows(holder: PartnerKey) -> bool:
         return holder.partner_active and holder.scope == PartnerAPIKey.Scope.ORDERS

@@ -12,6 +12,7 @@ import logging
 import math
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
@@ -40,7 +41,7 @@ _DRF_CODES: dict[str, ErrorCode] = {
     "throttled": ErrorCode.THROTTLED,
 }
 
-_MESSAGES: dict[ErrorCode, str] = {
+MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.INVALID_JSON: "The body is not valid JSON.",
     ErrorCode.VALIDATION_ERROR: "Some fields are missing or invalid.",
     ErrorCode.NOT_AUTHENTICATED: "Send a valid key in the header 'Authorization: Api-Key <key>'.",
@@ -96,15 +97,15 @@ def _describe(exc: exceptions.APIException) -> tuple[str, str, dict]:
         return exc.code, exc.message, exc.details
     if isinstance(exc, exceptions.ValidationError):
         code = ErrorCode.VALIDATION_ERROR
-        return code, _MESSAGES[code], field_errors(exc.detail)
+        return code, MESSAGES[code], field_errors(exc.detail)
     codes = exc.get_codes()
     raw_code = codes if isinstance(codes, str) else exc.default_code
     code = ErrorCode.INVALID_JSON if isinstance(exc, exceptions.ParseError) else _DRF_CODES.get(raw_code)
     if code is None:  # a DRF code API.md does not list: passed on as DRF names it
         return raw_code, str(exc.detail) if isinstance(exc.detail, str) else "The request failed.", {}
-    message = str(exc.detail) if isinstance(exc.detail, str) else _MESSAGES.get(code, "The request failed.")
+    message = str(exc.detail) if isinstance(exc.detail, str) else MESSAGES.get(code, "The request failed.")
     if code in (ErrorCode.INVALID_JSON, ErrorCode.NOT_AUTHENTICATED):
-        message = _MESSAGES[code]
+        message = MESSAGES[code]
     return code, message, {}
 
 
@@ -133,6 +134,8 @@ def api_exception_handler(exc, context) -> Response:
     status = exc.status_code
     if isinstance(exc, exceptions.Throttled):
         headers["Retry-After"] = str(max(1, math.ceil(exc.wait or 1)))
+    elif code == ErrorCode.OVERLOADED:
+        headers["Retry-After"] = str(settings.ADMISSION_RETRY_AFTER_SECONDS)
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         status = 401
     return Response(error_body(code, message, details), status=status, headers=headers)
@@ -184,7 +187,9 @@ def page_not_found(request: HttpRequest, exception=None, *args, **kwargs) -> Htt
 def permission_denied(request: HttpRequest, exception=None, *args, **kwargs) -> HttpResponse:
     """handler403 for the project: the envelope under /api/, the app's 403 page elsewhere."""
     if request.path_info.startswith("/api/"):
-        return envelope_response("permission_denied", _MESSAGES["permission_denied"], status=403)
+        return envelope_response(
+            ErrorCode.PERMISSION_DENIED, MESSAGES[ErrorCode.PERMISSION_DENIED], status=403
+        )
     from django.views.defaults import permission_denied as django_permission_denied
 
     return django_permission_denied(request, exception, *args, **kwargs)

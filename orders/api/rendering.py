@@ -13,7 +13,7 @@ from orders.api.errors import InvalidJSON, PayloadTooLarge
 from orders.selectors.orders import OrderSummary
 
 
-def _default(value):
+def orjson_default(value):
     if isinstance(value, Promise):
         return str(value)
     if isinstance(value, Decimal):
@@ -29,7 +29,7 @@ class OrjsonRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         if data is None:
             return b""
-        return orjson.dumps(data, default=_default)
+        return orjson.dumps(data, default=orjson_default)
 
 
 class OrjsonParser(BaseParser):

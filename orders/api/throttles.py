@@ -69,6 +69,24 @@ def _count_grouped(key: str, ttl: int, limit: int) -> int:
     return entry[1] + entry[0]
 
 
+def throttle_wait(*, key_id: str, setting: str = "API_THROTTLE_RATE") -> float | None:
+    """None if this key may make one more request now, else the seconds until it may."""
+    limit = parse_rate(getattr(settings, setting, None))
+    if limit is None:
+        return None
+    number, period = limit
+    now = time.time()
+    window = int(now // period)
+    try:
+        count = _count_grouped(f"api-throttle:{setting}:{key_id}:{window}", period + 1, number)
+    except Exception:  # the cache is down: let the request through
+        logger.warning("Throttle cache unavailable; not throttling", exc_info=True)
+        return None
+    if count > number:
+        return (window + 1) * period - now
+    return None
+
+
 class PartnerKeyThrottle(BaseThrottle):
     """API_THROTTLE_RATE requests per key (e.g. '1000/s'), counted per fixed window."""
 
@@ -79,23 +97,13 @@ class PartnerKeyThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         holder = request.auth
-        limit = parse_rate(getattr(settings, self.setting, None))
-        if holder is None or limit is None:
+        if holder is None:
             return True
-        number, period = limit
-        now = time.time()
-        window = int(now // period)
-        try:
-            count = _count_grouped(
-                f"api-throttle:{self.setting}:{holder.key_id}:{window}", period + 1, number
-            )
-        except Exception:  # noqa: BLE001 - the cache is down: let the request through
-            logger.warning("Throttle cache unavailable; not throttling", exc_info=True)
+        wait = throttle_wait(key_id=holder.key_id, setting=self.setting)
+        if wait is None:
             return True
-        if count > number:
-            self._wait = (window + 1) * period - now
-            return False
-        return True
+        self._wait = wait
+        return False
 
     def wait(self) -> float:
         return self._wait

@@ -86,10 +86,12 @@ def order_route(
     store: str | None,
     partner_id: int | None,
     now: datetime.datetime,
+    cached_only: bool = False,
 ) -> tuple[int, int | None, int]:
     """Check an order's window, SKU and fulfilment; return (sku_id, store_id, pool_id).
 
-    The rules every channel shares, single or bulk; raises AdmissionRefused.
+    The rules every channel shares, single or bulk; raises AdmissionRefused (and, with
+    cached_only, NotCached when the store is not in this process's memory).
     """
     if not (cat.opens_at <= now < cat.closes_at):
         raise AdmissionRefused(
@@ -105,7 +107,7 @@ def order_route(
             details={"sku": sorted(cat.sku_ids)},
         )
     if fulfilment == Order.Fulfilment.COLLECT:
-        info = store_info(code=store) if store else None
+        info = store_info(code=store, cached_only=cached_only) if store else None
         if info is None:
             raise AdmissionRefused(
                 ErrorCode.VALIDATION_ERROR,

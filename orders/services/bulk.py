@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
@@ -100,10 +101,19 @@ class Candidate:
 
 
 def candidate_check(
-    request: OrderRequest, *, channel: str, partner_id: int | None, now: datetime.datetime, index: int = 0
+    request: OrderRequest,
+    *,
+    channel: str,
+    partner_id: int | None,
+    now: datetime.datetime,
+    index: int = 0,
+    cached_only: bool = False,
 ) -> Candidate | AdmissionRefused:
-    """order_admit's rules up to eligibility (the same functions), as a value not a raise."""
-    cat = launch_catalogue(slug=request.launch)
+    """order_admit's rules up to eligibility (the same functions), as a value not a raise.
+
+    With cached_only, from this process's memory or NotCached (see config.cache).
+    """
+    cat = launch_catalogue(slug=request.launch, cached_only=cached_only)
     if cat is None:
         return refused_launch_not_found(request.launch)
     try:
@@ -114,6 +124,7 @@ def candidate_check(
             store=request.store,
             partner_id=partner_id,
             now=now,
+            cached_only=cached_only,
         )
     except AdmissionRefused as refused:
         return refused
@@ -196,6 +207,10 @@ def candidates_admit(candidates: list[Candidate]) -> list[BulkOutcome]:
     """Admit eligible candidates (customer_id set), sequenced in the order of their index;
     one outcome each. Idempotency-Keys are replayed or refused as a conflict, and within
     the list the first candidate of a customer wins; later ones are already_ordered."""
+    if len(candidates) == 1:
+        # One order alone (an idle moment of group commit, a caller's own transaction):
+        # order_admit writes it in one statement, lock, insert and position together.
+        return [_admit_one(candidates[0])]
     outcomes: dict[int, BulkOutcome] = {}
     fresh = (
         _settle_keys(candidates, outcomes=outcomes)
@@ -342,7 +357,7 @@ def _insert_many(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome
 def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome]) -> list[Candidate]:
     table = Order._meta.db_table
     launch_ids = sorted({c.cat.id for c in candidates})
-    params = {
+    params: dict[str, Any] = {
         "channel": [c.channel for c in candidates],
         "partner": [c.partner_id for c in candidates],
         "scope": [c.idempotency_scope for c in candidates],

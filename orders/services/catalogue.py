@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from config.cache import NotCached
 from customers.services.registration import eligibility_local_warm
 from inventory.models import Launch
 from inventory.services import location_for_store, location_online_pool
@@ -51,10 +52,14 @@ def catalogue_clear() -> None:
     _stores.clear()
 
 
-def launch_catalogue(*, slug: str) -> LaunchCatalogue | None:
+def launch_catalogue(*, slug: str, cached_only: bool = False) -> LaunchCatalogue | None:
+    """The launch as admission needs it, or None. With cached_only, from memory or
+    NotCached (an event loop must not query)."""
     hit = _catalogue.get(slug)
     if hit and hit[0] > time.monotonic():
         return hit[1]
+    if cached_only:
+        raise NotCached
     launch = Launch.objects.filter(slug=slug).prefetch_related("skus").first()
     value = None
     if launch is not None:
@@ -74,10 +79,12 @@ def launch_catalogue(*, slug: str) -> LaunchCatalogue | None:
     return value
 
 
-def store_info(*, code: str) -> StoreInfo | None:
+def store_info(*, code: str, cached_only: bool = False) -> StoreInfo | None:
     hit = _stores.get(code)
     if hit and hit[0] > time.monotonic():
         return hit[1]
+    if cached_only:
+        raise NotCached
     store = Store.objects.filter(code=code, is_active=True).first()
     value = None
     if store is not None:

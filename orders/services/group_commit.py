@@ -30,11 +30,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from config.cache import NotCached
 from customers.services.registration import eligible_customer_id
 from orders.codes import ErrorCode
 from orders.models import Order
@@ -166,6 +168,10 @@ class GroupCommit:
         while True:
             batch = self._take()
             started = time.monotonic()
+            # Each request's index is its place in this batch: the engine answers by index
+            # and sequences the orders in that order, the order they joined.
+            for index, ticket in enumerate(batch):
+                ticket.candidate.index = index
             try:
                 outcomes = candidates_admit([t.candidate for t in batch])
             except Exception as exc:  # the whole statement failed: nobody in it was admitted
@@ -187,6 +193,11 @@ class GroupCommit:
 def _resolve(future: asyncio.Future[Ticket], ticket: Ticket) -> None:
     if not future.done():
         future.set_result(ticket)
+
+
+def grouped_admission_enabled() -> bool:
+    """Group commit on (ADMISSION_GROUP_COMMIT) and a database that can take a batch."""
+    return settings.ADMISSION_GROUP_COMMIT and connection.vendor == "postgresql"
 
 
 _group: GroupCommit | None = None
@@ -221,23 +232,31 @@ def _prepare(
     idempotency_key: str | None,
     idempotency_scope: str,
     now: datetime.datetime | None,
+    cached_only: bool = False,
 ) -> Candidate | GroupedAdmission:
     """order_admit's rules before the insert, in the caller's thread: a candidate for the
     batch, or (a request that breaks a rule but repeats an earlier key) that earlier order.
 
-    Raises AdmissionRefused. No query on the hot path: the launch, the store and the
-    customer's eligibility come from this process's caches.
+    Raises AdmissionRefused. On the hot path the launch, the store and the customer's
+    eligibility come from this process's caches; with cached_only, anything that would
+    need a query raises NotCached instead.
     """
     request = OrderRequest(launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store)
-    checked = candidate_check(request, channel=channel, partner_id=partner_id, now=now or timezone.now())
+    checked = candidate_check(
+        request, channel=channel, partner_id=partner_id, now=now or timezone.now(), cached_only=cached_only
+    )
     if isinstance(checked, AdmissionRefused):
+        if cached_only and idempotency_key:
+            raise NotCached  # the key must be looked up: a query
         # As order_admit does, a request with a known key is answered with its order
         # whatever the rules say now (a retry after the window closed, say).
         replay = _known_key(idempotency_scope, idempotency_key, request) if idempotency_key else None
         if replay is not None:
             return replay
         raise checked
-    customer_id = eligible_customer_id(launch_id=checked.cat.id, account_number=customer)
+    customer_id = eligible_customer_id(
+        launch_id=checked.cat.id, account_number=customer, cached_only=cached_only
+    )
     if customer_id is None:
         replay = _known_key(idempotency_scope, idempotency_key, request) if idempotency_key else None
         if replay is not None:
@@ -310,6 +329,13 @@ def order_admit_grouped(
     )
     if isinstance(prepared, GroupedAdmission):
         return prepared
+    if connection.in_atomic_block:
+        # The caller's transaction must hold the order (and the flusher's connection could
+        # not see its rows): a batch of one, written here, as order_admit would.
+        return _answer(candidates_admit([prepared])[0])
+    # Waiting must not hold a pooled connection: with every thread of the pool waiting,
+    # the flusher could not get one to write their batch.
+    connection.close()
     return _answer(group_commit().submit(prepared).wait())
 
 
@@ -327,22 +353,33 @@ async def order_admit_grouped_async(
 ) -> GroupedAdmission:
     """order_admit_grouped for a coroutine: waiting for the batch holds no thread.
 
-    The rules run in the caller's event loop: they read only this process's caches, and
-    a miss (a customer not seen before, the launch after its five seconds) is a short
-    query; anything slower belongs in a thread.
+    The rules run in the event loop on this process's caches; when one of them would
+    need a query (a customer not seen before, the launch's catalogue after its five
+    seconds, a known Idempotency-Key to look up), they run again in a thread.
     """
-    prepared = _prepare(
-        launch=launch,
-        customer=customer,
-        sku=sku,
-        fulfilment=fulfilment,
-        channel=channel,
-        store=store,
-        partner_id=partner_id,
-        idempotency_key=idempotency_key,
-        idempotency_scope=idempotency_scope,
-        now=None,
-    )
+    arguments: dict[str, Any] = {
+        "launch": launch,
+        "customer": customer,
+        "sku": sku,
+        "fulfilment": fulfilment,
+        "channel": channel,
+        "store": store,
+        "partner_id": partner_id,
+        "idempotency_key": idempotency_key,
+        "idempotency_scope": idempotency_scope,
+        "now": None,
+    }
+    try:
+        prepared = _prepare(**arguments, cached_only=True)
+    except NotCached:
+        prepared = await asyncio.to_thread(_prepare_in_thread, arguments)
     if isinstance(prepared, GroupedAdmission):
         return prepared
     return _answer(await group_commit().submit_async(prepared))
+
+
+def _prepare_in_thread(arguments: dict[str, Any]) -> Candidate | GroupedAdmission:
+    try:
+        return _prepare(**arguments)
+    finally:
+        connection.close()  # back to the pool: this thread may not come again for a while

@@ -1,0 +1,373 @@
+"""The admission front: POST /api/v1/orders/ served in the event loop, everything else by Django.
+
+An ASGI application (config/asgi.py) in front of the Django project:
+
+- A single-order POST is handled here, in the server's event loop. Its body is read as
+  the bytes arrive, so a slow or stalled client costs a coroutine and holds nothing; the
+  rules run on this process's caches; the order joins the process's group commit
+  (orders.services.group_commit) and the coroutine waits for its batch on a future.
+  Authentication, the throttle, validation and every answer are the partner API's own
+  functions (orders.api.*), so this path and the DRF view (the same URL under WSGI:
+  tests, `make demo`) answer alike; a test holds them to it.
+- Everything else goes to Django's WSGI application on a pool of threads (a2wsgi). Its
+  body is read here first, whole and bounded, so a slow body never holds a thread.
+
+Admission control: a request is refused at once (503, Retry-After, nothing written)
+when it could not be answered within ADMISSION_DEADLINE_MS: when more admissions are in
+flight in this process than it can finish in that time at its recent pace, or when
+this request already waited past its deadline before its turn came (the event loop was
+behind). Refusing at the door is what keeps the admitted rate at capacity under any
+overload: a request that will time out anyway gets a cheap answer, not a costly one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from a2wsgi import WSGIMiddleware
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http.request import split_domain_port, validate_host
+
+from config.cache import NotCached
+from orders.api.auth import (
+    HasOrdersScope,
+    PartnerKey,
+    key_from_header,
+    partner_key_cached,
+    partner_key_resolve,
+)
+from orders.api.errors import MESSAGES, error_body
+from orders.api.rendering import order_json, orjson_default
+from orders.api.throttles import throttle_wait
+from orders.api.validation import idempotency_key_valid, order_request_validate
+from orders.codes import ErrorCode
+from orders.models import Order
+from orders.services.admission import AdmissionRefused
+from orders.services.catalogue import admission_warm
+from orders.services.group_commit import BatchFailed, group_commit, order_admit_grouped_async
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# The headers Django's middleware puts on an API answer, put here on the fast path's.
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
+    pass
+
+
+class Disconnected(Exception):
+    pass
+
+
+async def read_body(receive: Receive, *, limit: int, timeout: float) -> bytes:
+    """The whole request body, as it arrives: bounded in size and in time, holding no thread."""
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BodyTooSlow
+        try:
+            message = await asyncio.wait_for(receive(), left)
+        except TimeoutError:
+            raise BodyTooSlow from None
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class LoopLag:
+    """How late this process's event loop runs its callbacks: the time a request now
+    waits before any of its code runs. Measured by a tick every TICK seconds."""
+
+    TICK = 0.01
+
+    def __init__(self) -> None:
+        self.lag = 0.0
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        loop = asyncio.get_running_loop()
+        expected = loop.time() + self.TICK
+
+        def tick() -> None:
+            nonlocal expected
+            now = loop.time()
+            self.lag = max(0.0, now - expected)
+            expected = now + self.TICK
+            loop.call_at(expected, tick)
+
+        loop.call_at(expected, tick)
+
+
+class Answer:
+    """A prepared HTTP answer: status, JSON body, extra headers."""
+
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None):
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+    async def send(self, send: Send) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.body)).encode()),
+            *_SECURITY_HEADERS,
+            *self.headers,
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def envelope(code: ErrorCode, message: str, details: dict | None = None, **headers: str) -> Answer:
+    return Answer(
+        code.status,
+        orjson.dumps(error_body(code, message, details)),
+        [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()],
+    )
+
+
+def overloaded(reason: str) -> Answer:
+    return envelope(
+        ErrorCode.OVERLOADED,
+        "The server is busy; nothing was written. Retry after the Retry-After seconds.",
+        {"reason": reason},
+        retry_after=str(settings.ADMISSION_RETRY_AFTER_SECONDS),
+    )
+
+
+class Pace:
+    """How many admissions this process can finish per second: the best one-second rate
+    it has reached lately (a busy second shows what it can do; an idle one says nothing),
+    fading by a tenth a minute so a slower database is noticed."""
+
+    def __init__(self) -> None:
+        self.window_start = time.monotonic()
+        self.count = 0
+        self.peak = 0.0
+
+    def done(self) -> None:
+        now = time.monotonic()
+        elapsed = now - self.window_start
+        if elapsed >= 1.0:
+            rate = self.count / elapsed
+            self.peak = max(rate, self.peak * 0.9 ** (elapsed / 60))
+            self.window_start, self.count = now, 0
+        self.count += 1
+
+
+class AdmissionFront:
+    """The ASGI application: admissions here, the rest to Django (see the module doc)."""
+
+    def __init__(self, wsgi_app: Callable[..., Any]) -> None:
+        self.django = WSGIMiddleware(wsgi_app, workers=settings.WEB_THREADS)
+        self.paths = frozenset(settings.ADMISSION_PATHS)
+        self.deadline = settings.ADMISSION_DEADLINE_MS / 1000.0
+        self.in_flight = 0
+        self.pace = Pace()
+        self.lag = LoopLag()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            if self.fast_path_fits(scope):
+                await self.admit(scope, receive, send)
+            else:
+                await self.to_django(scope, receive, send)
+        elif scope["type"] == "http":
+            await self.to_django(scope, receive, send)
+        # Websockets are not served.
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.lag.start()
+                # Load the launches' catalogues and eligibility before the first order.
+                await asyncio.to_thread(admission_warm)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def fast_path_fits(self, scope: Scope) -> bool:
+        """Whether Django would serve this request as it stands: anything its middleware
+        would turn away or redirect (an unknown Host, plain HTTP where HTTPS is required)
+        goes to Django, which says so properly."""
+        headers = dict(scope["headers"])
+        host, _ = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
+        if not validate_host(host, settings.ALLOWED_HOSTS):
+            return False
+        secure = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
+        return secure or not settings.SECURE_SSL_REDIRECT
+
+    async def admit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = self.door()
+        if answer is not None:
+            await answer.send(send)
+            return
+        self.in_flight += 1
+        try:
+            try:
+                body = await read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, timeout=30.0)
+            except BodyTooLarge:
+                answer = envelope(ErrorCode.PAYLOAD_TOO_LARGE, "The body is larger than this API accepts.")
+            except BodyTooSlow:
+                answer = envelope(ErrorCode.INVALID_JSON, "The body did not arrive in time.")
+            except Disconnected:
+                return
+            else:
+                try:
+                    answer = await admission_answer(dict(scope["headers"]), body)
+                except Exception:  # a fault of ours: logged, and an envelope, never a page
+                    logger.exception("admission failed")
+                    answer = envelope(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
+                self.pace.done()
+        finally:
+            self.in_flight -= 1
+        await answer.send(send)
+
+    def door(self) -> Answer | None:
+        """Refuse at once what this process could not answer within the deadline."""
+        if self.lag.lag > self.deadline / 2:
+            return overloaded("queued_too_long")
+        capacity = max(settings.ADMISSION_MIN_IN_FLIGHT, int(self.pace.peak * self.deadline))
+        if self.in_flight >= capacity or group_commit().expected_wait() > self.deadline:
+            return overloaded("too_many_in_flight")
+        return None
+
+    async def to_django(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Django in a thread, with its body read here first: a slow body holds no thread."""
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            try:
+                body = await read_body(receive, limit=settings.WEB_MAX_BODY_BYTES, timeout=30.0)
+            except (BodyTooLarge, BodyTooSlow) as exc:
+                status = 413 if isinstance(exc, BodyTooLarge) else 408
+                await send({"type": "http.response.start", "status": status, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            except Disconnected:
+                return
+            # The body is whole now: Django reads it by its length, however it came (chunked too).
+            scope = dict(scope)
+            scope["headers"] = [
+                (name, value)
+                for name, value in scope["headers"]
+                if name not in (b"content-length", b"transfer-encoding")
+            ] + [(b"content-length", str(len(body)).encode())]
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.django(scope, replay, send)
+            return
+        await self.django(scope, receive, send)
+
+
+async def _caller(key: str) -> PartnerKey | None:
+    """The partner behind a key: from this process's memory, or found in a thread."""
+    try:
+        return partner_key_cached(key=key)
+    except NotCached:
+        return await asyncio.to_thread(_resolve_in_thread, key)
+
+
+def _resolve_in_thread(key: str) -> PartnerKey | None:
+    try:
+        return partner_key_resolve(key=key)
+    finally:
+        connection.close()  # back to the pool
+
+
+async def admission_answer(headers: dict[bytes, bytes], body: bytes) -> Answer:
+    """The partner API's POST /api/v1/orders/, as its DRF view answers it, from raw parts."""
+    raw = headers.get(b"authorization")
+    key = key_from_header(raw.decode("latin-1")) if raw else None
+    holder = await _caller(key) if key else None
+    if holder is None:
+        return envelope(
+            ErrorCode.NOT_AUTHENTICATED, MESSAGES[ErrorCode.NOT_AUTHENTICATED], www_authenticate="Api-Key"
+        )
+    if not HasOrdersScope.allows(holder):
+        return envelope(ErrorCode.PERMISSION_DENIED, HasOrdersScope.message)
+    wait = throttle_wait(key_id=holder.key_id)
+    if wait is not None:
+        return envelope(
+            ErrorCode.THROTTLED, MESSAGES[ErrorCode.THROTTLED], retry_after=str(max(1, int(wait + 0.999)))
+        )
+    if not body:
+        return envelope(ErrorCode.INVALID_JSON, "The body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return envelope(ErrorCode.INVALID_JSON, MESSAGES[ErrorCode.INVALID_JSON], {"reason": str(error)})
+    if not isinstance(data, dict):
+        return envelope(ErrorCode.INVALID_JSON, "The body must be a JSON object.")
+    idempotency = headers.get(b"idempotency-key")
+    idempotency_key = idempotency.decode("latin-1") if idempotency is not None else None
+    if idempotency_key is not None and not idempotency_key_valid(idempotency_key):
+        return envelope(
+            ErrorCode.VALIDATION_ERROR,
+            MESSAGES[ErrorCode.VALIDATION_ERROR],
+            {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters."]},
+        )
+    request, errors = order_request_validate(data)
+    if request is None:
+        return envelope(ErrorCode.VALIDATION_ERROR, MESSAGES[ErrorCode.VALIDATION_ERROR], errors)
+    try:
+        admission = await order_admit_grouped_async(
+            launch=request.launch,
+            customer=request.customer,
+            sku=request.sku,
+            fulfilment=request.fulfilment,
+            store=request.store,
+            channel=Order.Channel.PARTNER,
+            partner_id=holder.partner_id,
+            idempotency_key=idempotency_key,
+            idempotency_scope=holder.idempotency_scope,
+        )
+    except AdmissionRefused as refused:
+        return envelope(refused.code, refused.message, refused.details)
+    except (BatchFailed, DatabaseError):
+        # The database is away: nothing of this request was committed.
+        return overloaded("database_unavailable")
+    return Answer(202, orjson.dumps(order_json(admission.order), default=orjson_default))
