@@ -406,12 +406,109 @@ def head(r: BenchRun) -> str:
     )
 
 
+def crush_section(r: BenchRun) -> str:
+    """The admission measures of "The crush, for real", each against its target, computed
+    from the phases above: the floor is the best floor of the run (a bare one-INSERT view
+    under gunicorn's sync workers, the fastest server for it)."""
+    floors = [s.floor.admitted_per_s for s in r.side_by_side if s.floor is not None]
+    floor = max(floors, default=0.0)
+    by_connections = {p.connections: p for p in r.sweep}
+    rows: list[Row] = []
+    at32 = by_connections.get(32)
+    if at32 is not None and floor:
+        refused = at32.refused / at32.answered if at32.answered else 0.0
+        ratio = at32.admitted_per_s / floor
+        rows.append(
+            (
+                f"[{at32.server}] admitted/s at 32 connections / floor",
+                f"{fmt(at32.admitted_per_s)} / {fmt(floor)} = {ratio:.2f}; refused {refused:.1%}",
+                ">= 1.5, <= 1% refused",
+                verdict(ratio >= 1.5 and refused <= 0.01),
+            )
+        )
+        for n in (256, 1024):
+            p = by_connections.get(n)
+            if p is None or not at32.admitted_per_s:
+                continue
+            ratio = p.admitted_per_s / at32.admitted_per_s
+            rows.append(
+                (
+                    f"[{p.server}] {n:,} connections / 32",
+                    f"{fmt(p.admitted_per_s)} / {fmt(at32.admitted_per_s)} = {ratio:.2f}; "
+                    f"errors {p.error_count}, timeouts {p.timeouts}",
+                    ">= 0.9, 0 errors or timeouts",
+                    verdict(ratio >= 0.9 and not p.error_count and not p.timeouts),
+                )
+            )
+    for step in r.open_loop:
+        load = step.load
+        achieved = load.offered_per_s / load.asked_per_s if load.asked_per_s else 0.0
+        if step.multiple == 3:
+            ok = step.admitted_ratio >= 0.9 and load.refused_p99_ms <= 100 and load.admitted_p99_ms <= 1000
+            target = ">= 0.9; refusals p99 <= 100 ms; admitted p99 <= 1 s"
+        elif step.multiple == 10:
+            ok = step.admitted_ratio >= 0.8 and not load.error_count and not load.timeouts
+            target = ">= 0.8, no errors"
+        else:
+            continue
+        rows.append(
+            (
+                f"open loop {step.multiple:g}x capacity: admitted / capacity",
+                f"{step.admitted_ratio:.2f} ({fmt(load.admitted_per_s)}/s of {fmt(step.capacity_per_s)}/s); "
+                f"refusals p99 {load.refused_p99_ms:.0f} ms, admitted p99 {load.admitted_p99_ms:.0f} ms; "
+                f"the client sent {achieved:.0%} of the rate asked; errors {load.error_count}, "
+                f"timeouts {load.timeouts}",
+                target,
+                verdict(ok),
+            )
+        )
+    if r.retrying is not None:
+        p = r.retrying
+        rows.append(
+            (
+                f"{p.orders:,} orders from {p.clients} clients at once, honouring Retry-After",
+                f"{fmt(p.refusals)} refusals; admitted {fmt(p.admitted)}, distinct references "
+                f"{fmt(p.distinct_references)}",
+                "<= 75 refusals; all admitted",
+                verdict(p.refusals <= 75 and p.admitted == p.orders == p.distinct_references),
+            )
+        )
+    if r.slow_bodies is not None:
+        sb = r.slow_bodies
+        rows.append(
+            (
+                f"{sb.slow_connections} slow-body connections held open: p99 of other admissions",
+                f"{sb.load.admitted_p99_ms:.0f} ms ({fmt(sb.load.admitted_per_s)}/s admitted)",
+                "<= 200 ms",
+                verdict(sb.load.admitted_p99_ms <= 200 and sb.load.admitted > 0),
+            )
+        )
+    if r.chaos is not None:
+        c = r.chaos
+        server_errors = c.retry.server_errors
+        rows.append(
+            (
+                f"Redis stopped {c.outage_seconds:g} s during {c.retry.orders:,} orders: 5xx other than 503",
+                f"{server_errors}; customers without an order {c.customers_without_order}, with two or more "
+                f"{c.customers_with_two_or_more}",
+                "0",
+                verdict(server_errors == 0 and not c.customers_without_order and not c.customers_with_two_or_more),
+            )
+        )
+    if not rows:
+        return ""
+    return "## The crush: admission against its targets\n\n" + table(
+        ("measure", "figure", "target", "verdict"), rows
+    )
+
+
 def report(r: BenchRun) -> str:
     main = "## Floor, admission, bulk, allocator, 3x overload\n\n" + table(
         ("measure", "figure", "target", "verdict"), legacy_rows(r) + drain_rows(r)
     )
     sections = [
         head(r),
+        crush_section(r),
         main,
         sweep_section(r),
         open_loop_section(r),

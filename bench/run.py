@@ -63,6 +63,8 @@ from bench.report import report, write_results  # noqa: E402
 from bench.stack import CORES, FLOOR_PATH, LOGS, ORDERS_PATH, Seeded, Stack, log  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+# One INSERT per request under gunicorn's sync workers: admission before group commit.
+PREVIOUS_PATH = "previous=gunicorn:ADMISSION_GROUP_COMMIT=0"
 QUICK_RESULTS = ROOT / "var" / "bench" / "results"
 PHASES = ("side", "overload", "bulk", "allocation", "sweep", "open", "retry", "slow")
 # D0000001..D0100000 are the allocator's; the original phases draw from the next range.
@@ -398,10 +400,13 @@ def parse_compare(text: str, *, args: argparse.Namespace) -> ServerSpec:
     """`label=kind:KEY=VALUE,KEY=VALUE`, `kind:KEY=VALUE` or just `kind`."""
     label, _, rest = text.rpartition("=") if "=" in text.split(":", 1)[0] else ("", "", text)
     kind, _, settings = rest.partition(":")
-    env = _env_pairs([s for s in settings.split(",") if s])
-    label = label or (kind + ("+" + ",".join(f"{k}={v}" for k, v in env) if env else ""))
+    pairs = _env_pairs([s for s in settings.split(",") if s])
+    # WORKERS=N sets the variant's process count; every other pair is a server-side setting.
+    workers = next((int(v) for k, v in pairs if k == "WORKERS"), args.workers)
+    env = tuple((k, v) for k, v in pairs if k != "WORKERS")
+    label = label or (kind + ("+" + ",".join(f"{k}={v}" for k, v in pairs) if pairs else ""))
     return stack.server_spec(
-        kind, workers=args.workers, backlog=args.backlog, label=label, env=env, command=args.server_cmd
+        kind, workers=workers, backlog=args.backlog, label=label, env=env, command=args.server_cmd
     )
 
 
@@ -418,8 +423,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=0, help="wrk connections (default 2 per worker)")
     p.add_argument("--backlog", type=int, default=2048, help="the web server's listen backlog (default 2048)")
     p.add_argument(
-        "--server", default="gunicorn", help=f"main web server: {', '.join(stack.SERVER_KINDS)} (or 'both', "
-        "the old spelling of --server gunicorn --compare granian)",
+        "--server", default="uvicorn", help=f"main web server: {', '.join(stack.SERVER_KINDS)} (default "
+        "uvicorn, what make serve runs; 'both' is the old spelling of --server gunicorn --compare granian)",
     )  # fmt: skip
     p.add_argument(
         "--server-cmd",
@@ -433,7 +438,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--compare", action="append", default=[], metavar="SPEC",
         help="another variant for the side-by-side phase (repeatable): KIND, KIND:KEY=VALUE,... or "
-        "LABEL=KIND:KEY=VALUE,...; e.g. gthread, granian, new=gunicorn:ADMISSION_PATH=new",
+        "LABEL=KIND:KEY=VALUE,... (WORKERS=N sets its processes); default: the previous path, "
+        f"{PREVIOUS_PATH}, so the floor, it and the new path are measured in one run",
     )  # fmt: skip
     p.add_argument("--customers", type=int, default=0, help="customers to seed (default from the mode)")
     p.add_argument("--bulk-clients", type=int, default=3)
@@ -483,6 +489,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.max_seconds = args.max_seconds or (600.0 if args.quick else 1800.0)
     if args.server == "both":
         args.server, args.compare = "gunicorn", [*args.compare, "granian"]
+    elif not args.compare and args.server != "gunicorn":
+        args.compare = [PREVIOUS_PATH]
     # The original phases keep their customer range (as many as before the new phases
     # existed); the new phases draw from the customers seeded after it.
     # (a quick run gives them more than before, so that its overload and bulk have some).

@@ -263,12 +263,13 @@ def server_spec(
     if kind == "gunicorn":
         argv = gunicorn
     elif kind == "gthread":
-        argv = [*gunicorn, "-k", "gthread", "--threads", "4"]
+        # Threads wait for their group commit batch, so a process needs many of them.
+        argv = [*gunicorn, "-k", "gthread", "--threads", "32"]
     elif kind == "granian":
         argv = [
-            str(BIN / "granian"), "--interface", "wsgi", "--host", "{host}", "--port", "{port}",
+            str(BIN / "granian"), "--interface", "asgi", "--host", "{host}", "--port", "{port}",
             "--workers", "{workers}", "--backlog", "{backlog}", "--log-level", "warning", "--no-ws",
-            "config.wsgi:application",
+            "config.asgi:application",
         ]  # fmt: skip
     elif kind == "uvicorn":
         argv = [

@@ -188,6 +188,9 @@ class GroupCommit:
                     self._in_flight = 0
             for ticket in batch:
                 ticket.settle()
+            if not self._pending:
+                # Idle: the connection goes back to the pool rather than sit with this thread.
+                connection.close()
 
 
 def _resolve(future: asyncio.Future[Ticket], ticket: Ticket) -> None:
