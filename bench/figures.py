@@ -243,6 +243,26 @@ class ChaosPhase:
 
 
 @dataclass
+class DatabaseCrashFigures:
+    """bench/chaos_pg.py: a private PostgreSQL stopped (immediate) under retrying clients."""
+
+    outage_seconds: float
+    retry: RetryPhase
+    customers_without_order: int
+    customers_with_two_or_more: int
+    emails_received: int
+    emails_unique: int
+    sending_processes: int
+    messages_left_unsent: int
+    orders_left_queued: int
+    acknowledged: int
+
+    @property
+    def emails_repeated(self) -> int:
+        return self.emails_received - self.emails_unique
+
+
+@dataclass
 class AllocationRun:
     queue: int
     allocated: int
@@ -349,6 +369,7 @@ class BenchRun:
     retrying: RetryPhase | None = None
     slow_bodies: SlowBodyPhase | None = None
     chaos: ChaosPhase | None = None
+    database_crash: DatabaseCrashFigures | None = None
     allocation: AllocationRun | None = None
     drains: list[Drain] = field(default_factory=list)
     invariants: list[Invariants] = field(default_factory=list)

@@ -492,7 +492,30 @@ def crush_section(r: BenchRun) -> str:
                 f"{server_errors}; customers without an order {c.customers_without_order}, with two or more "
                 f"{c.customers_with_two_or_more}",
                 "0",
-                verdict(server_errors == 0 and not c.customers_without_order and not c.customers_with_two_or_more),
+                verdict(
+                    server_errors == 0 and not c.customers_without_order and not c.customers_with_two_or_more
+                ),
+            )
+        )
+    if r.database_crash is not None:
+        d = r.database_crash
+        server_errors = d.retry.server_errors
+        rows.append(
+            (
+                f"PostgreSQL crashed (immediate stop) {d.outage_seconds:g} s during {d.retry.orders:,} orders: "
+                "5xx other than 503; orders per customer; emails repeated",
+                f"{server_errors}; acknowledged {fmt(d.acknowledged)}, customers without an order "
+                f"{d.customers_without_order}, with two or more {d.customers_with_two_or_more}; emails "
+                f"{fmt(d.emails_received)} received, {d.emails_repeated} repeated; left unsent "
+                f"{d.messages_left_unsent}, orders left queued {d.orders_left_queued}",
+                f"0; exactly one; <= {d.sending_processes} repeated (one per sending process)",
+                verdict(
+                    server_errors == 0
+                    and not d.customers_without_order
+                    and not d.customers_with_two_or_more
+                    and d.emails_repeated <= d.sending_processes
+                    and d.messages_left_unsent == 0
+                ),
             )
         )
     if not rows:

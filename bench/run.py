@@ -323,7 +323,8 @@ def chaos(run: Run, spec: ServerSpec) -> None:
     outage = run.args.chaos_outage
 
     def redis_outage() -> None:
-        time.sleep(1.0)
+        # At once: a thousand orders take about a second, and the outage must overlap them.
+        time.sleep(0.2)
         log(f"chaos: stopping the private Redis for {outage:g}s")
         redis.stop()
         time.sleep(outage)
@@ -351,6 +352,17 @@ def chaos(run: Run, spec: ServerSpec) -> None:
         retry=phase,
         customers_without_order=without,
         customers_with_two_or_more=twice,
+    )
+
+
+def database_crash(run: Run) -> None:
+    """PostgreSQL stopped (immediate) under retrying clients: bench/chaos_pg.py, own cluster."""
+    from bench import chaos_pg
+
+    if not stack.port_free(chaos_pg.PORT):
+        raise RuntimeError(f"port {chaos_pg.PORT} is taken: the crash phase needs its own PostgreSQL there")
+    run.figures.database_crash = chaos_pg.run(
+        orders=run.args.retry_orders, outage=run.args.chaos_outage, clients=run.args.retry_clients
     )
 
 
@@ -563,6 +575,7 @@ def phases(run: Run, main_spec: ServerSpec, compare: list[ServerSpec]) -> None:
         run.stack.stop()
     if run.args.chaos:
         run.phase("chaos", lambda: chaos(run, main_spec))
+        run.phase("database crash", lambda: database_crash(run))
     if not run.args.skip_others:
         other_benches(run)
 

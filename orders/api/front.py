@@ -253,6 +253,10 @@ class AdmissionFront:
             else:
                 try:
                     answer = await admission_answer(dict(scope["headers"]), body)
+                except DatabaseError:
+                    # The database is away (a key or a customer not in memory needed it):
+                    # nothing was written, so the truth is "busy, retry".
+                    answer = overloaded("database_unavailable")
                 except Exception:  # a fault of ours: logged, and an envelope, never a page
                     logger.exception("admission failed")
                     answer = envelope(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
