@@ -263,6 +263,42 @@ class DatabaseCrashFigures:
 
 
 @dataclass
+class StorePollFigures:
+    """One kind of poll of the store page, sent on its schedule (an open loop)."""
+
+    name: str
+    per_s: float
+    polls: int
+    ok: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    bytes_max: int  # on the wire (the bench asks for gzip, as browsers do)
+    bytes_mean: float
+    page_bytes_max: int = 0  # the HTML once uncompressed
+
+
+@dataclass
+class StorePanelFigures:
+    """bench/store_panel.py: a store's live panel with a launch morning's backlog."""
+
+    store: str
+    waiting: int  # collect orders waiting for a unit there
+    ready: int  # collect orders holding a unit there
+    browsers: int
+    panel: StorePollFigures
+    ready_list: StorePollFigures
+    most_polls_per_s: float  # eight connections polling back to back
+    closed_answers: int
+    web_cpu_ms_per_poll: float
+
+    @property
+    def cores_for_browsers(self) -> float:
+        """Web CPU the browsers' panel polls take, in cores."""
+        return self.panel.per_s * self.web_cpu_ms_per_poll / 1000
+
+
+@dataclass
 class AllocationRun:
     queue: int
     allocated: int
@@ -370,6 +406,7 @@ class BenchRun:
     slow_bodies: SlowBodyPhase | None = None
     chaos: ChaosPhase | None = None
     database_crash: DatabaseCrashFigures | None = None
+    store_panel: StorePanelFigures | None = None
     allocation: AllocationRun | None = None
     drains: list[Drain] = field(default_factory=list)
     invariants: list[Invariants] = field(default_factory=list)

@@ -518,6 +518,29 @@ def crush_section(r: BenchRun) -> str:
                 ),
             )
         )
+    if r.store_panel is not None:
+        sp = r.store_panel
+        for poll in (sp.panel, sp.ready_list):
+            rows.append(
+                (
+                    f"store page {poll.name}, {sp.browsers} staff browsers ({poll.per_s:g}/s) at a store with "
+                    f"{fmt(sp.waiting)} collect orders waiting and {fmt(sp.ready)} ready",
+                    f"p50 {poll.p50_ms:.1f} ms, p99 {poll.p99_ms:.1f} ms; {fmt(poll.bytes_max)} bytes on the wire "
+                    f"({fmt(poll.page_bytes_max)} uncompressed); "
+                    f"{fmt(poll.ok)} of {fmt(poll.polls)} answered 200",
+                    "p99 <= 20 ms; <= 10 KB",
+                    verdict(poll.p99_ms <= 20 and poll.bytes_max <= 10_240 and poll.ok == poll.polls),
+                )
+            )
+        rows.append(
+            (
+                "store panel polls, 8 connections back to back: most per second, web CPU per poll",
+                f"{fmt(sp.most_polls_per_s)}/s; {sp.web_cpu_ms_per_poll:.1f} ms CPU per poll, so "
+                f"{sp.browsers} browsers take {sp.cores_for_browsers:.2f} cores",
+                "(measured)",
+                "",
+            )
+        )
     if not rows:
         return ""
     return "## The crush: admission against its targets\n\n" + table(

@@ -20,9 +20,12 @@ Then, on a fresh start of the main server:
 7. retrying clients: 48 clients, 1,500 orders sent at once, each retried with its
    Idempotency-Key and honouring Retry-After until it has a final answer;
 8. slow bodies: 100 connections hold their request body back while 32 connections admit;
-9. chaos (only with --chaos): the retrying clients against a stack on a private
-   redis-server that is stopped for 5 s and restarted;
-10. bench/email_bench.py and bench/intake_bench.py.
+9. store panel (bench/store_panel.py): one partner store brought to 24,000 collect orders
+   waiting, its live panel and ready list polled by sixty staff browsers (open loop);
+10. chaos (only with --chaos): the retrying clients against a stack on a private
+   redis-server stopped for 5 s, then a private PostgreSQL crashed for 5 s
+   (bench/chaos_pg.py);
+11. bench/email_bench.py and bench/intake_bench.py.
 
 It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
 var/bench/results/ instead). Every process it started is stopped at the end, also on
@@ -66,7 +69,7 @@ RESULTS = ROOT / "bench" / "results"
 # One INSERT per request under gunicorn's sync workers: admission before group commit.
 PREVIOUS_PATH = "previous=gunicorn:ADMISSION_GROUP_COMMIT=0"
 QUICK_RESULTS = ROOT / "var" / "bench" / "results"
-PHASES = ("side", "overload", "bulk", "allocation", "sweep", "open", "retry", "slow")
+PHASES = ("side", "overload", "bulk", "allocation", "sweep", "open", "retry", "slow", "panel")
 # D0000001..D0100000 are the allocator's; the original phases draw from the next range.
 ALLOCATOR_CUSTOMERS = 100_000
 
@@ -310,6 +313,22 @@ def slow_bodies(run: Run) -> None:
     )
 
 
+def store_panel(run: Run) -> None:
+    """A store's live panel polled by sixty staff browsers, with 24,000 orders waiting there."""
+    from bench import store_panel as panel
+
+    assert run.stack is not None
+    customers = min(panel.WAITING_TARGET, run.fresh.left)
+    first = run.take_fresh(customers)
+    run.figures.store_panel = panel.run(
+        running=run.stack, launch_id=run.seeded.launch_id, store_code=run.seeded.partner_stores[0],
+        first_customer=first, customers=customers, seconds=run.args.step_duration,
+    )  # fmt: skip
+    p = run.figures.store_panel.panel
+    log(f"store panel: p99 {p.p99_ms:.1f} ms, {p.bytes_max:,} bytes per poll")
+    run.checkpoint("store panel")
+
+
 def chaos(run: Run, spec: ServerSpec) -> None:
     """Retrying clients against a stack whose (private) Redis is stopped for a while."""
     if not stack.port_free(run.args.chaos_redis_port):
@@ -410,7 +429,7 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 
 def parse_compare(text: str, *, args: argparse.Namespace) -> ServerSpec:
     """`label=kind:KEY=VALUE,KEY=VALUE`, `kind:KEY=VALUE` or just `kind`."""
-    label, _, rest = text.rpartition("=") if "=" in text.split(":", 1)[0] else ("", "", text)
+    label, _, rest = text.partition("=") if "=" in text.split(":", 1)[0] else ("", "", text)
     kind, _, settings = rest.partition(":")
     pairs = _env_pairs([s for s in settings.split(",") if s])
     # WORKERS=N sets the variant's process count; every other pair is a server-side setting.
@@ -562,7 +581,7 @@ def phases(run: Run, main_spec: ServerSpec, compare: list[ServerSpec]) -> None:
     run.phase("bulk", lambda: bulk(run))
     run.stack.stop()
     run.phase("allocation", lambda: allocation(run))
-    new = {"sweep", "open", "retry", "slow"} & run.args.phases
+    new = {"sweep", "open", "retry", "slow", "panel"} & run.args.phases
     if new:
         # A fresh start, so the original phases' figures above are taken exactly as before.
         run.stack = run.start_stack(main_spec)
@@ -571,6 +590,7 @@ def phases(run: Run, main_spec: ServerSpec, compare: list[ServerSpec]) -> None:
         run.phase("open", lambda: open_loop(run))
         run.phase("retry", lambda: retrying(run))
         run.phase("slow", lambda: slow_bodies(run))
+        run.phase("panel", lambda: store_panel(run))
         figures.notes.append(f"processes alive before the stop: {run.stack.alive()}")
         run.stack.stop()
     if run.args.chaos:

@@ -109,6 +109,13 @@ class Order(models.Model):
                 name="order_waitlisted",
             ),
             models.Index(fields=["partner", "launch", "status"], name="order_partner_list"),
+            # A store's orders ready to hand over: a few dozen rows even when thousands of
+            # collect orders wait there, so the store page's poll costs the same at any size.
+            models.Index(
+                fields=["store", "launch", "sequence"],
+                condition=Q(status="allocated", fulfilment="collect"),
+                name="order_ready_to_collect",
+            ),
         ]
 
     def __str__(self) -> str:

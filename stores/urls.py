@@ -12,4 +12,5 @@ urlpatterns = [
     path("stores/<str:code>/serve-next/", views.store_serve_next, name="store-serve-next"),
     path("stores/<str:code>/pass-over/", views.store_ticket_pass_over, name="store-ticket-pass-over"),
     path("stores/<str:code>/collect/", views.store_order_collect, name="store-order-collect"),
+    path("stores/<str:code>/ready/", views.store_collect_list, name="store-collect-list"),
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from inventory.models import Launch
@@ -36,6 +37,7 @@ from stores.models import Store
 from stores.selectors import stores_for_user, user_is_head_office
 
 TEMPLATE = "stores/store_detail.html"
+COLLECT_CHANGED = "collect-changed"
 # Order references are short upper-case letters and digits (orders.services.admission).
 REFERENCE_SHAPE = re.compile(r"[A-Z0-9]{1,16}")
 
@@ -65,11 +67,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _live_context(*, store: Store, launch: Launch | None) -> dict:
-    """What the live panel shows. A handful of aggregate queries, none per order or ticket."""
-    collect = store_collect(store=store, launch=launch)
-    stock_lines = store_stock(store=store, launch=launch)
-    ready = store_collect_ready(store=store, launch=launch)
+    """What the live panel shows: a handful of small queries whose cost does not grow with
+    the store's orders (the list of orders to hand over is its own, paged part)."""
     location = location_of_store(store=store)
+    stock_lines = store_stock(store=store, launch=launch)
+    collect = store_collect(
+        store=store,
+        launch=launch,
+        pool_id=location.pk if location else None,
+        sku_ids=[line.sku.pk for line in stock_lines],
+    )
     return {
         "store": store,
         "launch": launch,
@@ -80,10 +87,7 @@ def _live_context(*, store: Store, launch: Launch | None) -> dict:
             for line in stock_lines
         ],
         "queue": store_walkin_queue(store=store, launch=launch),
-        "collect": collect.counts,
-        "collect_waiting": collect.waiting_total,
-        "collect_ready": ready,
-        "collect_ready_more": max(collect.counts[Order.Status.ALLOCATED] - len(ready), 0),
+        "collect": collect,
         "deliveries": store_deliveries(location=location, to_receive_only=True, limit=10) if location else [],
     }
 
@@ -93,23 +97,56 @@ def _live_context(*, store: Store, launch: Launch | None) -> dict:
 def store_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """The store's page, or (for htmx polling) just its live panel."""
     store = store_for_staff(request, code)
-    context = _live_context(store=store, launch=launch_for_store_page())
-    template = TEMPLATE
+    launch = launch_for_store_page()
+    context = _live_context(store=store, launch=launch)
     if request.htmx:
-        template += "#live-panel"
-    return render(request, template, context)
+        return render(request, TEMPLATE + "#live-panel", context)
+    context |= _collect_list_context(request, store=store, launch=launch)
+    return render(request, TEMPLATE, context)
 
 
 def _action_done(
-    request: HtmxHttpRequest, store: Store, launch: Launch | None, notice: Notice
+    request: HtmxHttpRequest,
+    store: Store,
+    launch: Launch | None,
+    notice: Notice,
+    *,
+    collect_changed: bool = False,
 ) -> HttpResponse:
     """htmx: the refreshed panel and the notice. Otherwise: a message and back to the page."""
     if request.htmx:
         context = _live_context(store=store, launch=launch) | {"notice": notice}
-        return render(request, TEMPLATE + "#action-result", context)
+        response = render(request, TEMPLATE + "#action-result", context)
+        if collect_changed:
+            # The list of orders to hand over is not in the panel: it reloads on this event.
+            response["HX-Trigger"] = COLLECT_CHANGED
+        return response
     level = messages.ERROR if notice.level == "error" else messages.SUCCESS
     messages.add_message(request, level, notice.text)
     return redirect("store-detail", code=store.code)
+
+
+def _collect_list_context(request: HttpRequest, *, store: Store, launch: Launch | None) -> dict:
+    search = request.GET.get("q", "")[:64].replace("\x00", "")
+    try:
+        page_number = max(int(request.GET.get("page", "1")), 1)
+    except ValueError:
+        page_number = 1
+    page = store_collect_ready(store=store, launch=launch, search=search, page=page_number)
+    return {"store": store, "launch": launch, "ready": page, "search": search}
+
+
+@require_GET
+@staff_login_required
+def store_collect_list(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """htmx: one page of the orders ready to hand over, searchable by reference or name.
+    Without htmx the store page itself shows that page of the list."""
+    store = store_for_staff(request, code)
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(reverse("store-detail", kwargs={"code": store.code}) + (f"?{query}" if query else ""))
+    context = _collect_list_context(request, store=store, launch=launch_for_store_page())
+    return render(request, TEMPLATE + "#collect-list", context)
 
 
 @require_POST
@@ -198,4 +235,5 @@ def store_order_collect(request: HtmxHttpRequest, code: str) -> HttpResponse:
             notice = Notice(
                 f"Order {order.reference} collected by {order.customer.name}: one {order.sku.code}."
             )
+            return _action_done(request, store, launch, notice, collect_changed=True)
     return _action_done(request, store, launch, notice)

@@ -27,27 +27,35 @@ class PoolAvailability:
         return self.units_left <= 0
 
 
+def pool_waiting(*, launch: Launch, pool_id: int, sku_ids: list[int]) -> dict[int, int]:
+    """Orders still owed a unit of the pool, per SKU: the allocator's waitlist count and the
+    queued orders it has not seen yet. Two small queries, whatever the waitlist's length."""
+    waiting: dict[int, int] = dict.fromkeys(sku_ids, 0)
+    for sku_id, n in PoolState.objects.filter(launch=launch, pool_id=pool_id, sku_id__in=sku_ids).values_list(
+        "sku_id", "waiting"
+    ):
+        waiting[sku_id] += n
+    for sku_id, n in (
+        Order.objects.filter(launch=launch, status=Order.Status.QUEUED, pool_id=pool_id, sku_id__in=sku_ids)
+        .values("sku_id")
+        .annotate(n=Count("sequence"))
+        .values_list("sku_id", "n")
+    ):
+        waiting[sku_id] += n
+    return waiting
+
+
 def pool_availability(
     *, launch: Launch, pool_id: int | None, skus: list[SKU], where: str = ""
 ) -> list[PoolAvailability]:
     """Per SKU, in the order given: units free in the pool and orders waiting for it. Three queries."""
     sku_ids = [sku.pk for sku in skus]
     free = pool_available(pool_id=pool_id, sku_ids=sku_ids)
-    waiting: dict[int, int] = dict.fromkeys(sku_ids, 0)
-    if pool_id is not None:
-        for sku_id, n in PoolState.objects.filter(
-            launch=launch, pool_id=pool_id, sku_id__in=sku_ids
-        ).values_list("sku_id", "waiting"):
-            waiting[sku_id] += n
-        for sku_id, n in (
-            Order.objects.filter(
-                launch=launch, status=Order.Status.QUEUED, pool_id=pool_id, sku_id__in=sku_ids
-            )
-            .values("sku_id")
-            .annotate(n=Count("sequence"))
-            .values_list("sku_id", "n")
-        ):
-            waiting[sku_id] += n
+    waiting = (
+        pool_waiting(launch=launch, pool_id=pool_id, sku_ids=sku_ids)
+        if pool_id is not None
+        else dict.fromkeys(sku_ids, 0)
+    )
     return [
         PoolAvailability(sku=sku, units_left=free[sku.pk], waiting=waiting[sku.pk], where=where)
         for sku in skus

@@ -1,15 +1,17 @@
 """Reads for a store's live page: its walk-in queue and its click-and-collect orders.
 
-A handful of aggregate queries over the partial indexes; none per order or ticket.
+A handful of small queries over partial indexes and the allocator's counts: none per
+order or ticket, and none whose cost grows with the store's waitlist.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Min, Q
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from inventory.models import Launch
 from orders.models import Order, Ticket
+from orders.selectors.availability import pool_waiting
 from stores.models import Store
 
 # A collect order the store still has to act on: waiting for a unit, or holding one.
@@ -18,10 +20,6 @@ COLLECT_WAITING_STATUSES: tuple[str, ...] = (
     Order.Status.WAITLISTED,
     Order.Status.ALLOCATED,
 )
-
-# Collect orders still owed a unit: while any waits, the store's units of that SKU go to
-# them first (ticket_serve_next refuses the walk-in sale).
-COLLECT_OWED_STATUSES: tuple[str, ...] = (Order.Status.QUEUED, Order.Status.WAITLISTED)
 
 
 @dataclass(frozen=True)
@@ -32,14 +30,18 @@ class WalkInQueue:
     last_issued: int | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class StoreCollect:
-    counts: dict[str, int]  # by status, COLLECT_WAITING_STATUSES only
-    owed_by_sku: dict[int, int]  # queued + waitlisted per SKU id
+    ready: int  # collect orders holding a unit here, to hand over
+    owed_by_sku: dict[int, int]  # orders waiting for a unit of this store, per SKU id
+
+    @property
+    def owed(self) -> int:
+        return sum(self.owed_by_sku.values())
 
     @property
     def waiting_total(self) -> int:
-        return sum(self.counts.values())
+        return self.ready + self.owed
 
 
 def store_walkin_queue(*, store: Store, launch: Launch | None) -> WalkInQueue:
@@ -55,36 +57,39 @@ def store_walkin_queue(*, store: Store, launch: Launch | None) -> WalkInQueue:
     return WalkInQueue(**row)
 
 
-def store_collect(*, store: Store, launch: Launch | None) -> StoreCollect:
-    """Collect orders of this store still to be handed over: by status, and owed per SKU. One query."""
-    counts = dict.fromkeys(COLLECT_WAITING_STATUSES, 0)
-    owed: dict[int, int] = defaultdict(int)
-    if launch is not None:
-        for sku_id, status, n in (
-            Order.objects.filter(
-                launch=launch,
-                store=store,
-                fulfilment=Order.Fulfilment.COLLECT,
-                status__in=COLLECT_WAITING_STATUSES,
-            )
-            .values_list("sku_id", "status")
-            .annotate(n=Count("pk"))
-        ):
-            counts[status] += n
-            if status in COLLECT_OWED_STATUSES:
-                owed[sku_id] += n
-    return StoreCollect(counts=counts, owed_by_sku=dict(owed))
+def store_collect(
+    *, store: Store, launch: Launch | None, pool_id: int | None, sku_ids: list[int]
+) -> StoreCollect:
+    """Collect orders of this store still to be handed over: ready, and owed per SKU.
 
-
-def store_collect_ready(*, store: Store, launch: Launch | None, limit: int = 50) -> list[Order]:
-    """Collect orders holding a unit at this store, oldest first (bounded: a store holds
-    a few dozen phones, and the page shows how many more there are)."""
-    if launch is None:
-        return []
-    return list(
-        Order.objects.filter(
-            launch=launch, store=store, fulfilment=Order.Fulfilment.COLLECT, status=Order.Status.ALLOCATED
-        )
-        .select_related("customer", "sku")
-        .order_by("sequence")[:limit]
+    Costs the same at a store with 30 orders or 30,000: ready orders are counted over the
+    small partial index of orders holding a unit for collection, owed ones read from the
+    allocator's waitlist count (orders waiting for this store's stock are its pool's).
+    """
+    if launch is None or pool_id is None:
+        return StoreCollect(ready=0, owed_by_sku={})
+    return StoreCollect(
+        ready=_ready(store=store, launch=launch).count(),
+        owed_by_sku=pool_waiting(launch=launch, pool_id=pool_id, sku_ids=sku_ids),
     )
+
+
+def _ready(*, store: Store, launch: Launch) -> QuerySet[Order]:
+    # Exactly the condition of the order_ready_to_collect index, so it is the one read.
+    return Order.objects.filter(
+        store=store, launch=launch, status=Order.Status.ALLOCATED, fulfilment=Order.Fulfilment.COLLECT
+    )
+
+
+def store_collect_ready(
+    *, store: Store, launch: Launch | None, search: str = "", page: int = 1, per_page: int = 20
+) -> Page:
+    """One page of the collect orders holding a unit here, oldest first, optionally only
+    those whose reference starts with, or whose customer's name contains, `search`."""
+    if launch is None:
+        return Paginator(Order.objects.none(), per_page).get_page(1)
+    orders = _ready(store=store, launch=launch)
+    search = search.strip()
+    if search:
+        orders = orders.filter(Q(reference__startswith=search.upper()) | Q(customer__name__icontains=search))
+    return Paginator(orders.select_related("customer", "sku").order_by("sequence"), per_page).get_page(page)

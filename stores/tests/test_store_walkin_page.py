@@ -14,7 +14,7 @@ from customers.tests.factories import CustomerFactory
 from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Stock, StockMovement
 from inventory.services import StockChange, location_for_store, stock_apply, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
-from orders.models import Order, Ticket
+from orders.models import Order, PoolState, Ticket
 from stores.models import StaffMembership
 from stores.tests.factories import StaffMembershipFactory, StoreFactory, UserFactory
 
@@ -75,16 +75,28 @@ def ledger_matches_levels(location, sku) -> bool:
 def collect_order(shop, *, status: str, sku=None, store=None, reference: str = "") -> Order:
     store = store or shop.store
     customer = CustomerFactory()
+    pool = location_for_store(store=store)
+    sku = sku or shop.black
+    wait_number = None
+    if status == Order.Status.WAITLISTED:
+        # As the allocator would: the pool's waitlist bookkeeping counts the order, and the
+        # store page reads that count rather than the orders themselves.
+        state, _ = PoolState.objects.get_or_create(launch=shop.launch, sku=sku, pool=pool)
+        state.waitlisted_total += 1
+        state.waiting += 1
+        state.save()
+        wait_number = state.waitlisted_total
     return Order.objects.create(
         reference=reference or f"R{Order.objects.count() + 1:07d}",
         launch=shop.launch,
         customer=customer,
-        sku=sku or shop.black,
+        sku=sku,
         channel=Order.Channel.ONLINE,
         fulfilment=Order.Fulfilment.COLLECT,
         store=store,
-        pool=location_for_store(store=store),
+        pool=pool,
         status=status,
+        wait_number=wait_number,
         collect_by=timezone.now() + datetime.timedelta(days=3),
     )
 
@@ -246,7 +258,9 @@ def test_collected_action_hands_the_held_unit_over(client, shop):
 
     assert response.status_code == 200
     assert f"Order ABCD2345 collected by {order.customer.name}" in response.text
-    assert 'data-order="ABCD2345"' not in response.text
+    # The ready list is outside the panel: the hand-over tells it to reload.
+    assert response["HX-Trigger"] == "collect-changed"
+    assert "data-order=" not in client.get(url("store-collect-list", shop.store), headers=HX).text
     order.refresh_from_db()
     assert order.status == Order.Status.FULFILLED
     row = stock(shop, shop.black)
@@ -257,6 +271,7 @@ def test_collected_action_hands_the_held_unit_over(client, shop):
     # Twice is refused politely: the order is no longer held.
     again = client.post(url("store-order-collect", shop.store), {"order": "ABCD2345"}, headers=HX)
     assert "Order ABCD2345 is fulfilled, not ready to collect." in again.text
+    assert "HX-Trigger" not in again
     assert stock(shop, shop.black).on_hand == 2
 
 
@@ -312,13 +327,50 @@ def test_poll_is_the_partial_and_its_queries_do_not_grow_with_the_queue(
     assert fragment.text.lstrip().startswith('<section id="live-panel"')
     assert "hx-trigger=\"every 2s [document.visibilityState === 'visible']\"" in fragment.text
 
+    size_before = len(fragment.content)
+
     for _ in range(5):
         client.post(url("store-ticket-issue", shop.store), headers=HX)
-    for n in range(5):
+    for n in range(60):
         collect_order(shop, status=Order.Status.ALLOCATED, reference=f"MANY{n:04d}")
+    for _ in range(40):
+        collect_order(shop, status=Order.Status.WAITLISTED)
     with django_assert_max_num_queries(queries_before):
         fragment = client.get(url("store-detail", shop.store), headers=HX)
-    assert fragment.text.count("data-order=") == 5
+    # The counts, never the orders: the poll stays the same size at any store.
+    assert (field(fragment.text, "collect_ready"), field(fragment.text, "collect_owed")) == ("60", "40")
+    assert "data-order=" not in fragment.text
+    assert len(fragment.content) < size_before + 1000
+
+
+def test_ready_list_is_paged_oldest_first_and_searchable(client, shop):
+    orders = [collect_order(shop, status=Order.Status.ALLOCATED, reference=f"PG{n:04d}") for n in range(45)]
+    other = collect_order(shop, status=Order.Status.ALLOCATED, reference="ELSEWHERE1", store=shop.other)
+    client.force_login(shop.staff)
+    list_url = url("store-collect-list", shop.store)
+
+    first = client.get(list_url, headers=HX).text
+    shown = re.findall(r'data-order="(\w+)"', first)
+    assert shown == [o.reference for o in orders[:20]]
+    assert "page 1 of 3" in first
+    third = re.findall(r'data-order="(\w+)"', client.get(list_url, {"page": 3}, headers=HX).text)
+    assert third == [o.reference for o in orders[40:]]
+    # A page past the end is the last page; a page that is not a number is the first.
+    assert re.findall(r'data-order="(\w+)"', client.get(list_url, {"page": 99}, headers=HX).text) == third
+    assert re.findall(r'data-order="(\w+)"', client.get(list_url, {"page": "x"}, headers=HX).text) == shown
+
+    found = client.get(list_url, {"q": "pg003"}, headers=HX).text
+    assert re.findall(r'data-order="(\w+)"', found) == [f"PG{n:04d}" for n in range(30, 40)]
+    by_name = client.get(list_url, {"q": orders[7].customer.name}, headers=HX).text
+    assert orders[7].reference in by_name
+    assert 'data-order="ELSEWHERE1"' not in client.get(list_url, {"q": other.reference}, headers=HX).text
+    assert "No order ready here matches" in client.get(list_url, {"q": "\x00zz"}, headers=HX).text
+
+    # Without htmx the store page itself shows the page asked for.
+    response = client.get(list_url, {"q": "PG004"})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).text
+    assert re.findall(r'data-order="(\w+)"', page) == [f"PG{n:04d}" for n in range(40, 45)]
 
 
 def test_poll_after_sign_out_sends_the_browser_to_sign_in(client, shop):

@@ -30,10 +30,10 @@ from customers.services.outbox import outbox_drain
 from customers.services.registration import eligibility_cache_warm
 from inventory.manifests import Manifest, ManifestLine
 from inventory.models import SKU, Launch
-from inventory.selectors import store_stock
+from inventory.selectors import location_of_store, store_stock
 from inventory.services import delivery_announce
 from orders.models import Order, Ticket
-from orders.selectors.store_page import store_collect
+from orders.selectors.availability import pool_waiting
 from orders.services.admission import OrderRequest
 from orders.services.allocation import launch_allocate
 from orders.services.bulk import MAX_BULK_ITEMS, orders_admit_bulk
@@ -273,7 +273,14 @@ class Story:
             stock = {
                 line.sku.code: line.stock.available for line in store_stock(store=store, launch=self.launch)
             }
-            owed = store_collect(store=store, launch=self.launch).owed_by_sku
+            location = location_of_store(store=store)
+            owed = (
+                pool_waiting(
+                    launch=self.launch, pool_id=location.pk, sku_ids=[s.pk for s in self.skus.values()]
+                )
+                if location
+                else {}
+            )
             free = {
                 code: stock.get(code, 0) if not owed.get(sku.pk) else 0 for code, sku in self.skus.items()
             }
