@@ -271,10 +271,14 @@ def post(client: httpx.Client, *, url: str, body: bytes, headers: dict[str, str]
 
 
 # Writes the attempt and the delivery's new state together, in one statement, only if
-# this sender's claim still holds (a sender whose lease ran out finds its row taken).
+# this sender's claim still holds (a sender whose lease ran out finds its row taken). A
+# retry due at an endpoint switched off meanwhile fails instead, as its pending ones did.
 _RECORD = """
 WITH d AS (
-  UPDATE stores_webhookdelivery SET status = %(status)s, attempts = attempts + 1,
+  UPDATE stores_webhookdelivery SET attempts = attempts + 1,
+    status = CASE WHEN %(status)s = 'pending'
+                   AND NOT (SELECT w.is_enabled FROM stores_webhookendpoint w WHERE w.id = endpoint_id)
+                  THEN 'failed' ELSE %(status)s END,
     next_attempt_at = COALESCE(%(next)s, next_attempt_at), claimed_at = NULL,
     last_status_code = %(code)s, last_error = %(error)s,
     delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END
@@ -317,9 +321,12 @@ def attempt_record(
             )
         return
     with transaction.atomic():
-        WebhookDelivery.objects.filter(
+        mine = WebhookDelivery.objects.filter(
             pk=claimed.id, status=WebhookDelivery.Status.SENDING, claimed_at=token
-        ).update(
+        )
+        if status == WebhookDelivery.Status.PENDING and mine.filter(endpoint__is_enabled=False).exists():
+            status = WebhookDelivery.Status.FAILED
+        mine.update(
             status=status,
             attempts=claimed.attempts + 1,
             next_attempt_at=next_at or now,
@@ -447,15 +454,16 @@ class BatchSend:
         )
         self.result.retried += delay is not None
         self.result.failed += delay is None
-        self.failing(now)
+        if self.failing(now):
+            return datetime.timedelta(0)  # switched off: the rest of the batch fails with it
         if outcome.connection_failed:
             return datetime.timedelta(seconds=settings.WEBHOOK_DOWN_PAUSE_SECONDS)
         if outcome.retry_after is not None:
             return outcome.retry_after
         return None
 
-    def failing(self, now: datetime.datetime) -> None:
-        """Start the endpoint's failure streak, or switch it off when it is too old."""
+    def failing(self, now: datetime.datetime) -> bool:
+        """Start the endpoint's failure streak, or switch it off (True) when it is too old."""
         if self.endpoint.failing_since is None:
             WebhookEndpoint.objects.filter(pk=self.endpoint.pk, failing_since__isnull=True).update(
                 failing_since=now
@@ -469,6 +477,7 @@ class BatchSend:
             endpoint_id=self.endpoint.pk, reason=WebhookEndpoint.DisabledReason.FAILING
         ):
             self.result.disabled.append(self.endpoint.pk)
+        return too_long
 
 
 # --- Senders and the drain -------------------------------------------------------------
