@@ -270,6 +270,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    # httpx logs every webhook request at INFO: the delivery log is in the database.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- Outbox -----------------------------------------------------------------------------
@@ -317,6 +319,8 @@ WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=120.0)
 # An endpoint that gave no answer at all is left alone this long before its next delivery.
 WEBHOOK_DOWN_PAUSE_SECONDS = env.float("WEBHOOK_DOWN_PAUSE_SECONDS", default=5.0)
 WEBHOOK_NUDGE_TTL_SECONDS = env.int("WEBHOOK_NUDGE_TTL_SECONDS", default=30)
+# A drain schedules the next one for a retry or lease due within this (beat does the rest).
+WEBHOOK_WAKE_MAX_SECONDS = env.int("WEBHOOK_WAKE_MAX_SECONDS", default=60)
 WEBHOOK_REPLAY_MAX_EVENTS = env.int("WEBHOOK_REPLAY_MAX_EVENTS", default=50_000)
 # Endpoints must be https, and on the public internet: networks listed here (CIDR) are
 # let through anyway (the tests allow loopback, where their receivers listen).

@@ -36,11 +36,13 @@ from stores.services.webhooks.events import (
 from stores.services.webhooks.sender import (
     DRAIN_TASK,
     NUDGE_KEY,
+    WAKE_KEY,
     DrainResult,
     retry_after,
     retry_delay,
     webhooks_drain,
     webhooks_due,
+    webhooks_next_due,
     webhooks_nudge,
     webhooks_nudge_now,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "DRAIN_TASK",
     "EVENT_SOURCE_COLUMNS",
     "NUDGE_KEY",
+    "WAKE_KEY",
     "DrainResult",
     "EndpointDisabled",
     "EndpointInvalid",
@@ -75,6 +78,7 @@ __all__ = [
     "webhook_replay",
     "webhooks_drain",
     "webhooks_due",
+    "webhooks_next_due",
     "webhooks_nudge",
     "webhooks_nudge_now",
 ]

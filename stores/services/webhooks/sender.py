@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 # Sent by name: the task module is an entry point this core must not import.
 DRAIN_TASK = "stores.tasks.webhooks_deliver"
 NUDGE_KEY = "webhooks:nudge"
+WAKE_KEY = "webhooks:wake"
 # Advisory lock class of the endpoint slots (orders.services.locks uses 7301 and 7302).
 SLOT_LOCK = 7310
 MAX_SLOTS = 64
@@ -541,6 +542,25 @@ def webhooks_drain(*, time_budget: float | None = None, senders: int | None = No
 
 def webhooks_due() -> bool:
     return bool(endpoints_due())
+
+
+def webhooks_next_due() -> datetime.datetime | None:
+    """When the next delivery not due now becomes due: a retry, or a sender's lease ending."""
+    lease = datetime.timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    retry = (
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, endpoint__is_enabled=True)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    claimed = (
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.SENDING)
+        .order_by("claimed_at")
+        .values_list("claimed_at", flat=True)
+        .first()
+    )
+    moments = [m for m in (retry, claimed + lease if claimed else None) if m is not None]
+    return min(moments) if moments else None
 
 
 def webhooks_nudge() -> None:
