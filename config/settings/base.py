@@ -222,7 +222,27 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Launchday partner API",
-    "DESCRIPTION": "Orders, availability and stock for partners of a product launch.",
+    "DESCRIPTION": "Orders, availability and stock for partners of a product launch, and webhooks when they change.",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "WebhookDeliveryStatusEnum": "stores.models.WebhookDelivery.Status",
+        "WebhookEventTypeEnum": "stores.models.WebhookEventType",
+    },
+    # 3.1 for the `webhooks` object: what Launchday POSTs to partners' endpoints.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": [
+        f"orders.api.webhook_schema.{name}"
+        for name in (
+            "ORDER_WAITLISTED",
+            "ORDER_ALLOCATED",
+            "ORDER_READY_TO_COLLECT",
+            "ORDER_COLLECTED",
+            "ORDER_COLLECTION_EXPIRED",
+            "ORDER_CANCELLED",
+            "STORE_STOCK_RECEIVED",
+            "LAUNCH_SOLD_OUT",
+        )
+    ],  # fmt: skip
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
