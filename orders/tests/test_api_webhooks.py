@@ -135,9 +135,9 @@ def test_delivery_log_lists_attempts_retries_and_replays(caller):
     assert page["count"] == 1 and page["results"][0]["webhook_id"].startswith("msg_")
     detail = caller.client.get(f"{DELIVERIES}{delivery.pk}").json()
     assert detail["attempt_log"][0]["response_body"] == "boom"
-    assert (
-        detail["payload"]["type"] == "order.waitlisted" and detail["payload"]["data"]["queue_position"] in (1, 2, 3)
-    )
+    assert detail["payload"]["type"] == "order.waitlisted" and detail["payload"]["data"][
+        "queue_position"
+    ] in (1, 2, 3)
     retried = caller.client.post(f"{DELIVERIES}{delivery.pk}/retry")
     assert retried.status_code == 202 and retried.json()["status"] == "pending"
     assert caller.client.get(DELIVERIES, {"endpoint": endpoint.pk}).json()["count"] == 3
