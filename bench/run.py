@@ -22,7 +22,7 @@ Then, on a fresh start of the main server:
 8. slow bodies: 100 connections hold their request body back while 32 connections admit;
 9. chaos (only with --chaos): the retrying clients against a stack on a private
    redis-server that is stopped for 5 s and restarted;
-10. bench/email_bench.py and bench/intake_bench.py.
+10. bench/email_bench.py, bench/intake_bench.py and bench/webhook_bench.py.
 
 It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
 var/bench/results/ instead). Every process it started is stopped at the end, also on
@@ -353,7 +353,7 @@ def chaos(run: Run, spec: ServerSpec) -> None:
 
 
 def other_benches(run: Run) -> None:
-    for name in ("email_bench", "intake_bench"):
+    for name in ("email_bench", "intake_bench", "webhook_bench"):
         log(f"running bench/{name}.py")
         started = time.monotonic()
         try:
@@ -361,10 +361,16 @@ def other_benches(run: Run) -> None:
                 from bench import email_bench
 
                 run.figures.email = email_bench.run()
-            else:
+            elif name == "intake_bench":
                 from bench import intake_bench
 
                 run.figures.intake = intake_bench.run()
+            else:
+                from bench import webhook_bench
+
+                run.figures.webhooks = webhook_bench.run(
+                    **({"n": 2_000, "probes": 100} if run.args.quick else {})
+                )
         except (KeyboardInterrupt, BenchAborted):
             raise
         except Exception as exc:  # another bench failing must not lose the load figures
