@@ -49,7 +49,7 @@ serve: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
 	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker -Q celery,email,intake -l warning --concurrency 2 & \
+	$(BIN)/celery -A config worker -Q celery,email,intake,webhooks -l warning --concurrency 3 & \
 	$(BIN)/celery -A config beat -l warning & \
 	$(BIN)/uvicorn config.asgi:application --workers $(WORKERS) --host 127.0.0.1 --port $(PORT) --backlog 2048 --log-level warning ; \
 	wait

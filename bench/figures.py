@@ -359,6 +359,25 @@ class EmailFigures:
 
 
 @dataclass
+class WebhookFigures:
+    events: int
+    body_bytes: int
+    enqueue_per_s: int
+    worker_processes: int
+    worker_deliveries_per_s: int
+    bare_httpx_posts_per_s: int
+    bare_http_client_posts_per_s: int
+    ratio: float
+    ratio_to_http_client: float
+    target_ratio: float
+    admissions_per_s_meanwhile: int
+    probes: int
+    probes_delivered: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+@dataclass
 class IntakeFigures:
     units: int
     stores: int
@@ -412,6 +431,7 @@ class BenchRun:
     invariants: list[Invariants] = field(default_factory=list)
     email: EmailFigures | None = None
     intake: IntakeFigures | None = None
+    webhooks: WebhookFigures | None = None
     failures: list[str] = field(default_factory=list)  # phases that raised, and why
     notes: list[str] = field(default_factory=list)
 

@@ -25,7 +25,7 @@ Then, on a fresh start of the main server:
 10. chaos (only with --chaos): the retrying clients against a stack on a private
    redis-server stopped for 5 s, then a private PostgreSQL crashed for 5 s
    (bench/chaos_pg.py);
-11. bench/email_bench.py and bench/intake_bench.py.
+11. bench/email_bench.py, bench/intake_bench.py and bench/webhook_bench.py.
 
 It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
 var/bench/results/ instead). Every process it started is stopped at the end, also on
@@ -386,7 +386,7 @@ def database_crash(run: Run) -> None:
 
 
 def other_benches(run: Run) -> None:
-    for name in ("email_bench", "intake_bench"):
+    for name in ("email_bench", "intake_bench", "webhook_bench"):
         log(f"running bench/{name}.py")
         started = time.monotonic()
         try:
@@ -394,10 +394,16 @@ def other_benches(run: Run) -> None:
                 from bench import email_bench
 
                 run.figures.email = email_bench.run()
-            else:
+            elif name == "intake_bench":
                 from bench import intake_bench
 
                 run.figures.intake = intake_bench.run()
+            else:
+                from bench import webhook_bench
+
+                run.figures.webhooks = webhook_bench.run(
+                    **({"n": 2_000, "probes": 100} if run.args.quick else {})
+                )
         except (KeyboardInterrupt, BenchAborted):
             raise
         except Exception as exc:  # another bench failing must not lose the load figures

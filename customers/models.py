@@ -102,11 +102,15 @@ class Message(models.Model):
         COLLECTION_EXPIRED = "collection_expired", "Collection deadline passed"
         APOLOGY = "apology", "Apology"
         BACK_IN_STOCK = "back_in_stock", "Back in stock"
+        # To a partner's contact (to_email), not a customer.
+        WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
 
     # Marketing-type mail honours the customer's unsubscribe; order mail always goes. An
     # apology with no order (to a registered customer who never ordered) is marketing-type
     # too: see is_marketing.
     MARKETING_KINDS = frozenset({Kind.BACK_IN_STOCK})
+    # Mail to partners' contacts (no customer; to_email), about their integration.
+    PARTNER_KINDS = frozenset({Kind.WEBHOOK_DISABLED})
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -127,7 +131,13 @@ class Message(models.Model):
     # customer (message_customer), a handful of rows.
     kind = models.CharField(max_length=32, choices=Kind.choices)
     dedupe_key = models.CharField(max_length=200)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    # Null only for mail to someone who is not a customer (a partner's contact), sent to
+    # to_email instead.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="messages", db_index=False, null=True, blank=True
+    )
+    # A default in the database too: the set-based INSERTs of customer mail leave it out.
+    to_email = models.EmailField(blank=True, default="", db_default="")
     # The order the message is about, by reference: the outbox names orders but does not
     # point at them (orders sit above customers), and what the email says about the order
     # travels in `context` (customers.services.outbox.facts).

@@ -1,9 +1,10 @@
-"""Who may see which store. Shared by views, the API and templates."""
+"""Reads of the stores app: who may see which store (shared by views, the API and
+templates), and the webhook endpoints and their delivery log."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
-from stores.models import StaffMembership, Store
+from stores.models import StaffMembership, Store, WebhookDelivery, WebhookEndpoint
 
 
 def _signed_in(user: AbstractBaseUser | AnonymousUser) -> User | None:
@@ -37,3 +38,41 @@ def stores_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Store
 
 def user_may_see_store(*, user: AbstractBaseUser | AnonymousUser, store: Store) -> bool:
     return stores_for_user(user=user).filter(pk=store.pk).exists()
+
+
+def webhook_endpoints_awaiting_notice() -> QuerySet[WebhookEndpoint]:
+    """Endpoints switched off for failing whose partner's contact has not been told yet."""
+    return WebhookEndpoint.objects.filter(
+        is_enabled=False,
+        disabled_reason=WebhookEndpoint.DisabledReason.FAILING,
+        notice_queued_at__isnull=True,
+    ).select_related("partner")
+
+
+def webhook_endpoints_for_partner(*, partner_id: int) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(partner_id=partner_id).order_by("id")
+
+
+def webhook_deliveries(
+    *, partner_id: int | None = None, endpoint_id: int | None = None
+) -> QuerySet[WebhookDelivery]:
+    """The delivery log, newest first, with each delivery's event and endpoint."""
+    deliveries = WebhookDelivery.objects.select_related("event", "endpoint")
+    if partner_id is not None:
+        deliveries = deliveries.filter(endpoint__partner_id=partner_id)
+    if endpoint_id is not None:
+        deliveries = deliveries.filter(endpoint_id=endpoint_id)
+    return deliveries.order_by("-id")
+
+
+def webhook_endpoint_counts(*, endpoint_ids: list[int]) -> dict[int, dict[str, int]]:
+    """endpoint id -> {status: deliveries} (head office's page)."""
+    counts: dict[int, dict[str, int]] = {pk: {} for pk in endpoint_ids}
+    rows = (
+        WebhookDelivery.objects.filter(endpoint_id__in=endpoint_ids)
+        .values_list("endpoint_id", "status")
+        .annotate(n=Count("id"))
+    )
+    for endpoint_id, status, n in rows:
+        counts[endpoint_id][status] = n
+    return counts

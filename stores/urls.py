@@ -13,4 +13,12 @@ urlpatterns = [
     path("stores/<str:code>/pass-over/", views.store_ticket_pass_over, name="store-ticket-pass-over"),
     path("stores/<str:code>/collect/", views.store_order_collect, name="store-order-collect"),
     path("stores/<str:code>/ready/", views.store_collect_list, name="store-collect-list"),
+    path("office/webhooks/", views.webhook_list, name="webhook-list"),
+    path("office/webhooks/<int:pk>/", views.webhook_endpoint, name="webhook-endpoint"),
+    path("office/webhooks/<int:pk>/action/", views.webhook_endpoint_action, name="webhook-endpoint-action"),
+    path(
+        "office/webhooks/deliveries/<int:pk>/retry/",
+        views.webhook_delivery_retry_view,
+        name="webhook-delivery-retry",
+    ),
 ]

@@ -171,6 +171,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "customers.tasks.*": {"queue": "email"},
     "inventory.tasks.*": {"queue": "intake"},
+    # A partner's slow endpoint must never hold up the allocator or the email.
+    "stores.tasks.*": {"queue": "webhooks"},
 }
 
 # --- Auth, i18n, static -----------------------------------------------------------------
@@ -224,7 +226,27 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Launchday partner API",
-    "DESCRIPTION": "Orders, availability and stock for partners of a product launch.",
+    "DESCRIPTION": "Orders, availability and stock for partners of a product launch, and webhooks when they change.",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "WebhookDeliveryStatusEnum": "stores.models.WebhookDelivery.Status",
+        "WebhookEventTypeEnum": "stores.models.WebhookEventType",
+    },
+    # 3.1 for the `webhooks` object: what Launchday POSTs to partners' endpoints.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": [
+        f"orders.api.webhook_schema.{name}"
+        for name in (
+            "ORDER_WAITLISTED",
+            "ORDER_ALLOCATED",
+            "ORDER_READY_TO_COLLECT",
+            "ORDER_COLLECTED",
+            "ORDER_COLLECTION_EXPIRED",
+            "ORDER_CANCELLED",
+            "STORE_STOCK_RECEIVED",
+            "LAUNCH_SOLD_OUT",
+        )
+    ],  # fmt: skip
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -272,6 +294,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    # httpx logs every webhook request at INFO: the delivery log is in the database.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- Outbox -----------------------------------------------------------------------------
@@ -292,6 +316,40 @@ OUTBOX_NUDGE_TTL_SECONDS = env.int("OUTBOX_NUDGE_TTL_SECONDS", default=60)
 OUTBOX_WAKE_MAX_SECONDS = env.int("OUTBOX_WAKE_MAX_SECONDS", default=300)
 OUTBOX_DRAIN_ON_WORKER_START = env.bool("OUTBOX_DRAIN_ON_WORKER_START", default=True)
 OUTBOX_MESSAGE_ID_DOMAIN = env.str("OUTBOX_MESSAGE_ID_DOMAIN", default="launchday.example")
+
+# --- Webhooks (stores.services.webhooks) ---
+# A delivery succeeds on a 2xx answer within this many seconds (per phase of the request,
+# and in total).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=15.0)
+# Seconds to wait before each retry (Standard Webhooks), each with +-jitter.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(s) for s in env.list("WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000",
+                                                                   "36000", "50400", "72000", "86400"])
+]  # fmt: skip
+WEBHOOK_RETRY_JITTER = env.float("WEBHOOK_RETRY_JITTER", default=0.2)
+# An endpoint whose every delivery failed for this long is switched off, its contact told.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 86400)
+# After a rotation the previous secret signs too, for this long.
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=86400)
+# Senders per drain task, requests at once to one endpoint (across every worker), and
+# deliveries claimed per batch. A drain runs at most WEBHOOK_DRAIN_SECONDS, then hands over.
+WEBHOOK_SENDER_THREADS = env.int("WEBHOOK_SENDER_THREADS", default=4)
+WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=2)
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
+WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=30.0)
+WEBHOOK_EAGER_DRAIN_SECONDS = env.float("WEBHOOK_EAGER_DRAIN_SECONDS", default=2.0)
+# A claimed batch belongs to its sender this long; a dead sender's rows are retaken after.
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=120.0)
+# An endpoint that gave no answer at all is left alone this long before its next delivery.
+WEBHOOK_DOWN_PAUSE_SECONDS = env.float("WEBHOOK_DOWN_PAUSE_SECONDS", default=5.0)
+WEBHOOK_NUDGE_TTL_SECONDS = env.int("WEBHOOK_NUDGE_TTL_SECONDS", default=30)
+# A drain schedules the next one for a retry or lease due within this (beat does the rest).
+WEBHOOK_WAKE_MAX_SECONDS = env.int("WEBHOOK_WAKE_MAX_SECONDS", default=60)
+WEBHOOK_REPLAY_MAX_EVENTS = env.int("WEBHOOK_REPLAY_MAX_EVENTS", default=50_000)
+# Endpoints must be https, and on the public internet: networks listed here (CIDR) are
+# let through anyway (the tests allow loopback, where their receivers listen).
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=True)
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 
 # --- Inventory ---
 # A supplier manifest is a few hundred lines; anything bigger is refused whole.
@@ -318,6 +376,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Every minute: announce manifests the supplier dropped in DELIVERY_INBOX_DIR.
     "scan-delivery-inbox": {"task": "inventory.tasks.scan_delivery_inbox", "schedule": 60.0},
+    # Every two seconds: deliver webhooks whose retry came due, or that a lost nudge or a
+    # dead sender's lease left behind; and tell partners about endpoints switched off.
+    "webhooks-deliver": {
+        "task": "stores.tasks.webhooks_deliver_periodic",
+        "schedule": 2.0,
+        "options": {"expires": 10},
+    },
     # Every five minutes: uncollected click-and-collect units go back to their pool.
     "expire-collect-deadlines": {"task": "inventory.tasks.expire_collect_deadlines", "schedule": 300.0},
     # Weekly, on the supplier's delivery day (INTAKE_WEEKDAY at INTAKE_HOUR): intake.

@@ -21,3 +21,5 @@ SECURE_HSTS_PRELOAD = False
 STORAGES["staticfiles"]["BACKEND"] = env.str(
     "STATICFILES_BACKEND", default="django.contrib.staticfiles.storage.StaticFilesStorage"
 )
+# A laptop's own receiver (a local tunnel, a test server) is usually plain HTTP.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=False)

@@ -68,3 +68,6 @@ TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", f"{os.getpid()}-{time.
 CACHES["default"]["KEY_PREFIX"] = f"launchday-test-{TEST_RUN_ID}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"launchday-test-{TEST_RUN_ID}"
 CELERY_TASK_ROUTES: dict = {}  # every task of a run on its one queue, which its workers read
+# Webhook receivers of the tests listen on loopback, over plain HTTP.
+WEBHOOK_REQUIRE_HTTPS = False
+WEBHOOK_ALLOWED_NETWORKS = os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128").split(",")

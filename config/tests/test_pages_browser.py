@@ -59,6 +59,8 @@ PAGES: dict[str, tuple[str, list]] = {
     "campaigns": ("head", [{}]),
     "campaign-preview": ("head", [({}, "?launch=iphone-3g&kind=apology&customer=D0000001")]),
     "campaign-detail": ("head", [lambda w: {"pk": w.campaign}]),
+    "webhook-list": ("head", [{}]),
+    "webhook-endpoint": ("head", [lambda w: {"pk": w.webhook_endpoint}]),
 }
 POST_ONLY = "an action (POST only); its page is the one it redirects to"
 NOT_PAGES: dict[str, str] = {
@@ -79,6 +81,8 @@ NOT_PAGES: dict[str, str] = {
     "store-serve-next": POST_ONLY,
     "store-ticket-pass-over": POST_ONLY,
     "store-order-collect": POST_ONLY,
+    "webhook-endpoint-action": POST_ONLY,
+    "webhook-delivery-retry": POST_ONLY,
 }
 # The app's own error pages, which no URL names.
 ERROR_PAGES = [("404", "customer", "/no-such-page/"), ("403", "staff", "/stores/S002/")]
@@ -145,9 +149,31 @@ class World:
     collected: str = ""
     delivery: str = ""
     campaign: int = 0
+    webhook_endpoint: int = 0
     customer_with_order: str = ""
     unsubscribe_token: str = ""
     can_order: list[str] = field(default_factory=list)
+
+
+def _webhook_endpoint_with_a_log() -> int:
+    """The partner's endpoint, with a delivery that failed once and one delivered."""
+    from stores.models import Partner, WebhookAttempt, WebhookDelivery, WebhookEvent
+    from stores.services.webhooks import webhook_endpoint_create
+
+    endpoint = webhook_endpoint_create(
+        partner=Partner.objects.get(code="cpw"),
+        url="https://hooks.cpw.example/launchday",
+        event_types=["order.waitlisted", "order.allocated"],
+    )
+    event = WebhookEvent.objects.create(
+        partner=endpoint.partner, type="order.allocated", data={}, subject="ABC123"
+    )
+    failed = WebhookDelivery.objects.create(event=event, endpoint=endpoint, status="pending", attempts=1)
+    WebhookAttempt.objects.create(delivery=failed, status_code=503, duration_ms=40, error="HTTP 503")
+    WebhookDelivery.objects.create(
+        event=event, endpoint=endpoint, status="delivered", attempts=1, is_replay=True
+    )
+    return endpoint.pk
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +198,7 @@ def world(django_db_setup, django_db_blocker):
             stderr=StringIO(),
         )
         sign_ins = parse_sign_ins(out.getvalue())
+        endpoint = _webhook_endpoint_with_a_log()
         orders = Order.objects.filter(launch__slug="iphone-3g")
         ordered = orders.values("customer_id")
         world = World(
@@ -184,6 +211,7 @@ def world(django_db_setup, django_db_blocker):
             collected=orders.filter(status="fulfilled").first().reference,
             delivery=Delivery.objects.get().reference,
             campaign=Campaign.objects.get().pk,
+            webhook_endpoint=endpoint,
             customer_with_order=orders.first().customer.account_number,
             unsubscribe_token=unsubscribe_token_make(
                 customer=Customer.objects.get(account_number="D0000001")

@@ -6,9 +6,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from inventory.models import SKU, Delivery, Location, StockMovement
-from inventory.selectors import store_delivery_expected, store_delivery_is_received
+from inventory.selectors import store_delivery_expected, store_delivery_is_received, store_stock
 from inventory.services.deliveries import DeliveryError
 from inventory.services.stock import StockChange, stock_apply
+from stores.models import WebhookEventType
+from stores.services.webhooks import EventIn, webhook_events_enqueue, webhook_partners_listening
 
 
 def store_delivery_receive(
@@ -20,7 +22,8 @@ def store_delivery_receive(
     user: User | None = None,
 ) -> list[StockMovement]:
     """A store confirms what arrived: in transit becomes on hand, and any difference is an
-    adjustment with the staff's reason. Once per delivery and store.
+    adjustment with the staff's reason. Once per delivery and store. A partner's store
+    makes a store.stock_received webhook event in the same transaction.
     """
     if any(n < 0 for n in received.values()):
         raise DeliveryError("A received quantity cannot be negative.")
@@ -67,4 +70,46 @@ def store_delivery_receive(
                         reference=delivery.reference,
                     )
                 )
-        return stock_apply(changes=changes, user=user)
+        movements = stock_apply(changes=changes, user=user)
+        _stock_received_webhook(
+            delivery=delivery,
+            location=location,
+            received={sku_id: received.get(sku_id, want) for sku_id, want in expected.items()},
+            skus=skus,
+        )
+        return movements
+
+
+def _stock_received_webhook(
+    *, delivery: Delivery, location: Location, received: Mapping[int, int], skus: Mapping[int, SKU]
+) -> None:
+    """store.stock_received for the store's partner, if it listens: what arrived, and the
+    store's stock after it (as the API's store stock shows it)."""
+    store = location.store
+    if store is None or store.partner_id is None or store.partner_id not in webhook_partners_listening():
+        return
+    webhook_events_enqueue(
+        events=[
+            EventIn(
+                partner_id=store.partner_id,
+                type=WebhookEventType.STORE_STOCK_RECEIVED,
+                subject=store.code,
+                data={
+                    "store": store.code,
+                    "delivery": delivery.reference,
+                    "received": [
+                        {"sku": skus[sku_id].code, "quantity": n} for sku_id, n in sorted(received.items())
+                    ],
+                    "stock": [
+                        {
+                            "sku": line.sku.code,
+                            "on_hand": line.stock.on_hand,
+                            "reserved": line.stock.reserved,
+                            "available": line.stock.available,
+                        }
+                        for line in store_stock(store=store, launch=None)
+                    ],
+                },
+            )
+        ]
+    )

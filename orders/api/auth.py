@@ -146,3 +146,15 @@ class HasOrdersScope(permissions.BasePermission):
     @staticmethod
     def allows(holder: PartnerKey) -> bool:
         return holder.partner_active and holder.scope == PartnerAPIKey.Scope.ORDERS
+
+
+class HasWebhooksScope(permissions.BasePermission):
+    """A key of an active partner with the `webhooks` scope."""
+
+    message = "This key may not use the webhooks API."
+
+    def has_permission(self, request, view) -> bool:
+        holder = request.auth
+        if not isinstance(holder, PartnerKey):
+            raise exceptions.NotAuthenticated()
+        return holder.partner_active and holder.scope == PartnerAPIKey.Scope.WEBHOOKS

@@ -10,7 +10,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
 from orders.api.errors import InvalidJSON, PayloadTooLarge
-from orders.selectors.orders import OrderSummary
+from orders.selectors.orders import OrderSummary, order_document
 
 
 def orjson_default(value):
@@ -76,16 +76,5 @@ def json_body(request):
 
 
 def order_json(order: OrderSummary) -> dict:
-    """API.md's Order, the one place an order is written as JSON."""
-    return {
-        "reference": order.reference,
-        "launch": order.launch,
-        "customer": order.customer,
-        "sku": order.sku,
-        "fulfilment": order.fulfilment,
-        "store": order.store,
-        "channel": order.channel,
-        "status": order.status,
-        "queue_position": order.queue_position,
-        "created_at": order.created_at,
-    }
+    """API.md's Order (orders.selectors.orders.order_document, shared with webhooks)."""
+    return order_document(order)

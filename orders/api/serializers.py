@@ -11,6 +11,7 @@ from rest_framework import serializers
 from orders.api.validation import ORDER_FIELD_LIMITS
 from orders.codes import ErrorCode
 from orders.models import Order
+from stores.models import WebhookDelivery, WebhookEndpoint, WebhookEventType
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -126,3 +127,150 @@ class StockLineSerializer(serializers.Serializer):
 class StoreStockSerializer(serializers.Serializer):
     store = serializers.CharField()
     stock = StockLineSerializer(many=True)
+
+
+# --- Webhooks (orders.api.webhooks; the payloads are the schema's `webhooks` object) ---
+
+
+class WebhookEndpointRequestSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        max_length=2000, help_text="https, on the public internet; redirects are not followed"
+    )
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEventType.choices), min_length=1
+    )
+    description = serializers.CharField(max_length=200, required=False)
+
+
+class WebhookEndpointPatchSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2000, required=False)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEventType.choices), min_length=1, required=False
+    )
+    description = serializers.CharField(max_length=200, required=False)
+    enabled = serializers.BooleanField(
+        required=False, help_text="false switches it off; true switches it back on (replay what it missed)"
+    )
+
+
+class WebhookEndpointSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    description = serializers.CharField()
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEventType.choices))
+    enabled = serializers.BooleanField()
+    disabled_reason = serializers.ChoiceField(
+        choices=WebhookEndpoint.DisabledReason.choices, allow_null=True, help_text="why it is off"
+    )
+    disabled_at = serializers.DateTimeField(allow_null=True)
+    failing_since = serializers.DateTimeField(
+        allow_null=True, help_text="every delivery has failed since then; switched off after 5 days"
+    )
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="after a rotation, the old secret signs too until then (24 h)"
+    )
+    created_at = serializers.DateTimeField()
+
+
+class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(help_text="whsec_<base64>: shown only when created or rotated")
+
+
+class WebhookEndpointListSerializer(serializers.Serializer):
+    results = WebhookEndpointSerializer(many=True)
+
+
+class WebhookReplayRequestSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="events from this moment (inclusive)")
+    until = serializers.DateTimeField(required=False, help_text="to this moment (exclusive; default now)")
+
+
+class WebhookReplaySerializer(serializers.Serializer):
+    replayed = serializers.IntegerField(help_text="deliveries queued, each keeping its event's webhook-id")
+
+
+class WebhookAttemptSerializer(serializers.Serializer):
+    attempted_at = serializers.DateTimeField()
+    request_headers = serializers.DictField(child=serializers.CharField())
+    status_code = serializers.IntegerField(allow_null=True, help_text="null: no answer")
+    response_body = serializers.CharField(help_text="the first 2 KB of the answer")
+    duration_ms = serializers.IntegerField()
+    error = serializers.CharField()
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    endpoint = serializers.IntegerField()
+    webhook_id = serializers.CharField(
+        help_text="the webhook-id header: the same on every attempt and replay"
+    )
+    event_type = serializers.ChoiceField(choices=WebhookEventType.choices)
+    subject = serializers.CharField(help_text="order reference, store code or launch and SKU")
+    occurred_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices)
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_status_code = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField()
+    replay = serializers.BooleanField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+
+class WebhookPayloadSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=WebhookEventType.choices)
+    timestamp = serializers.DateTimeField(help_text="when the change happened")
+    data = serializers.DictField(help_text="the Order, the store's stock, or the launch and SKU")
+
+
+class WebhookDeliveryDetailSerializer(WebhookDeliverySerializer):
+    payload = WebhookPayloadSerializer()
+    attempt_log = WebhookAttemptSerializer(many=True)
+
+
+class WebhookDeliveryPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = WebhookDeliverySerializer(many=True)
+
+
+class OrderEventDataSerializer(OrderSerializer):
+    collect_by = serializers.DateTimeField(
+        required=False, help_text="order.ready_to_collect and order.collection_expired: the deadline"
+    )
+
+
+class OrderEventSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    data = OrderEventDataSerializer()
+
+
+class StockReceivedLineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class StockReceivedDataSerializer(serializers.Serializer):
+    store = serializers.CharField()
+    delivery = serializers.CharField(help_text="the supplier delivery's reference")
+    received = StockReceivedLineSerializer(many=True)
+    stock = StockLineSerializer(many=True, help_text="the store's stock after receiving")
+
+
+class StockReceivedEventSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    data = StockReceivedDataSerializer()
+
+
+class SoldOutDataSerializer(serializers.Serializer):
+    launch = serializers.CharField()
+    sku = serializers.CharField()
+    waiting = serializers.IntegerField(help_text="orders waiting for the online pool")
+
+
+class SoldOutEventSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    data = SoldOutDataSerializer()

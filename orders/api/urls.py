@@ -6,7 +6,7 @@ Anything else under /api/ answers with the JSON error envelope, never an HTML pa
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from orders.api import views
+from orders.api import views, webhooks
 from orders.api.errors import api_not_found
 
 urlpatterns = [
@@ -23,5 +23,28 @@ urlpatterns = [
     path("v1/orders/<str:reference>", views.OrderDetailView.as_view(), name="api-order"),
     path("v1/stores/", views.StoreListView.as_view(), name="api-stores"),
     path("v1/stores/<str:code>/stock", views.StoreStockView.as_view(), name="api-store-stock"),
+    path("v1/webhooks/endpoints/", webhooks.EndpointCollectionView.as_view(), name="api-webhook-endpoints"),
+    path(
+        "v1/webhooks/endpoints/<str:pk>", webhooks.EndpointDetailView.as_view(), name="api-webhook-endpoint"
+    ),
+    path(
+        "v1/webhooks/endpoints/<str:pk>/rotate-secret",
+        webhooks.EndpointRotateView.as_view(),
+        name="api-webhook-endpoint-rotate",
+    ),
+    path(
+        "v1/webhooks/endpoints/<str:pk>/replay",
+        webhooks.EndpointReplayView.as_view(),
+        name="api-webhook-endpoint-replay",
+    ),
+    path("v1/webhooks/deliveries/", webhooks.DeliveryCollectionView.as_view(), name="api-webhook-deliveries"),
+    path(
+        "v1/webhooks/deliveries/<str:pk>", webhooks.DeliveryDetailView.as_view(), name="api-webhook-delivery"
+    ),
+    path(
+        "v1/webhooks/deliveries/<str:pk>/retry",
+        webhooks.DeliveryRetryView.as_view(),
+        name="api-webhook-delivery-retry",
+    ),
     re_path(r"^", api_not_found),
 ]

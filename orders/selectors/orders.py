@@ -47,6 +47,39 @@ def order_summary(order: Order, *, queue_position: int | None = None) -> OrderSu
     )
 
 
+def order_document(order: OrderSummary) -> dict:
+    """API.md's Order as a JSON object: the one place an order is written out (the API's
+    answers and webhook payloads). ORDER_DOCUMENT_SQL writes the same in the database."""
+    return {
+        "reference": order.reference,
+        "launch": order.launch,
+        "customer": order.customer,
+        "sku": order.sku,
+        "fulfilment": order.fulfilment,
+        "store": order.store,
+        "channel": order.channel,
+        "status": order.status,
+        "queue_position": order.queue_position,
+        "created_at": order.created_at,
+    }
+
+
+# order_document built by PostgreSQL, for statements that write many events at once
+# (the allocator's webhooks). `o` is the order row; `{position}` the SQL of its queue
+# position (NULL unless it waits). test_webhook_events holds the two equal.
+ORDER_DOCUMENT_JOINS = """
+  JOIN inventory_launch l ON l.id = o.launch_id
+  JOIN customers_customer c ON c.id = o.customer_id
+  JOIN inventory_sku s ON s.id = o.sku_id
+  LEFT JOIN stores_store st ON st.id = o.store_id
+"""
+ORDER_DOCUMENT_SQL = (
+    "jsonb_build_object('reference', o.reference, 'launch', l.slug, 'customer', c.account_number, "
+    "'sku', s.code, 'fulfilment', o.fulfilment, 'store', st.code, 'channel', o.channel, "
+    "'status', o.status, 'queue_position', {position}, 'created_at', o.created_at)"
+)
+
+
 def customer_orders(*, customer: Customer) -> QuerySet[Order]:
     """A customer's orders, newest first (head office's customer page)."""
     return (

@@ -41,11 +41,21 @@ from customers.services.outbox import (
     order_message,
     outbox_nudge,
 )
-from inventory.models import Launch
+from inventory.models import SKU, Launch
+from inventory.selectors import location_online_pool_id
 from inventory.services import stock_reserve_bulk, stock_rows_for_update
 from orders.models import Order, PoolState
+from orders.selectors.orders import ORDER_DOCUMENT_JOINS, ORDER_DOCUMENT_SQL, order_document, order_summary
 from orders.services.campaigns import launch_sold_out_notify
 from orders.services.locks import admission_lock_exclusive, allocator_lock
+from stores.models import WebhookEventType
+from stores.services.webhooks import (
+    EventIn,
+    webhook_broadcast,
+    webhook_events_enqueue,
+    webhook_events_enqueue_from,
+    webhook_partners_listening,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +78,10 @@ class _Waiting(NamedTuple):
     sequence: int
     sku_id: int
     pool_id: int
+    partner_id: int | None
 
 
-_WAITING_FIELDS = ("sequence", "sku_id", "pool_id")
+_WAITING_FIELDS = ("sequence", "sku_id", "pool_id", "partner_id")
 
 
 @dataclass
@@ -170,6 +181,7 @@ def _allocate_batch(
         (sku, pool): stock[(pool, sku)].on_hand - stock[(pool, sku)].reserved for sku, pool in touched
     }
 
+    waiting_before = {k: p.waiting for k, p in pools.items()}
     changes: list[_Change] = []
     served: dict[tuple[int, int], int] = defaultdict(int)
     changed: set[tuple[int, int]] = set()
@@ -209,6 +221,7 @@ def _allocate_batch(
         reference=f"allocator:launch-{launch_id}",
     )
     _write_pool_states(launch_id=launch_id, pools={k: pools[k] for k in changed})
+    _write_webhook_events(launch_id=launch_id, changes=changes, pools=pools, waiting_before=waiting_before)
     outbox_nudge()
     allocated = sum(1 for c in changes if c.position is None)
     result.allocated += allocated
@@ -229,14 +242,14 @@ def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> li
         keys = list(wanted)
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT w.sequence, p.sku_id, p.pool_id, w.wait_number "
+                "SELECT w.sequence, p.sku_id, p.pool_id, w.partner_id, w.wait_number "
                 "FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS p(sku_id, pool_id, n) "
-                "CROSS JOIN LATERAL (SELECT o.sequence, o.wait_number FROM orders_order o "
+                "CROSS JOIN LATERAL (SELECT o.sequence, o.partner_id, o.wait_number FROM orders_order o "
                 "  WHERE o.launch_id = %s AND o.sku_id = p.sku_id AND o.pool_id = p.pool_id "
                 "  AND o.status = 'waitlisted' ORDER BY o.wait_number LIMIT p.n) AS w",
                 [[k[0] for k in keys], [k[1] for k in keys], [wanted[k] for k in keys], launch_id],
             )
-            return [(_Waiting(*row[:3]), row[3]) for row in cursor.fetchall()]
+            return [(_Waiting(*row[:4]), row[4]) for row in cursor.fetchall()]
     heads = []
     for (sku_id, pool_id), n in wanted.items():
         rows = (
@@ -246,7 +259,7 @@ def _waitlist_heads(*, launch_id: int, wanted: dict[tuple[int, int], int]) -> li
             .order_by("wait_number")
             .values_list(*_WAITING_FIELDS, "wait_number")[:n]
         )
-        heads += [(_Waiting(*row[:3]), row[3]) for row in rows]
+        heads += [(_Waiting(*row[:4]), row[4]) for row in rows]
     return heads
 
 
@@ -329,6 +342,94 @@ def _message(order: Order, position: int | None) -> OutboxMessage:
             position=position,
         ),
     )
+
+
+# The partners' events of a batch, built by the database from the orders just written:
+# order.waitlisted (with its place) or order.allocated, and order.ready_to_collect beside
+# it for a collect order (its unit is held in the store from now).
+_WEBHOOK_EVENTS_TEMPLATE = """
+  SELECT o.partner_id, t.type, o.reference AS subject,
+    {document}
+      || CASE WHEN t.type = 'order.ready_to_collect' THEN jsonb_build_object('collect_by', o.collect_by)
+         ELSE '{{}}'::jsonb END AS data
+  FROM unnest(%(seq)s::bigint[], %(pos)s::int[]) AS v(sequence, position)
+  JOIN orders_order o ON o.sequence = v.sequence
+  {joins}
+  CROSS JOIN LATERAL (VALUES
+    (CASE WHEN v.position IS NULL THEN 'order.allocated' ELSE 'order.waitlisted' END),
+    (CASE WHEN v.position IS NULL AND o.fulfilment = 'collect' THEN 'order.ready_to_collect' END)
+  ) AS t(type)
+  WHERE t.type IS NOT NULL
+  ORDER BY o.sequence
+"""
+# Composed from the constant fragments: no input reaches the text.
+_WEBHOOK_EVENTS_SOURCE = _WEBHOOK_EVENTS_TEMPLATE.format(
+    document=ORDER_DOCUMENT_SQL.format(position="v.position"), joins=ORDER_DOCUMENT_JOINS
+)
+
+
+def _write_webhook_events(
+    *,
+    launch_id: int,
+    changes: list[_Change],
+    pools: dict[tuple[int, int], _Pool],
+    waiting_before: dict[tuple[int, int], int],
+) -> None:
+    """Events for the partners listening, in the batch's transaction: their orders'
+    changes in one statement, and launch.sold_out when a SKU's online pool starts to
+    keep orders waiting (its last unit is gone). Nothing at all when no partner listens.
+    """
+    listening = webhook_partners_listening()
+    if not listening:
+        return
+    theirs = [c for c in changes if c.order.partner_id in listening]
+    if theirs and connection.vendor == "postgresql":
+        webhook_events_enqueue_from(
+            source=_WEBHOOK_EVENTS_SOURCE,
+            params={"seq": [c.order.sequence for c in theirs], "pos": [c.position for c in theirs]},
+        )
+    elif theirs:
+        orders = Order.objects.select_related("launch", "customer", "sku", "store").in_bulk(
+            [c.order.sequence for c in theirs]
+        )
+        events = []
+        for c in theirs:
+            order = orders[c.order.sequence]
+            document = order_document(order_summary(order, queue_position=c.position))
+            partner_id = c.order.partner_id
+            assert partner_id is not None
+            if c.position is not None:
+                events.append(
+                    EventIn(partner_id, WebhookEventType.ORDER_WAITLISTED, document, order.reference)
+                )
+                continue
+            events.append(EventIn(partner_id, WebhookEventType.ORDER_ALLOCATED, document, order.reference))
+            if order.fulfilment == Order.Fulfilment.COLLECT:
+                events.append(
+                    EventIn(
+                        partner_id,
+                        WebhookEventType.ORDER_READY_TO_COLLECT,
+                        document | {"collect_by": order.collect_by},
+                        order.reference,
+                    )
+                )
+        webhook_events_enqueue(events=events)
+    online = location_online_pool_id()
+    if online is None:
+        return
+    sold_out = [
+        sku_id
+        for (sku_id, pool_id), pool in pools.items()
+        if pool_id == online and pool.waiting > 0 and waiting_before.get((sku_id, pool_id), 0) == 0
+    ]
+    if sold_out:
+        slug = Launch.objects.values_list("slug", flat=True).get(pk=launch_id)
+        for sku_id, code in SKU.objects.filter(pk__in=sold_out).order_by("code").values_list("pk", "code"):
+            webhook_broadcast(
+                type=WebhookEventType.LAUNCH_SOLD_OUT,
+                data={"launch": slug, "sku": code, "waiting": pools[(sku_id, online)].waiting},
+                subject=f"{slug} {code}",
+            )
 
 
 def _write_pool_states(*, launch_id: int, pools: dict[tuple[int, int], _Pool]) -> None:

@@ -12,14 +12,25 @@ from orders.models import Order, PoolState
 from orders.services.allocation import allocation_nudge
 from orders.services.locks import allocator_lock
 from orders.services.status import order_transition
+from orders.services.webhooks import order_webhook
+from stores.models import WebhookEventType
 
 
 @transaction.atomic
-def order_cancel(*, order: Order, reason: str = "", user: User | None = None) -> Order:
+def order_cancel(
+    *,
+    order: Order,
+    reason: str = "",
+    user: User | None = None,
+    webhook: WebhookEventType = WebhookEventType.ORDER_CANCELLED,
+    webhook_extra: dict | None = None,
+) -> Order:
     """Cancel a queued, waitlisted or allocated order, releasing an allocated unit.
 
     Takes the allocator lock, so it never races an allocator batch over the same order.
-    The released unit goes to the next waiting order of the pool on the next run.
+    The released unit goes to the next waiting order of the pool on the next run. A
+    partner's order makes one webhook event, `webhook` (order.cancelled, or the caller's
+    more telling type, such as order.collection_expired).
     """
     allocator_lock(launch_id=order.launch_id)
     order.refresh_from_db()
@@ -43,5 +54,6 @@ def order_cancel(*, order: Order, reason: str = "", user: User | None = None) ->
             ],
             user=user,
         )
+    order_webhook(order=order, type=webhook, extra=webhook_extra)
     transaction.on_commit(partial(allocation_nudge, launch_id=order.launch_id))
     return order

@@ -15,6 +15,8 @@ from orders.models import Order
 from orders.services.allocation import launch_allocate
 from orders.services.cancellation import order_cancel
 from orders.services.status import InvalidTransition, order_transition
+from orders.services.webhooks import order_webhook
+from stores.models import WebhookEventType
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def order_collect(*, order: Order, user: User | None = None) -> Order:
         ],
         user=user,
     )
+    order_webhook(order=order, type=WebhookEventType.ORDER_COLLECTED)
     return order
 
 
@@ -64,7 +67,12 @@ def collect_deadlines_expire(*, now: datetime.datetime | None = None, limit: int
     for order in due:
         with transaction.atomic():
             try:
-                order_cancel(order=order, reason=f"Not collected by {order.collect_by:%Y-%m-%d %H:%M}")
+                order_cancel(
+                    order=order,
+                    reason=f"Not collected by {order.collect_by:%Y-%m-%d %H:%M}",
+                    webhook=WebhookEventType.ORDER_COLLECTION_EXPIRED,
+                    webhook_extra={"collect_by": order.collect_by},
+                )
             except InvalidTransition:  # collected or cancelled a moment ago by someone else
                 logger.info("collect deadline: %s changed meanwhile", order.reference, exc_info=True)
                 continue

@@ -39,3 +39,13 @@ def seed(**options) -> SignIns:
 @pytest.fixture
 def seeded(db) -> SignIns:
     return seed(customers=40, stores=4, online_units=5, store_units=2)
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 (stores/tests/receiver.py), stopped after the test."""
+    from stores.tests.receiver import Receiver
+
+    started = Receiver().start()
+    yield started
+    started.stop()

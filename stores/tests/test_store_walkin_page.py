@@ -414,6 +414,7 @@ def test_head_office_nav_links_every_office_page_and_each_one_opens(client, shop
         "demand": reverse("inventory:demand", kwargs={"slug": "iphone-3g"}),
         "campaigns": reverse("campaigns"),
         "customers": reverse("customer-lookup"),
+        "webhooks": reverse("webhook-list"),
         "admin": reverse("admin:index"),
     }
     for name, hrefs in links.items():

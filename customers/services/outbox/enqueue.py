@@ -34,24 +34,30 @@ DRAIN_TASK = "customers.tasks.outbox_drain"
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """One outbox row to write. `context` is what its email needs beyond the customer."""
+    """One outbox row to write. `context` is what its email needs beyond the customer.
+
+    Mail to someone who is not a customer (a partner's contact) has no customer_id and
+    names its recipient in to_email.
+    """
 
     kind: str
     dedupe_key: str
-    customer_id: int
+    customer_id: int | None
     launch_id: int | None = None
     order_reference: str = ""
     campaign_id: int | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    to_email: str = ""
 
 
 _INSERT = """
 INSERT INTO customers_message (kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id,
-  context, message_id, status, attempts, last_error, created_at)
+  context, to_email, message_id, status, attempts, last_error, created_at)
 SELECT v.kind, v.dedupe_key, v.customer_id, v.order_reference, v.launch_id, v.campaign_id,
-  v.context::jsonb, gen_random_uuid(), 'pending', 0, '', now()
-FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[], %s::bigint[], %s::bigint[], %s::text[])
-  AS v(kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id, context)
+  v.context::jsonb, v.to_email, gen_random_uuid(), 'pending', 0, '', now()
+FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[], %s::bigint[], %s::bigint[], %s::text[],
+  %s::varchar[])
+  AS v(kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id, context, to_email)
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
@@ -77,6 +83,7 @@ def messages_enqueue(*, messages: Sequence[OutboxMessage]) -> None:
                     [m.launch_id for m in messages],
                     [m.campaign_id for m in messages],
                     [orjson.dumps(dict(m.context)).decode() for m in messages],
+                    [m.to_email for m in messages],
                 ],
             )
         return
@@ -90,6 +97,7 @@ def messages_enqueue(*, messages: Sequence[OutboxMessage]) -> None:
                 launch_id=m.launch_id,
                 campaign_id=m.campaign_id,
                 context=dict(m.context),
+                to_email=m.to_email,
             )
             for m in messages
         ],

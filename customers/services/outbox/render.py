@@ -42,6 +42,7 @@ SUBJECTS = {
     Message.Kind.COLLECTION_EXPIRED: "Collection deadline passed: order {reference}",
     Message.Kind.APOLOGY: "We're sorry: {launch}",
     Message.Kind.BACK_IN_STOCK: "{launch} is back in stock",
+    Message.Kind.WEBHOOK_DISABLED: "Webhook endpoint switched off: {partner}",
 }
 
 SLOTS = ("customer_name", "customer_postcode", "reference", "position", "unsubscribe_url")
@@ -94,6 +95,7 @@ ROW_FIELDS = (
     "customer__email",
     "customer__postcode",
     "customer__marketing_opt_out",
+    "to_email",
 )
 
 
@@ -108,12 +110,18 @@ def row_from_message(message: Message) -> dict:
         "context": message.context or {},
         "order_reference": message.order_reference,
         "launch_id": message.launch_id,
-        "customer_id": customer.pk,
-        "customer__name": customer.name,
-        "customer__email": customer.email,
-        "customer__postcode": customer.postcode,
-        "customer__marketing_opt_out": customer.marketing_opt_out,
+        "customer_id": customer.pk if customer is not None else None,
+        "customer__name": customer.name if customer is not None else None,
+        "customer__email": customer.email if customer is not None else None,
+        "customer__postcode": customer.postcode if customer is not None else None,
+        "customer__marketing_opt_out": customer.marketing_opt_out if customer is not None else False,
+        "to_email": message.to_email,
     }
+
+
+def row_recipient(row: dict) -> str:
+    """Where a message goes: its customer, or to_email for mail to a non-customer."""
+    return row["customer__email"] or row["to_email"]
 
 
 def row_is_marketing(row: dict) -> bool:
@@ -225,6 +233,8 @@ def _template_context(
         "site_url": settings.SITE_URL.rstrip("/"),
         "next_delivery": next_delivery,
         "store": {"name": store_name} if store_name else None,
+        # Mail to a partner's contact says everything through its row's context.
+        "notice": row["context"] if kind == Message.Kind.WEBHOOK_DISABLED else None,
     }
     key = (
         kind,
@@ -233,6 +243,7 @@ def _template_context(
         next_delivery.pk if next_delivery is not None else None,
         store_name,
         tuple(value if not value else True for value in slots),
+        row["id"] if kind == Message.Kind.WEBHOOK_DISABLED else None,  # never shared
     )
     return key, context
 
@@ -274,7 +285,10 @@ def render_row(row: dict, cache_: RenderCache) -> RenderedEmail:
                 raise ValueError(f"emails/{row['kind']}: a per-recipient field went through a filter")
         cache_.skeletons[key] = skeleton
     launch = context["launch"]
-    subject = SUBJECTS[row["kind"]].format(reference=texts[2], launch=launch or "")
+    notice = context["notice"] or {}
+    subject = SUBJECTS[row["kind"]].format(
+        reference=texts[2], launch=launch or "", partner=notice.get("partner_name", "")
+    )
     headers = {"Message-ID": f"<{row['message_id']}@{settings.OUTBOX_MESSAGE_ID_DOMAIN}>"}
     if slots[4]:
         headers["List-Unsubscribe"] = f"<{slots[4]}>"
@@ -297,7 +311,9 @@ def message_render(*, message: Message, render_cache: RenderCache | None = None)
 
 def message_email(*, message: Message, render_cache: RenderCache | None = None) -> EmailMultiAlternatives:
     """The message as a Django email, for backends other than SMTP (locmem, console)."""
-    return django_email(message_render(message=message, render_cache=render_cache), message.customer.email)
+    return django_email(
+        message_render(message=message, render_cache=render_cache), row_recipient(row_from_message(message))
+    )
 
 
 def django_email(rendered: RenderedEmail, to: str) -> EmailMultiAlternatives:

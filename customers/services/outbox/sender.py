@@ -30,6 +30,7 @@ from customers.services.outbox.render import (
     preload,
     render_row,
     row_is_marketing,
+    row_recipient,
 )
 from customers.services.outbox.smtp import OutboxConnectionError, smtp_connection_lost, smtp_send
 
@@ -192,9 +193,9 @@ class BatchSend:
         try:
             prepared.rendered = render_row(row, self.render_cache)
             if self.smtp is not None:
-                prepared.rcpt = envelope_address(row["customer__email"])
+                prepared.rcpt = envelope_address(row_recipient(row))
                 prepared.data = message_mime(
-                    rendered=prepared.rendered, from_header=self.from_header, to=row["customer__email"]
+                    rendered=prepared.rendered, from_header=self.from_header, to=row_recipient(row)
                 )
         except Exception as exc:  # a template or data fault: recorded against this message
             logger.exception("could not render message %s", row["id"])
@@ -233,7 +234,7 @@ class BatchSend:
             else:
                 self.marker.wait()
                 assert current.rendered is not None
-                self.backend.send_messages([django_email(current.rendered, current.row["customer__email"])])
+                self.backend.send_messages([django_email(current.rendered, row_recipient(current.row))])
         except (smtplib.SMTPException, OSError) as exc:
             self.marker.wait()
             self.attempt_failed(current, f"SMTP: {exc}")

@@ -1,0 +1,1 @@
+"""The stores app's writes: webhooks (the webhooks package) for now."""
