@@ -77,16 +77,16 @@ def test_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_one_in
     # Paced so each kill lands in the middle of a batch.
     worker = start_mail_worker(EMAIL_SEND_RATE_PER_SECOND=150)
     outbox.outbox_nudge()
-    for k in range(kills):
-        assert smtp_sink.wait_for((k + 1) * 80, 15), worker.log()[-3000:]
+    # A kill counts when it lands mid-batch (the killed batch then stays `sending` until
+    # its lease ends); on a slow machine one may land between batches, so kill again.
+    landed = made = 0
+    while landed < kills and made < kills + 3:
+        assert smtp_sink.wait_for(smtp_sink.count() + 40, 15), worker.log()[-3000:]
         worker.kill()
-        # The killed batch is stuck in `sending` until its lease ends.
-        assert Message.objects.filter(status=Message.Status.SENDING).exists(), (
-            k,
-            smtp_sink.count(),
-            Counter(Message.objects.values_list("status", flat=True)),
-        )
+        made += 1
+        landed += Message.objects.filter(status=Message.Status.SENDING).exists()
         worker = start_mail_worker(EMAIL_SEND_RATE_PER_SECOND=150)  # nudges the outbox on start
+    assert landed == kills, (made, Counter(Message.objects.values_list("status", flat=True)))
     assert wait_until(all_sent(n), 20), worker.log()[-3000:]
     time.sleep(0.5)
     per_id = Counter(r.message_id for r in smtp_sink.received)
@@ -95,10 +95,10 @@ def test_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_one_in
         f"<{m}@launchday.example>" for m in Message.objects.values_list("message_id", flat=True)
     }
     assert max(per_id.values()) <= 2
-    assert duplicates <= kills, per_id.most_common(3)
+    assert duplicates <= made, per_id.most_common(3)
     with capsys.disabled():
         print(
-            f"\n[outbox] {n} messages, {kills} SIGKILLs mid-batch: 0 lost, {duplicates} duplicate(s), same Message-ID"
+            f"\n[outbox] {n} messages, {made} SIGKILLs ({landed} mid-batch): 0 lost, {duplicates} duplicate(s), same Message-ID"
         )
 
 

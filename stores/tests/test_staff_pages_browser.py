@@ -49,6 +49,9 @@ def test_store_staff_sell_to_a_walk_in_and_the_stock_panel_follows(page: Page, l
     page.evaluate("window.__marker = 'still here'")
 
     page.locator("#issue-ticket").click()
+    # As staff do: the ticket's number is on screen before the sale (a second tap at once
+    # would replace the first request, hx-sync being "replace").
+    expect(page.locator('[data-field="tickets_waiting"]')).to_have_text("1")
     page.locator("#serve-IP3G-8GB-BLACK").click()
     expect(on_hand).to_have_text("2")
     # Stock that arrives elsewhere shows on the next two-second refresh, untouched by staff.
