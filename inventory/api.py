@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from inventory.manifests import ManifestInvalid, manifest_parse
 from inventory.models import Delivery
 from inventory.services import delivery_announce
-from stores.models import PartnerAPIKey
+from stores.api_keys import key_from_header
+from stores.models import Partner, PartnerAPIKey
 
 
 def _error(status: int, code: str, message: str, details: dict | None = None) -> Response:
@@ -25,12 +26,12 @@ def _error(status: int, code: str, message: str, details: dict | None = None) ->
 
 
 def _supplier_key(request) -> PartnerAPIKey | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, key = header.partition(" ")
-    if scheme != "Api-Key" or not key.strip():
+    # The orders API's parser: the keyword in any case, nothing but a key's shape looked up.
+    key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+    if key is None:
         return None
     try:
-        api_key = PartnerAPIKey.objects.get_from_key(key.strip())
+        api_key = PartnerAPIKey.objects.get_from_key(key)
     except PartnerAPIKey.DoesNotExist:
         return None
     if not api_key.partner.is_active:
@@ -75,7 +76,7 @@ class DeliveryManifestView(APIView):
             return _error(
                 401, "not_authenticated", "Send a valid supplier key: Authorization: Api-Key <key>."
             )
-        if api_key.scope != PartnerAPIKey.Scope.DELIVERIES:
+        if api_key.scope != PartnerAPIKey.Scope.DELIVERIES or api_key.partner.kind != Partner.Kind.SUPPLIER:
             return _error(403, "permission_denied", "This key may not post delivery manifests.")
         limit = settings.DELIVERY_MANIFEST_MAX_BYTES
         try:

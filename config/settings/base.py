@@ -14,6 +14,7 @@ default); with DATABASE_URL and REDIS_URL, PostgreSQL and Redis with real worker
 """
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -51,6 +52,11 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "simple_history",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "stores",
     "inventory",
     "customers",
@@ -60,14 +66,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL or a lone surrogate in the path, query or form: 400 before any view (config/inputs.py).
+    "config.inputs.InputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): head office's second factor (stores.access enforces it).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a lockout during sign-in into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -173,6 +186,24 @@ CELERY_TASK_ROUTES = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# django-axes first: it refuses a locked-out (username, IP) before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in lockout (staff sign-in, /admin/, and the customer's account + postcode check):
+# after AXES_FAILURE_LIMIT failures of one username from one IP address, that pair waits
+# AXES_COOLOFF_MINUTES. Never by IP alone: a whole office behind one address is not locked
+# out by one person's typos.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "stores.views.signin_locked_out"
+AXES_SENSITIVE_PARAMETERS = ["password", "postcode", "otp_token", "token"]
+AXES_VERBOSE = False
+# One-time passwords (django-otp) for head office: TOTP apps, plus static recovery codes.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Launchday")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -206,6 +237,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Bodies are bounded: a bulk request of 1,000 orders is about 150 kB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+
+# Content-Security-Policy (django-csp): every script and stylesheet is a file of our own
+# (static/js, static/css, the brand stylesheet), so no page needs inline script, eval or
+# inline style. Swagger UI's setup script is served as a file too (SpectacularSwaggerSplitView).
+# The campaign preview alone relaxes style attributes, for the email inside its iframe.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- REST framework, OpenAPI ------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -9,7 +9,7 @@ from customers.services import outbox
 from customers.tests.conftest import allocated_messages, order_make
 from customers.tests.factories import CustomerFactory, RegistrationFactory
 from stores.models import StaffMembership
-from stores.tests.factories import StaffMembershipFactory, UserFactory
+from stores.tests.factories import StaffMembershipFactory, UserFactory, head_office_login
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def office(client):
     membership = StaffMembershipFactory(store=None, role=StaffMembership.Role.HEAD_OFFICE)
-    client.force_login(membership.user)
+    head_office_login(client, membership.user)
     return client
 
 
