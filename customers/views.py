@@ -111,13 +111,19 @@ def campaign_preview_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-# One-click unsubscribe: a GET from the email's link or an RFC 8058 POST from the mail
-# client (which carries no CSRF token, hence csrf_exempt; the signed token is the proof).
+# The email's link opens a page that asks (a GET changes nothing: link scanners and mail
+# previews open links); its button POSTs. Mail clients unsubscribe with the RFC 8058
+# one-click POST to the same address. Neither carries a CSRF token, hence csrf_exempt: the
+# signed token is the proof.
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     customer_id = unsubscribe_token_verify(token=token)
-    customer = customer_unsubscribe(customer_id=customer_id) if customer_id is not None else None
+    if customer_id is None:
+        return render(request, "customers/unsubscribe.html", {"valid": False}, status=400)
+    if request.method == "GET":
+        return render(request, "customers/unsubscribe.html", {"valid": True, "confirm": True})
+    customer = customer_unsubscribe(customer_id=customer_id)
     if customer is None:
         return render(request, "customers/unsubscribe.html", {"valid": False}, status=400)
     return render(request, "customers/unsubscribe.html", {"valid": True, "customer": customer})

@@ -21,6 +21,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logfilters import client_errors_in_one_line
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -30,6 +32,22 @@ if (BASE_DIR / ".env").exists():
 DEBUG = env.bool("DEBUG", default=False)
 # Each mode decides what an unset key means (local: a development key; production: refuse).
 SECRET_KEY = env.str("SECRET_KEY", default="")
+
+
+def secret_key_check(key: str) -> None:
+    """Refuse to start outside DEBUG with a missing, short or development key: it would sign
+    sessions, CSRF tokens and unsubscribe links that anyone could forge."""
+    if not key:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment (50 or more random characters), "
+            "or use config.settings.local with DEBUG=1 for a development server (manage.py and make demo do)."
+        )
+    if len(key) < 50 or key.startswith(("django-insecure", "insecure")) or len(set(key)) < 10:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak to serve with: use 50 or more random characters, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -280,12 +298,9 @@ SPECTACULAR_SETTINGS = {
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
 # --- Email ------------------------------------------------------------------------------
-EMAIL_BACKEND = env.str(
-    "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend"
-    if env.str("EMAIL_HOST", default="")
-    else "django.core.mail.backends.console.EmailBackend",
-)
+# SMTP unless said otherwise: the console backend would write customers' names, addresses
+# and order links to the log, so only local.py with DEBUG on uses it.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Launchday <launch@launchday.example>")
@@ -316,7 +331,10 @@ DELIVERY_INBOX_DIR = env.str("DELIVERY_INBOX_DIR", default=str(BASE_DIR / "var" 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "one_line_4xx": {"()": "django.utils.log.CallbackFilter", "callback": client_errors_in_one_line}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
 
