@@ -194,7 +194,11 @@ print(settings.EMAIL_BACKEND)
 def test_emails_go_to_the_console_only_while_debugging(tmp_path, settings_module, debug, backend):
     """The console backend writes customers' names, addresses and order links to the log."""
     result = run(
-        EMAIL_PROBE, tmp_path, PROBE_SETTINGS=settings_module, DEBUG=debug, SECRET_KEY=secrets.token_urlsafe(50)
+        EMAIL_PROBE,
+        tmp_path,
+        PROBE_SETTINGS=settings_module,
+        DEBUG=debug,
+        SECRET_KEY=secrets.token_urlsafe(50),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == backend
