@@ -294,6 +294,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orders.api.schema_hooks.request_bodies_required",
+    ],
 }
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
