@@ -1,7 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 
 from config.views import brand_stylesheet
+
+# /admin/ needs head office's second factor too: django-otp's admin site lets in only a
+# session that proved a one-time code (its sign-in form asks for the code).
+admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("brand.css", brand_stylesheet, name="brand-css"),

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
+from config import inputs  # noqa: F401 - registers the path converters used below
 from customers import views
 
 urlpatterns = [
-    path("<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("<token:token>/", views.unsubscribe, name="unsubscribe"),
 ]

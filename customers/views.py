@@ -6,12 +6,14 @@ head office only.
 
 from __future__ import annotations
 
+from csp.decorators import csp_update
 from django.contrib import messages as flash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.inputs import clean_text
 from customers import selectors
 from customers.forms import CampaignPreviewForm, CampaignStartForm
 from customers.models import Campaign, Customer
@@ -24,7 +26,19 @@ from stores.access import head_office_required
 @require_GET
 @head_office_required
 def customer_lookup(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:200]
+    raw = request.GET.get("q", "")
+    query = clean_text(raw, max_length=200)
+    if query is None:
+        return render(
+            request,
+            "customers/lookup.html",
+            {
+                "query": "",
+                "results": [],
+                "query_error": "Search with up to 200 letters, digits or punctuation.",
+            },
+            status=400,
+        )
     results = list(selectors.customer_search(query=query))
     return render(request, "customers/lookup.html", {"query": query, "results": results})
 
@@ -79,6 +93,9 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @head_office_required
+# The email's HTML part (inline style attributes, as email needs) shows in a sandboxed
+# srcdoc iframe, which inherits this page's policy: style attributes, and only them, allowed.
+@csp_update({"style-src-attr": ["'unsafe-inline'"]})
 def campaign_preview_view(request: HttpRequest) -> HttpResponse:
     form = CampaignPreviewForm(request.GET or None)
     rendered = None
@@ -94,13 +111,19 @@ def campaign_preview_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-# One-click unsubscribe: a GET from the email's link or an RFC 8058 POST from the mail
-# client (which carries no CSRF token, hence csrf_exempt; the signed token is the proof).
+# The email's link opens a page that asks (a GET changes nothing: link scanners and mail
+# previews open links); its button POSTs. Mail clients unsubscribe with the RFC 8058
+# one-click POST to the same address. Neither carries a CSRF token, hence csrf_exempt: the
+# signed token is the proof.
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     customer_id = unsubscribe_token_verify(token=token)
-    customer = customer_unsubscribe(customer_id=customer_id) if customer_id is not None else None
+    if customer_id is None:
+        return render(request, "customers/unsubscribe.html", {"valid": False}, status=400)
+    if request.method == "GET":
+        return render(request, "customers/unsubscribe.html", {"valid": True, "confirm": True})
+    customer = customer_unsubscribe(customer_id=customer_id)
     if customer is None:
         return render(request, "customers/unsubscribe.html", {"valid": False}, status=400)
     return render(request, "customers/unsubscribe.html", {"valid": True, "customer": customer})

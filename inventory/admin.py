@@ -1,6 +1,6 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
+from config.admin_history import HistoryAdmin as SimpleHistoryAdmin
 from inventory.models import (
     SKU,
     AllocationPlan,

@@ -14,17 +14,22 @@ import contextlib
 import csv
 import datetime
 import io
-import json
+import re
 from dataclasses import dataclass, field
 
+import orjson
 from django.conf import settings
 
+from config.shapes import DELIVERY_REFERENCE, SKU_CODE, SLUG
 from inventory.models import SKU
 
 REQUIRED_COLUMNS = ("reference", "expected_on", "sku", "quantity")
 OPTIONAL_COLUMNS = ("requested_quantity", "launch")
 MAX_LINES = 10_000
 MAX_QUANTITY = 10_000_000
+_REFERENCE = re.compile(DELIVERY_REFERENCE)
+_SKU = re.compile(SKU_CODE)
+_SLUG = re.compile(SLUG)
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,12 @@ def manifest_parse(*, content: bytes, filename: str = "", content_type: str = ""
 
 
 def _read_json(text: str) -> tuple[dict, list[_RawLine], list[Problem]]:
+    # orjson refuses what would crash or mislead a parser: lone surrogates, nesting over
+    # 1,024 deep, numbers too big for a double (a 5,000-digit quantity); its message says
+    # where. A NUL written as \u0000 inside a string fails the shape of its field.
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise ManifestInvalid([Problem(exc.lineno, f"Not valid JSON: {exc.msg}.")]) from None
     if not isinstance(data, dict):
         raise ManifestInvalid(
@@ -226,8 +234,16 @@ def _validate(header: dict, raw_lines: list[_RawLine], problems: list[Problem]) 
     if not isinstance(reference, str) or not reference.strip():
         problems.insert(0, Problem(None, "reference is missing."))
         reference = ""
-    elif len(reference.strip()) > 64:
-        problems.insert(0, Problem(None, "reference is longer than 64 characters."))
+    elif not _REFERENCE.fullmatch(reference.strip()):
+        # The reference names the delivery in head office's addresses and the ledger.
+        problems.insert(
+            0,
+            Problem(
+                None,
+                "reference must be 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit.",
+            ),
+        )
     reference = reference.strip()
     expected_on = None
     raw_date = header.get("expected_on")
@@ -236,11 +252,11 @@ def _validate(header: dict, raw_lines: list[_RawLine], problems: list[Problem]) 
     if expected_on is None:
         problems.insert(0, Problem(None, f"expected_on {raw_date!r} is not a date (YYYY-MM-DD)."))
     launch = header.get("launch")
-    if launch is not None and not isinstance(launch, str):
+    if launch is not None and not (isinstance(launch, str) and _SLUG.fullmatch(launch)):
         problems.insert(0, Problem(None, "launch must be a launch's slug."))
         launch = None
 
-    codes = {str(r.sku).strip() for r in raw_lines if isinstance(r.sku, str)}
+    codes = {r.sku.strip() for r in raw_lines if isinstance(r.sku, str) and _SKU.fullmatch(r.sku.strip())}
     skus = {s.code: s for s in SKU.objects.filter(code__in=codes)}
     seen: dict[str, int] = {}
     lines: list[ManifestLine] = []
@@ -257,7 +273,11 @@ def _validate(header: dict, raw_lines: list[_RawLine], problems: list[Problem]) 
             else:
                 seen[code] = r.line
                 sku = skus.get(code)
-                if sku is None:
+                if sku is None and not _SKU.fullmatch(code):
+                    problems.append(
+                        Problem(r.line, "sku must be a SKU code: letters, digits, '.', '_', '-'.")
+                    )
+                elif sku is None:
                     problems.append(Problem(r.line, f"Unknown SKU {code!r}."))
         quantity = _as_quantity(r.quantity, name="quantity", line=r.line, problems=problems, minimum=1)
         requested = None

@@ -257,3 +257,50 @@ class AllocationPlanLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan} {self.sku} {self.location}: {self.quantity}"
+
+
+class ReceiptOverCount(models.Model):
+    """A store counted more units of a SKU than its delivery sent: held for head office.
+
+    The receipt itself is capped at what was sent (the ledger's STORE_RECEIPT); the excess
+    moves no stock until a second person, head office, approves it, and then only as a
+    ledger ADJUSTMENT made by the approver. This row is the claim and its decision, not
+    stock: the ledger stays the only record of stock.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for head office"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT, related_name="over_counts")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="over_counts")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT)
+    sent = models.PositiveIntegerField()
+    counted = models.PositiveIntegerField()
+    reason = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reported_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["reported_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "location", "sku"], name="over_count_one_per_delivery_store_sku"
+            ),
+            models.CheckConstraint(condition=Q(counted__gt=F("sent")), name="over_count_is_more_than_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery} {self.sku} at {self.location}: {self.counted} counted, {self.sent} sent"
+
+    @property
+    def excess(self) -> int:
+        return self.counted - self.sent

@@ -12,14 +12,32 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Sum
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Launch, Location, StockMovement
+from config.inputs import clean_text, matches
+from config.shapes import DELIVERY_REFERENCE
+from inventory.models import (
+    AllocationPlan,
+    AllocationPlanLine,
+    Delivery,
+    Launch,
+    Location,
+    ReceiptOverCount,
+    StockMovement,
+)
 from inventory.selectors import plan_remaining, store_deliveries, store_delivery_expected
-from inventory.services import DeliveryError, plan_approve, plan_line_set, store_delivery_receive
+from inventory.services import (
+    DeliveryError,
+    over_count_approve,
+    over_count_reject,
+    plan_approve,
+    plan_line_set,
+    store_delivery_receive,
+)
+from inventory.services.receiving import REASON_MAX
 from inventory.tasks import allocate_after_store_receipt, intake_delivery
 from orders.selectors.demand import demand_vs_supply
 from orders.services.intake import delivery_plan_suggest
@@ -317,6 +335,13 @@ def _receivable(location: Location) -> list[dict]:
                 "expected": {line.sku_id: line.quantity for line in lines},
                 "received": delivery.received,
                 "movements": movements,
+                "over_counts": list(
+                    ReceiptOverCount.objects.filter(delivery=delivery, location=location).select_related(
+                        "sku", "decided_by"
+                    )
+                )
+                if delivery.received
+                else [],
             }
         )
     return result
@@ -330,7 +355,11 @@ def store_receiving(request, code: str):
     if request.method == "POST":
         if location is None:
             raise PermissionDenied("This store has no stock location.")
-        delivery = get_object_or_404(Delivery, reference=request.POST.get("delivery", ""))
+        reference = request.POST.get("delivery", "")
+        if not matches(DELIVERY_REFERENCE, reference):
+            raise Http404("No such delivery.")  # never looked up: it cannot be a reference
+        delivery = get_object_or_404(Delivery, reference=reference)
+        reason = clean_text(request.POST.get("reason", ""), max_length=REASON_MAX)
         expected = store_delivery_expected(delivery=delivery, location=location)
         received, bad = {}, []
         for sku_id in expected:
@@ -341,6 +370,8 @@ def store_receiving(request, code: str):
                 received[sku_id] = value
         if bad:
             messages.error(request, "Enter the units that arrived as whole numbers, 0 or more.")
+        elif reason is None:
+            messages.error(request, f"Give the reason in up to {REASON_MAX} letters, digits or punctuation.")
         else:
             try:
                 with transaction.atomic():
@@ -348,7 +379,7 @@ def store_receiving(request, code: str):
                         delivery_id=delivery.pk,
                         location=location,
                         received=received,
-                        reason=request.POST.get("reason", "")[:200],
+                        reason=reason,
                         user=request.user,
                     )
                     if delivery.launch_id:
@@ -357,10 +388,68 @@ def store_receiving(request, code: str):
             except DeliveryError as exc:
                 messages.error(request, str(exc))
             else:
-                messages.success(request, f"Delivery {delivery.reference} received.")
+                held = ReceiptOverCount.objects.filter(delivery=delivery, location=location).count()
+                messages.success(
+                    request,
+                    f"Delivery {delivery.reference} received."
+                    + (
+                        f" {held} SKU(s) counted more than was sent: the extra units wait for head office."
+                        if held
+                        else ""
+                    ),
+                )
                 return redirect(reverse("inventory:store-receiving", kwargs={"code": store.code}))
     return render(
         request,
         "inventory/store_receiving.html",
         {"store": store, "deliveries": _receivable(location) if location else []},
     )
+
+
+# --- Over-counts: a second person decides ----------------------------------------------
+
+
+@require_GET
+@head_office_required
+def over_count_list(request):
+    """Stores' counts above what was sent: waiting ones first, then the last decisions."""
+    claims = ReceiptOverCount.objects.select_related(
+        "delivery", "location", "location__store", "sku", "reported_by", "decided_by"
+    )
+    return render(
+        request,
+        "inventory/over_counts.html",
+        {
+            "pending": list(claims.filter(status=ReceiptOverCount.Status.PENDING)),
+            "decided": list(
+                claims.exclude(status=ReceiptOverCount.Status.PENDING).order_by("-decided_at", "-pk")[:30]
+            ),
+        },
+    )
+
+
+@require_POST
+@head_office_required
+def over_count_decide(request, pk: int):
+    claim = get_object_or_404(ReceiptOverCount.objects.select_related("delivery"), pk=pk)
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):
+        messages.error(request, "Choose approve or reject.")
+        return redirect("inventory:over-counts")
+    try:
+        with transaction.atomic():
+            if decision == "approve":
+                over_count_approve(over_count_id=claim.pk, user=request.user)
+                if claim.delivery.launch_id:
+                    # The approved units serve the store's waiting collect orders first.
+                    allocate_after_store_receipt.delay_on_commit(claim.delivery.launch_id)
+            else:
+                over_count_reject(over_count_id=claim.pk, user=request.user)
+    except DeliveryError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Over-count {'approved: the units are in stock' if decision == 'approve' else 'rejected: no stock moved'}.",
+        )
+    return redirect("inventory:over-counts")

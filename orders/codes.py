@@ -31,6 +31,12 @@ class ErrorCode(StrEnum):
         return _STATUS[self]
 
 
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """API.md's envelope: the one place its shape is written (orders.api.errors, the ASGI
+    front and config.inputs all answer with it)."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
 _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_JSON: 400,
     ErrorCode.VALIDATION_ERROR: 400,

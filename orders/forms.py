@@ -9,7 +9,11 @@ and refused with one message, so the form does not say which of the two was wron
 import re
 import secrets
 
+from axes.handlers.proxy import AxesProxyHandler
 from django import forms
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
+from django.http import HttpRequest
 
 from customers.models import Customer
 from customers.services.registration import customer_verify
@@ -19,6 +23,10 @@ from stores.models import Store
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 NO_MATCH = "We couldn't match that account number and postcode. Please check both and try again."
+TOO_MANY = (
+    "Too many tries with that account number from here. Please wait {minutes} minutes, then try again; "
+    "your bill shows your account number and the postcode we hold."
+)
 
 
 def _store_choices() -> list[tuple[str, str]]:
@@ -73,12 +81,24 @@ class CustomerIdentityForm(forms.Form):
 
     customer: Customer | None = None
 
+    def __init__(self, *args, request: HttpRequest | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+
     def clean(self):
         cleaned = super().clean()
         account_number, postcode = cleaned.get("account_number"), cleaned.get("postcode")
         if account_number and postcode:
+            # Guessing postcodes is a sign-in attempt: django-axes counts failures per
+            # (account number, IP address) and pauses that pair after a few, as for staff.
+            credentials = {"username": f"customer:{account_number.strip().upper()}"}
+            if self.request is not None and not AxesProxyHandler.is_allowed(self.request, credentials):
+                minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+                raise forms.ValidationError(TOO_MANY.format(minutes=minutes), code="locked_out")
             self.customer = customer_verify(account_number=account_number, postcode=postcode)
             if self.customer is None:
+                if self.request is not None:
+                    user_login_failed.send(sender=type(self), credentials=credentials, request=self.request)
                 raise forms.ValidationError(NO_MATCH, code="no_match")
         return cleaned
 

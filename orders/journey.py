@@ -94,7 +94,7 @@ def launch_register(request: HttpRequest, slug: str) -> HttpResponse:
         # The window opened (or closed) while the form was on screen: show today's page.
         messages.info(request, "Registration has closed: ordering for this launch has opened.")
         return redirect("journey-launch", slug=launch.slug)
-    form = RegistrationForm(request.POST, launch=launch)
+    form = RegistrationForm(request.POST, launch=launch, request=request)
     if form.is_valid():
         store_code = form.cleaned_data["preferred_store"]
         store = Store.objects.filter(code=store_code, is_active=True).first() if store_code else None
@@ -158,7 +158,7 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
     if _phase(launch, timezone.now()) != OPEN:
         messages.info(request, "Ordering for this launch is not open right now, so nothing was ordered.")
         return redirect("journey-launch", slug=launch.slug)
-    form = OrderForm(request.POST, launch=launch)
+    form = OrderForm(request.POST, launch=launch, request=request)
     extra: dict = {}
     if form.is_valid():
         data = form.cleaned_data

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
-from simple_history.admin import SimpleHistoryAdmin
 
+from config.admin_history import HistoryAdmin as SimpleHistoryAdmin
 from stores.models import Partner, PartnerAPIKey, StaffMembership, Store
 
 

@@ -2,6 +2,7 @@ import datetime
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -45,6 +46,32 @@ class PartnerAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "partner API key"
         verbose_name_plural = "partner API keys"
+
+    def scope_fits_partner(self) -> bool:
+        """Retail chains hold orders and webhooks keys, suppliers deliveries keys, and nothing else."""
+        return self.scope in SCOPES_BY_KIND.get(self.partner.kind, frozenset())
+
+    def clean(self) -> None:
+        super().clean()
+        if self.partner_id and not self.scope_fits_partner():
+            raise ValidationError(
+                {"scope": f"A {self.partner.get_kind_display().lower()} cannot hold a {self.scope} key."}
+            )
+
+    def save(self, *args, **kwargs) -> None:
+        # The last guard, whoever creates the key (admin, command, shell): never a key
+        # whose scope the partner's kind does not allow.
+        if not self.scope_fits_partner():
+            raise ValueError(f"A {self.partner.kind} partner cannot hold a {self.scope} key.")
+        super().save(*args, **kwargs)
+
+
+# Which scopes each kind of partner may hold: retail chains order (and hear about their
+# orders through webhooks), suppliers deliver.
+SCOPES_BY_KIND: dict[str, frozenset[str]] = {
+    Partner.Kind.RETAILER: frozenset({PartnerAPIKey.Scope.ORDERS, PartnerAPIKey.Scope.WEBHOOKS}),
+    Partner.Kind.SUPPLIER: frozenset({PartnerAPIKey.Scope.DELIVERIES}),
+}
 
 
 class Store(models.Model):

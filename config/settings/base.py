@@ -14,11 +14,14 @@ default); with DATABASE_URL and REDIS_URL, PostgreSQL and Redis with real worker
 """
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logfilters import client_errors_in_one_line
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -29,6 +32,22 @@ if (BASE_DIR / ".env").exists():
 DEBUG = env.bool("DEBUG", default=False)
 # Each mode decides what an unset key means (local: a development key; production: refuse).
 SECRET_KEY = env.str("SECRET_KEY", default="")
+
+
+def secret_key_check(key: str) -> None:
+    """Refuse to start outside DEBUG with a missing, short or development key: it would sign
+    sessions, CSRF tokens and unsubscribe links that anyone could forge."""
+    if not key:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment (50 or more random characters), "
+            "or use config.settings.local with DEBUG=1 for a development server (manage.py and make demo do)."
+        )
+    if len(key) < 50 or key.startswith(("django-insecure", "insecure")) or len(set(key)) < 10:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak to serve with: use 50 or more random characters, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -51,6 +70,11 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "simple_history",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "stores",
     "inventory",
     "customers",
@@ -64,14 +88,21 @@ MIDDLEWARE = [
     # precompressed from WhiteNoise.
     "django.middleware.gzip.GZipMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL or a lone surrogate in the path, query or form: 400 before any view (config/inputs.py).
+    "config.inputs.InputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): head office's second factor (stores.access enforces it).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a lockout during sign-in into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -179,6 +210,24 @@ CELERY_TASK_ROUTES = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# django-axes first: it refuses a locked-out (username, IP) before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in lockout (staff sign-in, /admin/, and the customer's account + postcode check):
+# after AXES_FAILURE_LIMIT failures of one username from one IP address, that pair waits
+# AXES_COOLOFF_MINUTES. Never by IP alone: a whole office behind one address is not locked
+# out by one person's typos.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "stores.sign_in_views.signin_locked_out"
+AXES_SENSITIVE_PARAMETERS = ["password", "postcode", "otp_token", "token"]
+AXES_VERBOSE = False
+# One-time passwords (django-otp) for head office: TOTP apps, plus static recovery codes.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Launchday")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -212,6 +261,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Bodies are bounded: a bulk request of 1,000 orders is about 150 kB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+
+# Content-Security-Policy (django-csp): every script and stylesheet is a file of our own
+# (static/js, static/css, the brand stylesheet), so no page needs inline script, eval or
+# inline style. Swagger UI's setup script is served as a file too (SpectacularSwaggerSplitView).
+# The campaign preview alone relaxes style attributes, for the email inside its iframe.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- REST framework, OpenAPI ------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -252,16 +320,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orders.api.schema_hooks.request_bodies_required",
+    ],
 }
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
 # --- Email ------------------------------------------------------------------------------
-EMAIL_BACKEND = env.str(
-    "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend"
-    if env.str("EMAIL_HOST", default="")
-    else "django.core.mail.backends.console.EmailBackend",
-)
+# SMTP unless said otherwise: the console backend would write customers' names, addresses
+# and order links to the log, so only local.py with DEBUG on uses it.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Launchday <launch@launchday.example>")
@@ -292,7 +361,10 @@ DELIVERY_INBOX_DIR = env.str("DELIVERY_INBOX_DIR", default=str(BASE_DIR / "var" 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "one_line_4xx": {"()": "django.utils.log.CallbackFilter", "callback": client_errors_in_one_line}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
     # httpx logs every webhook request at INFO: the delivery log is in the database.
     "loggers": {"httpx": {"level": "WARNING"}},

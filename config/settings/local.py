@@ -5,11 +5,17 @@ mode (base.py); with nothing set that is the embedded default.
 """
 
 from .base import *  # noqa: F403
-from .base import STORAGES, env
+from .base import STORAGES, env, secret_key_check
 
 DEBUG = env.bool("DEBUG", default=True)
-if not SECRET_KEY:  # noqa: F405
+if not SECRET_KEY and DEBUG:  # noqa: F405
     SECRET_KEY = "insecure-development-key-for-local-settings-only"  # noqa: S105 - never served publicly
+if not DEBUG:
+    # Without DEBUG this could be serving people: the key signs sessions and links.
+    secret_key_check(SECRET_KEY)  # noqa: F405
+# Emails print on the console only while developing; otherwise they go to EMAIL_HOST.
+if DEBUG and not env.str("EMAIL_HOST", default="") and not env.str("EMAIL_BACKEND", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)

@@ -163,4 +163,42 @@ def test_check_deploy_catches_a_weak_secret_key(tmp_path):
         timeout=120,
     )
     assert result.returncode != 0
-    assert "security.W009" in result.stdout + result.stderr
+    # Refused before the checks even run: outside DEBUG a weak key stops the settings loading.
+    assert "SECRET_KEY is too weak" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("key", ["", "x", "insecure-development-key-for-local-settings-only", "a" * 60])
+def test_local_settings_without_debug_refuse_a_short_or_default_key(tmp_path, key):
+    """SECRET_KEY=x booted with DEBUG off (issue 12): outside DEBUG every mode refuses it."""
+    result = run(PROBE, tmp_path, DEBUG="0", SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+EMAIL_PROBE = """
+import os
+os.environ["DJANGO_SETTINGS_MODULE"] = os.environ["PROBE_SETTINGS"]
+from django.conf import settings
+print(settings.EMAIL_BACKEND)
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings_module", "debug", "backend"),
+    [
+        ("config.settings.local", "1", "django.core.mail.backends.console.EmailBackend"),
+        ("config.settings.local", "0", "django.core.mail.backends.smtp.EmailBackend"),
+        ("config.settings.production", "0", "django.core.mail.backends.smtp.EmailBackend"),
+    ],
+)
+def test_emails_go_to_the_console_only_while_debugging(tmp_path, settings_module, debug, backend):
+    """The console backend writes customers' names, addresses and order links to the log."""
+    result = run(
+        EMAIL_PROBE,
+        tmp_path,
+        PROBE_SETTINGS=settings_module,
+        DEBUG=debug,
+        SECRET_KEY=secrets.token_urlsafe(50),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == backend

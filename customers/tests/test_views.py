@@ -9,7 +9,7 @@ from customers.services import outbox
 from customers.tests.conftest import allocated_messages, order_make
 from customers.tests.factories import CustomerFactory, RegistrationFactory
 from stores.models import StaffMembership
-from stores.tests.factories import StaffMembershipFactory, UserFactory
+from stores.tests.factories import StaffMembershipFactory, UserFactory, head_office_login
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def office(client):
     membership = StaffMembershipFactory(store=None, role=StaffMembership.Role.HEAD_OFFICE)
-    client.force_login(membership.user)
+    head_office_login(client, membership.user)
     return client
 
 
@@ -95,12 +95,20 @@ def test_customer_lookup_shows_registration_orders_and_messages(office, launch_w
 def test_unsubscribe_link_works_and_suppresses_only_marketing(client, launch_with_sku):
     customer = CustomerFactory()
     url = reverse("unsubscribe", kwargs={"token": outbox.unsubscribe_token_make(customer=customer)})
-    assert client.get(url).status_code == 200
+    page = client.get(url)
+    assert page.status_code == 200 and "Stop marketing emails?" in page.text
+    customer.refresh_from_db()
+    assert not customer.marketing_opt_out  # a link scanner's GET changes nothing
+    assert client.post(url).status_code == 200  # the page's button
     customer.refresh_from_db()
     assert customer.marketing_opt_out
+    customer.marketing_opt_out = False
+    customer.save()
     # RFC 8058 one-click POST from a mail client: no CSRF token, still honoured.
     csrf_client = client.__class__(enforce_csrf_checks=True)
     assert csrf_client.post(url, {"List-Unsubscribe": "One-Click"}).status_code == 200
+    customer.refresh_from_db()
+    assert customer.marketing_opt_out
 
 
 def test_tampered_unsubscribe_link_is_refused(client):

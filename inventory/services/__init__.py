@@ -20,7 +20,7 @@ from inventory.services.plans import (
     plan_pool_locations,
     plan_suggest,
 )
-from inventory.services.receiving import store_delivery_receive
+from inventory.services.receiving import over_count_approve, over_count_reject, store_delivery_receive
 from inventory.services.stock import (
     Drift,
     InsufficientStock,
@@ -50,6 +50,8 @@ __all__ = [
     "location_central",
     "location_for_store",
     "location_online_pool",
+    "over_count_approve",
+    "over_count_reject",
     "plan_apply",
     "plan_approve",
     "plan_line_set",

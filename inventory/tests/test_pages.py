@@ -10,7 +10,7 @@ from django.utils import timezone
 from inventory.models import AllocationPlan, AllocationPlanLine, Delivery, Stock
 from inventory.tests.world import add_orders, make_launch, make_stores, waitlist_everything
 from stores.models import PartnerAPIKey, StaffMembership
-from stores.tests.factories import PartnerFactory, StaffMembershipFactory, UserFactory
+from stores.tests.factories import PartnerFactory, StaffMembershipFactory, UserFactory, head_office_login
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,9 @@ def supplier_key():
     _, key = PartnerAPIKey.objects.create_key(
         name="manifests", partner=partner, scope=PartnerAPIKey.Scope.DELIVERIES
     )
+    retailer = PartnerFactory(code="chain", kind="retailer")
     _, orders_key = PartnerAPIKey.objects.create_key(
-        name="orders", partner=partner, scope=PartnerAPIKey.Scope.ORDERS
+        name="orders", partner=retailer, scope=PartnerAPIKey.Scope.ORDERS
     )
     return key, orders_key
 
@@ -104,7 +105,7 @@ def test_plan_page_is_head_office_only_and_updates_remaining_units_live(
     url = reverse("inventory:plan-detail", kwargs={"reference": "DLV-API"})
     client.force_login(staff0)
     assert client.get(url).status_code == 403
-    client.force_login(head)
+    head_office_login(client, head)
     before = client.get(url)  # a GET never writes: the plan is suggested on request
     assert before.status_code == 200 and b"Suggest a plan" in before.content
     assert not AllocationPlan.objects.exists()
@@ -147,7 +148,7 @@ def test_store_receiving_is_for_that_stores_staff_and_serves_collect_orders(
     launch.auto_apply_plans = True
     launch.save()
     post_manifest(client, supplier_key[0], manifest(quantity=6))
-    client.force_login(head)
+    head_office_login(client, head)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}))
     url = reverse("inventory:store-receiving", kwargs={"code": s0.code})
@@ -180,7 +181,7 @@ def test_demand_page_and_csv(client, world, supplier_key):
     url = reverse("inventory:demand", kwargs={"slug": launch.slug})
     client.force_login(staff0)
     assert client.get(url).status_code == 403
-    client.force_login(head)
+    head_office_login(client, head)
     page = client.get(url)
     assert page.status_code == 200 and b"demand-chart" in page.content
     csv_text = client.get(url + "?format=csv").content.decode()

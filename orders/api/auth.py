@@ -22,9 +22,10 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from config.cache import NotCached
-from stores.models import PartnerAPIKey
+from stores.api_keys import key_from_header
+from stores.models import Partner, PartnerAPIKey
 
-KEYWORD = "api-key"
+__all__ = ["key_from_header"]  # the one parser (stores.api_keys), used by the front through here
 _CACHE_LIMIT = 10_000
 
 
@@ -37,6 +38,7 @@ class PartnerKey:
     partner_code: str
     scope: str
     partner_active: bool
+    partner_kind: str = Partner.Kind.RETAILER
 
     # DRF treats request.user as a user; these make it behave like an authenticated one.
     is_authenticated = True
@@ -53,13 +55,6 @@ _keys_lock = threading.Lock()
 def partner_key_cache_clear() -> None:
     with _keys_lock:
         _keys.clear()
-
-
-def key_from_header(value: str) -> str | None:
-    keyword, found, key = value.strip().partition(" ")
-    if not found or keyword.lower() != KEYWORD:
-        return None
-    return key.strip() or None
 
 
 def partner_key_cached(*, key: str) -> PartnerKey | None:
@@ -93,6 +88,7 @@ def partner_key_resolve(*, key: str) -> PartnerKey | None:
                 partner_code=row.partner.code,
                 scope=row.scope,
                 partner_active=row.partner.is_active,
+                partner_kind=row.partner.kind,
             )
     with _keys_lock:
         if len(_keys) >= _CACHE_LIMIT:
@@ -133,7 +129,7 @@ class PartnerKeyScheme(OpenApiAuthenticationExtension):
 
 
 class HasOrdersScope(permissions.BasePermission):
-    """A key of an active partner with the `orders` scope."""
+    """A key of an active retail partner with the `orders` scope."""
 
     message = "This key may not use the orders API."
 
@@ -145,11 +141,15 @@ class HasOrdersScope(permissions.BasePermission):
 
     @staticmethod
     def allows(holder: PartnerKey) -> bool:
-        return holder.partner_active and holder.scope == PartnerAPIKey.Scope.ORDERS
+        return (
+            holder.partner_active
+            and holder.scope == PartnerAPIKey.Scope.ORDERS
+            and holder.partner_kind == Partner.Kind.RETAILER
+        )
 
 
 class HasWebhooksScope(permissions.BasePermission):
-    """A key of an active partner with the `webhooks` scope."""
+    """A key of an active retail partner with the `webhooks` scope."""
 
     message = "This key may not use the webhooks API."
 
@@ -157,4 +157,8 @@ class HasWebhooksScope(permissions.BasePermission):
         holder = request.auth
         if not isinstance(holder, PartnerKey):
             raise exceptions.NotAuthenticated()
-        return holder.partner_active and holder.scope == PartnerAPIKey.Scope.WEBHOOKS
+        return (
+            holder.partner_active
+            and holder.scope == PartnerAPIKey.Scope.WEBHOOKS
+            and holder.partner_kind == Partner.Kind.RETAILER
+        )

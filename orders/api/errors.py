@@ -22,7 +22,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from orders.codes import ErrorCode
+from orders.codes import ErrorCode, error_body
 from orders.services.admission import AdmissionRefused
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,6 @@ class PayloadTooLarge(ApiError):
 class InvalidJSON(ApiError):
     def __init__(self, message: str = "The body is not valid JSON.", *, details: dict | None = None):
         super().__init__(ErrorCode.INVALID_JSON, message, details=details)
-
-
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 def _messages(detail) -> list[str]:

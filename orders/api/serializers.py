@@ -1,25 +1,50 @@
-"""Shapes of the partner API for the OpenAPI schema (API.md is the contract).
+"""Shapes of the partner API for the OpenAPI schema (the contract partners read).
 
 The views build their answers as plain dicts (orjson renders them) and validate bodies
 with orders.api.validation, because serializer machinery costs more per item than the
 whole of a bulk insert; these classes describe the same shapes for drf-spectacular, with
-the validator's own table of field limits, and a test holds the schema to API.md's paths.
+the validator's own table of field limits; schemathesis (.ci/run) holds the live API to it.
 """
 
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.api.validation import ORDER_FIELD_LIMITS
+from orders.api.validation import CODE_ALPHABET, ORDER_FIELD_LIMITS
 from orders.codes import ErrorCode
 from orders.models import Order
 from stores.models import WebhookDelivery, WebhookEndpoint, WebhookEventType
 
+_CODE = RegexValidator(rf"^{CODE_ALPHABET.pattern}$", "Letters, digits, '.', '_' and '-' only.")
+
+ERROR_DETAILS_SCHEMA = {
+    "type": "object",
+    "description": (
+        "What the error is about. validation_error: each bad field (or `Idempotency-Key`, "
+        "`cursor`, `page_size`, `orders`) maps to a list of messages. already_ordered: "
+        "`reference` names the existing order only when it is the caller's own. "
+        "invalid_json and overloaded: `reason`."
+    ),
+    "properties": {
+        "reference": {"type": "string", "description": "already_ordered: the caller's own existing order"},
+        "reason": {"type": "string", "description": "invalid_json, overloaded: why"},
+    },
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
+@extend_schema_field(ERROR_DETAILS_SCHEMA)
+class ErrorDetailsField(serializers.DictField):
+    pass
+
 
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.ChoiceField(
-        choices=[c.value for c in ErrorCode], help_text="what went wrong, as a code"
+        choices=[c.value for c in ErrorCode],
+        help_text="what went wrong, as a code (see the status's description)",
     )
-    message = serializers.CharField()
-    details = serializers.DictField(required=False, help_text="for validation errors: field -> messages")
+    message = serializers.CharField(help_text="a sentence for people; may change, do not parse it")
+    details = ErrorDetailsField(required=False)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -52,16 +77,22 @@ class AvailabilitySerializer(serializers.Serializer):
 
 class OrderRequestSerializer(serializers.Serializer):
     launch = serializers.CharField(
-        min_length=1, max_length=ORDER_FIELD_LIMITS["launch"], help_text="launch slug"
+        min_length=1, max_length=ORDER_FIELD_LIMITS["launch"], validators=[_CODE], help_text="launch slug"
     )
     customer = serializers.CharField(
-        min_length=1, max_length=ORDER_FIELD_LIMITS["customer"], help_text="the customer's account number"
+        min_length=1,
+        max_length=ORDER_FIELD_LIMITS["customer"],
+        validators=[_CODE],
+        help_text="the customer's account number",
     )
-    sku = serializers.CharField(min_length=1, max_length=ORDER_FIELD_LIMITS["sku"], help_text="SKU code")
+    sku = serializers.CharField(
+        min_length=1, max_length=ORDER_FIELD_LIMITS["sku"], validators=[_CODE], help_text="SKU code"
+    )
     fulfilment = serializers.ChoiceField(choices=Order.Fulfilment.choices)
     store = serializers.CharField(
         min_length=1,
         max_length=ORDER_FIELD_LIMITS["store"],
+        validators=[_CODE],
         required=False,
         allow_null=True,
         help_text="store code; required for collect",
@@ -90,10 +121,33 @@ class OrderPageSerializer(serializers.Serializer):
     results = OrderSerializer(many=True)
 
 
+BULK_ORDERS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 1000,
+    "description": (
+        "1 to 1,000 orders, each an OrderRequest (a bare JSON array is accepted too; more is "
+        "payload_too_large). Items are checked one by one: a malformed item gets its own 4xx "
+        "result and the others go on, so the schema of an item is not enforced here."
+    ),
+    "items": {"description": "an OrderRequest"},
+}
+# The body: {"orders": [...]} or, as API.md allows, the bare array.
+BULK_REQUEST_SCHEMA = {
+    "oneOf": [
+        {"type": "object", "required": ["orders"], "properties": {"orders": BULK_ORDERS_SCHEMA}},
+        BULK_ORDERS_SCHEMA,
+    ]
+}
+
+
+@extend_schema_field(BULK_ORDERS_SCHEMA)
+class BulkOrdersField(serializers.ListField):
+    pass
+
+
 class BulkRequestSerializer(serializers.Serializer):
-    orders = OrderRequestSerializer(
-        many=True, help_text="1 to 1,000 orders (a bare JSON array is accepted too)"
-    )
+    orders = BulkOrdersField()
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -110,7 +164,10 @@ class BulkResponseSerializer(serializers.Serializer):
 class StoreSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
-    opens_at_launch = serializers.TimeField()
+    # A wall-clock time in the store's own time zone, so no offset: not OpenAPI's "time".
+    opens_at_launch = serializers.RegexField(
+        r"^[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?$", help_text="local opening time on launch day, HH:MM:SS"
+    )
 
 
 class StoreListSerializer(serializers.Serializer):

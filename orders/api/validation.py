@@ -5,6 +5,7 @@ the admission rules' business. One table of field limits (taken from the models 
 hold the values) serves this validator and the OpenAPI schema (serializers.py).
 """
 
+import re
 from typing import Any
 
 from customers.models import Customer
@@ -24,13 +25,18 @@ FULFILMENTS: tuple[str, ...] = (Order.Fulfilment.DELIVERY.value, Order.Fulfilmen
 IDEMPOTENCY_KEY_MAX = Order._meta.get_field("idempotency_key").max_length or 255
 
 _LAUNCH, _CUSTOMER, _SKU, _STORE = (ORDER_FIELD_LIMITS[k] for k in ("launch", "customer", "sku", "store"))
+# Slugs, account numbers, SKU and store codes are all letters, digits, ".", "_" and "-":
+# anything else (NUL, spaces, quotes, slashes, other scripts) cannot name one of ours.
+CODE_ALPHABET = re.compile(r"[A-Za-z0-9._-]+")
+_code = CODE_ALPHABET.fullmatch
+CODE_MESSAGE = "Must contain only letters, digits, '.', '_' and '-'."
 
 
 def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, dict[str, list[str]]]:
     """Check the shape of one order request body; (request, {}) or (None, field errors).
 
-    Strings must be printable (no NUL: PostgreSQL refuses it in text, and it would
-    otherwise surface as a server error).
+    Codes must be of CODE_ALPHABET (no NUL: PostgreSQL refuses it in text, and it would
+    otherwise surface as a server error; nothing else can name a launch, SKU or store).
     """
     launch, customer, sku = data.get("launch"), data.get("customer"), data.get("sku")
     fulfilment, store = data.get("fulfilment"), data.get("store")
@@ -43,20 +49,17 @@ def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, d
         and 0 < len(launch) <= _LAUNCH
         and 0 < len(customer) <= _CUSTOMER
         and 0 < len(sku) <= _SKU
-        and (launch + customer + sku).isprintable()
+        and _code(launch)
+        and _code(customer)
+        and _code(sku)
     ):
         if fulfilment == "delivery" and (
-            store is None or (type(store) is str and 0 < len(store) <= _STORE and store.isprintable())
+            store is None or (type(store) is str and 0 < len(store) <= _STORE and _code(store))
         ):
             return OrderRequest(
                 launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=None
             ), {}
-        if (
-            fulfilment == "collect"
-            and type(store) is str
-            and 0 < len(store) <= _STORE
-            and store.isprintable()
-        ):
+        if fulfilment == "collect" and type(store) is str and 0 < len(store) <= _STORE and _code(store):
             return OrderRequest(
                 launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store
             ), {}
@@ -75,8 +78,8 @@ def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, d
         limit = ORDER_FIELD_LIMITS.get(name, 16)
         if not 1 <= len(value) <= limit:
             errors[name] = [f"Must be 1 to {limit} characters."]
-        elif not value.isprintable():
-            errors[name] = ["Must contain only printable characters."]
+        elif name != "fulfilment" and not _code(value):
+            errors[name] = [CODE_MESSAGE]
         values[name] = value
     if "fulfilment" not in errors and values["fulfilment"] not in FULFILMENTS:
         errors["fulfilment"] = ['Choose "delivery" or "collect".']

@@ -32,10 +32,52 @@ from stores.models import Store
 
 
 def _errors(*codes: ErrorCode) -> dict:
-    responses = {c.status: OpenApiResponse(s.ErrorSerializer, description=c) for c in codes}
-    for code in (ErrorCode.NOT_AUTHENTICATED, ErrorCode.PERMISSION_DENIED, ErrorCode.THROTTLED):
-        responses.setdefault(code.status, OpenApiResponse(s.ErrorSerializer, description=code))
-    return responses
+    """The error answers of an operation, one per status, each naming every code it may carry."""
+    by_status: dict[int, list[ErrorCode]] = {}
+    # Every operation may meet these: a query holding NUL (validation_error), no or a bad key,
+    # a key that may not, the key's rate limit.
+    always = (
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.PERMISSION_DENIED,
+        ErrorCode.THROTTLED,
+    )
+    for code in (*codes, *always):
+        if code not in by_status.setdefault(code.status, []):
+            by_status[code.status].append(code)
+    return {
+        status: OpenApiResponse(
+            s.ErrorSerializer,
+            description="The error envelope; `error.code` is "
+            + " or ".join(f"`{c}`" for c in group)
+            + ". "
+            + " ".join(CODE_MEANINGS[c] for c in group),
+        )
+        for status, group in by_status.items()
+    }
+
+
+CODE_MEANINGS: dict[ErrorCode, str] = {
+    ErrorCode.INVALID_JSON: "invalid_json: the body is not JSON, or not an object where one is expected.",
+    ErrorCode.VALIDATION_ERROR: (
+        "validation_error: a field, header or query parameter is missing, of the wrong type or out "
+        "of range; details name each."
+    ),
+    ErrorCode.NOT_AUTHENTICATED: "not_authenticated: no key, or an unknown or revoked key.",
+    ErrorCode.PERMISSION_DENIED: "permission_denied: the key's partner may not see or do this.",
+    ErrorCode.NOT_FOUND: "not_found: no such launch, order or store for this partner.",
+    ErrorCode.ALREADY_ORDERED: "already_ordered: this customer already has an order in this launch.",
+    ErrorCode.IDEMPOTENCY_CONFLICT: "idempotency_conflict: this Idempotency-Key was used with a different body.",
+    ErrorCode.LAUNCH_NOT_OPEN: "launch_not_open: the launch window is not open.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "payload_too_large: over 1,000 orders, or a body over the size limit.",
+    ErrorCode.NOT_ELIGIBLE: (
+        "not_eligible: the customer is unknown, not registered for this launch's upgrade, or cannot "
+        "upgrade (one answer for all)."
+    ),
+    ErrorCode.UNKNOWN_SKU: "unknown_sku: the SKU is not part of this launch.",
+    ErrorCode.THROTTLED: "throttled: this key's rate limit; retry after the Retry-After seconds.",
+    ErrorCode.OVERLOADED: "overloaded: the server sheds load; nothing was written; retry after Retry-After.",
+}
 
 
 class PartnerAPIView(APIView):
@@ -109,8 +151,16 @@ class OrderCursorPagination(pagination.CursorPagination):
     max_page_size = 500
 
     def get_page_size(self, request):
-        self.page_size = settings.API_PAGE_SIZE
-        return super().get_page_size(request)
+        """API_PAGE_SIZE, or page_size when given: 1 to 500, anything else refused (DRF
+        would quietly fall back to the default for 0, -1, 501 or "abc")."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return settings.API_PAGE_SIZE
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise exceptions.ValidationError(
+                {"page_size": [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
 
     def decode_cursor(self, request):
         try:
@@ -160,7 +210,11 @@ class OrderCollectionView(PartnerAPIView):
             OpenApiParameter("launch", str, description="launch slug"),
             OpenApiParameter("status", str, enum=Order.Status.values),
             OpenApiParameter("cursor", str, description="from next or previous"),
-            OpenApiParameter("page_size", int, description="1 to 500 (default 100)"),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                description="1 to 500 (default 100)",
+            ),
         ],
         responses={200: s.OrderPageSerializer, **_errors(ErrorCode.VALIDATION_ERROR)},
     )
@@ -168,6 +222,10 @@ class OrderCollectionView(PartnerAPIView):
         queryset = Order.objects.filter(partner_id=self.caller.partner_id).select_related(
             "launch", "customer", "sku", "store"
         )
+        if request.query_params.get("status", None) == "":
+            raise exceptions.ValidationError(
+                {"status": ["Choose one of " + ", ".join(Order.Status.values) + "."]}
+            )
         filtered = OrderFilter(request.query_params, queryset=queryset)
         if not filtered.is_valid():
             raise exceptions.ValidationError(filtered.errors)
@@ -181,7 +239,7 @@ class OrderCollectionView(PartnerAPIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
                 OpenApiParameter.HEADER,
                 description="1 to 255 printable characters; a replay returns the same answer",
             )
@@ -190,10 +248,14 @@ class OrderCollectionView(PartnerAPIView):
             202: s.OrderSerializer,
             **_errors(
                 ErrorCode.INVALID_JSON,
+                ErrorCode.VALIDATION_ERROR,
                 ErrorCode.NOT_FOUND,
                 ErrorCode.ALREADY_ORDERED,
+                ErrorCode.IDEMPOTENCY_CONFLICT,
+                ErrorCode.LAUNCH_NOT_OPEN,
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 ErrorCode.NOT_ELIGIBLE,
+                ErrorCode.UNKNOWN_SKU,
                 ErrorCode.OVERLOADED,
             ),
         },
@@ -258,7 +320,7 @@ def _admit_one(
 class OrderBulkView(PartnerAPIView):
     @extend_schema(
         operation_id="orders_bulk",
-        request=s.BulkRequestSerializer,
+        request={"application/json": s.BULK_REQUEST_SCHEMA},
         responses={
             200: s.BulkResponseSerializer,
             **_errors(

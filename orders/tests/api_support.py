@@ -22,7 +22,9 @@ class Caller:
 
 
 def partner_caller(*, code: str = "cpw", scope: str = PartnerAPIKey.Scope.ORDERS) -> Caller:
-    partner = PartnerFactory(code=code)
+    # A key's scope follows its partner's kind: suppliers hold deliveries keys.
+    kind = Partner.Kind.SUPPLIER if scope == PartnerAPIKey.Scope.DELIVERIES else Partner.Kind.RETAILER
+    partner = PartnerFactory(code=code, kind=kind)
     api_key, key = PartnerAPIKey.objects.create_key(name=f"{code} test", partner=partner, scope=scope)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")

@@ -22,7 +22,7 @@ from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
 from orders.selectors import launches as selectors
 from stores.models import StaffMembership
-from stores.tests.factories import StaffMembershipFactory, StoreFactory, UserFactory
+from stores.tests.factories import StaffMembershipFactory, StoreFactory, UserFactory, head_office_login
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def embedded(html: str) -> dict:
 
 def test_chart_data_matches_the_database(client, launch_day):
     launch, head, _ = launch_day
-    client.force_login(head)
+    head_office_login(client, head)
     data = client.get(reverse("launch-charts", kwargs={"slug": launch.slug})).json()
 
     over_time = data["orders_over_time"]
@@ -126,7 +126,7 @@ def test_chart_data_matches_the_database(client, launch_day):
 
 def test_overview_page_embeds_the_same_chart_data_and_the_vendored_chart_js(client, launch_day):
     launch, head, _ = launch_day
-    client.force_login(head)
+    head_office_login(client, head)
     page = client.get(reverse("launch-overview", kwargs={"slug": launch.slug})).text
     endpoint = client.get(reverse("launch-charts", kwargs={"slug": launch.slug})).json()
     assert embedded(page) == endpoint
@@ -165,5 +165,5 @@ def test_only_head_office_gets_the_chart_data(client, launch_day):
     assert client.get(charts).status_code == 302
     client.force_login(StaffMembershipFactory(store=store).user)
     assert client.get(charts).status_code == 403
-    client.force_login(launch_day[1])
+    head_office_login(client, launch_day[1])
     assert client.get(reverse("launch-charts", kwargs={"slug": "no-such-launch"})).status_code == 404

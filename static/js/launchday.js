@@ -29,6 +29,17 @@
     if (summary) summary.focus();
   }
 
+  // Panels that poll (hx-trigger="every 2s") skip their poll while the tab is hidden. Done
+  // here rather than as an hx-trigger filter, which htmx would run through eval: the
+  // Content-Security-Policy allows no eval.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (document.visibilityState !== "visible" && elt && elt.hasAttribute &&
+        elt.hasAttribute("data-poll-visible-only")) {
+      event.preventDefault();
+    }
+  });
+
   // A form marked data-reset-on-success (the store's hand-over box) is emptied and ready
   // for the next scan once the store's notice says the action worked.
   document.addEventListener("htmx:afterRequest", function (event) {

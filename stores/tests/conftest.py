@@ -14,6 +14,7 @@ class SignIns:
     partner_key: str = ""
     staff: dict[str, tuple[str, str]] = field(default_factory=dict)  # store code -> (username, password)
     head_office: tuple[str, str] = ("", "")
+    head_office_codes: list[str] = field(default_factory=list)  # single-use second-step codes
 
 
 def parse_sign_ins(stdout: str, stderr: str = "") -> SignIns:
@@ -27,6 +28,8 @@ def parse_sign_ins(stdout: str, stderr: str = "") -> SignIns:
             result.staff[store_code] = (username, password)
         elif kind == "head-office":
             result.head_office = (rest[0], rest[1])
+        elif kind == "head-office-codes":
+            result.head_office_codes = rest[1:]
     return result
 
 

@@ -8,18 +8,21 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
+from django.test import RequestFactory
 from django.utils import timezone
 
 from customers.models import Campaign, Customer, Message, UpgradeRegistration
 from inventory.models import AllocationPlan, Delivery, Launch, Location, Stock, StockMovement
 from orders.models import Order, Ticket
 from orders.tests.invariants import fcfs_violations, oversold
-from stores.models import PartnerAPIKey, StaffMembership, Store
+from stores.models import Partner, PartnerAPIKey, StaffMembership, Store
 from stores.tests.conftest import seed
 
 pytestmark = pytest.mark.django_db
 
-SIGN_IN_LINE = re.compile(r"^(partner cpw \S+|staff staff-s\d{3} \S+ S\d{3}|head-office \S+ \S+)$")
+SIGN_IN_LINE = re.compile(
+    r"^(partner cpw \S+|staff staff-s\d{3} \S+ S\d{3}|head-office \S+ \S+|head-office-codes \S+( \S+){10})$"
+)
 
 
 def test_prints_one_line_per_sign_in_and_nothing_else(seeded):
@@ -28,18 +31,20 @@ def test_prints_one_line_per_sign_in_and_nothing_else(seeded):
     assert [line.split()[0] for line in lines].count("partner") == 1
     assert [line.split()[0] for line in lines].count("head-office") == 1
     assert sorted(seeded.staff) == ["S001", "S002", "S003", "S004"]
-    assert len(lines) == 1 + 4 + 1
+    assert len(lines) == 1 + 4 + 1 + 1
 
 
 def test_printed_passwords_sign_in(seeded):
+    # django-axes watches every sign-in, so authenticate() is given the request it counts by.
+    request = RequestFactory().post("/accounts/login/")
     for store_code, (username, password) in seeded.staff.items():
-        user = authenticate(username=username, password=password)
+        user = authenticate(request, username=username, password=password)
         assert user is not None
         assert StaffMembership.objects.get(user=user).store.code == store_code
-    head = authenticate(username=seeded.head_office[0], password=seeded.head_office[1])
+    head = authenticate(request, username=seeded.head_office[0], password=seeded.head_office[1])
     assert head is not None
     assert StaffMembership.objects.get(user=head).role == StaffMembership.Role.HEAD_OFFICE
-    assert authenticate(username=seeded.head_office[0], password="wrong") is None
+    assert authenticate(request, username=seeded.head_office[0], password="wrong") is None
 
 
 def test_printed_api_key_authenticates_for_cpw(seeded):
@@ -145,12 +150,22 @@ def test_bad_options_are_refused(db, option):
 
 def test_create_partner_key_prints_a_working_key_last(seeded):
     out = StringIO()
-    call_command("create_partner_key", "cpw", "--scope", "deliveries", stdout=out)
+    call_command("create_partner_key", "cpw", "--scope", "orders", stdout=out)
     key = out.getvalue().splitlines()[-1]
     assert PartnerAPIKey.objects.is_valid(key)
-    assert PartnerAPIKey.objects.get_from_key(key).scope == PartnerAPIKey.Scope.DELIVERIES
+    assert PartnerAPIKey.objects.get_from_key(key).scope == PartnerAPIKey.Scope.ORDERS
     with pytest.raises(CommandError, match="No partner"):
         call_command("create_partner_key", "nobody", stdout=StringIO())
+
+
+def test_a_retailer_cannot_be_given_a_deliveries_key(seeded):
+    """Scopes follow the partner's kind: cpw is a retail chain, so no supplier key for it."""
+    with pytest.raises(CommandError, match="retail partner"):
+        call_command("create_partner_key", "cpw", "--scope", "deliveries", stdout=StringIO())
+    partner = Partner.objects.get(code="cpw")
+    with pytest.raises(ValueError):
+        PartnerAPIKey.objects.create_key(name="x", partner=partner, scope=PartnerAPIKey.Scope.DELIVERIES)
+    assert not PartnerAPIKey.objects.filter(scope=PartnerAPIKey.Scope.DELIVERIES).exists()
 
 
 # --- seed_demo --story: an hour of the launch already lived -------------------------------
@@ -173,7 +188,7 @@ def test_without_story_no_order_delivery_ticket_or_campaign(seeded):
 def test_story_prints_the_same_sign_in_lines(story):
     lines = story.stdout.splitlines()
     assert all(SIGN_IN_LINE.match(line) for line in lines), lines
-    assert len(lines) == 1 + 4 + 1
+    assert len(lines) == 1 + 4 + 1 + 1
 
 
 def test_story_orders_arrive_over_the_last_hour_across_channels(story):

@@ -6,7 +6,10 @@ campaign's progress as the sender works through it. A JavaScript marker
 set on the page survives each check, which a reload would wipe.
 """
 
+import re
+
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -21,6 +24,8 @@ from orders.models import Order
 from orders.services.campaigns import launch_campaign_start as campaign_start
 from orders.services.intake import delivery_intake
 from stores.models import StaffMembership
+from stores.selectors import user_is_head_office
+from stores.services.second_factor import recovery_codes_issue
 from stores.tests.factories import StoreFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -32,7 +37,13 @@ def sign_in(page: Page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
+    user = User.objects.get(username=username)
+    codes = recovery_codes_issue(user=user) if user_is_head_office(user=user) else []
     page.get_by_role("button", name="Sign in").click()
+    if codes:  # head office's second step: one of its recovery codes
+        page.wait_for_url(re.compile(r"/accounts/two-factor/"))
+        page.get_by_label("Code").fill(codes[0])
+        page.get_by_role("button", name="Continue").click()
 
 
 def test_store_staff_sell_to_a_walk_in_and_the_stock_panel_follows(page: Page, live_server):

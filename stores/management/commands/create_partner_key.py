@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from stores.models import Partner, PartnerAPIKey
+from stores.models import SCOPES_BY_KIND, Partner, PartnerAPIKey
 
 
 class Command(BaseCommand):
@@ -25,6 +25,11 @@ class Command(BaseCommand):
             raise CommandError(f"No partner with code {partner_code!r} (known: {known}).")
         if not partner.is_active:
             raise CommandError(f"Partner {partner_code!r} is not active.")
+        if scope not in SCOPES_BY_KIND.get(partner.kind, frozenset()):
+            raise CommandError(
+                f"{partner} is a {partner.get_kind_display().lower()}: it may hold "
+                f"{' or '.join(sorted(SCOPES_BY_KIND.get(partner.kind, ()))) or 'no'} keys, not {scope}."
+            )
         api_key, key = PartnerAPIKey.objects.create_key(
             name=name or f"{partner.code} {scope}", partner=partner, scope=scope
         )

@@ -58,13 +58,15 @@ class Command(BaseCommand):
         path = Path(sign_ins)
         if not path.exists():
             raise CommandError(f"No sign-ins at {path}: run seed_demo first and save what it prints there.")
-        staff, head, partner_key = None, None, None
+        staff, head, partner_key, codes = None, None, None, []
         for line in path.read_text().splitlines():
             kind, *rest = line.split()
             if kind == "staff" and staff is None:
                 staff = rest  # username, password, store code
             elif kind == "head-office":
                 head = rest
+            elif kind == "head-office-codes":
+                codes = rest[1:]
             elif kind == "partner":
                 partner_key = rest[1]
         if not (staff and head and partner_key):
@@ -83,7 +85,10 @@ class Command(BaseCommand):
             f"  Store staff   {username} / {password}",
             f"                {base}{reverse('store-detail', kwargs={'code': store})}"
             f"   (every store's sign-in: {path})",
-            f"  Head office   {head[0]} / {head[1]}",
+            f"  Head office   {head[0]} / {head[1]}"
+            + (
+                f", then the code {codes[0]} (each of the {len(codes)} in {path} works once)" if codes else ""
+            ),
             f"                {base}{reverse('launch-overview', kwargs={'slug': LAUNCH_SLUG})}",
         ]
         if customer is not None:

@@ -29,6 +29,7 @@ from customers.models import Campaign, Customer, Message, UpgradeRegistration
 from inventory.models import SKU, Delivery, Launch, Location, Product, Stock, StockMovement
 from orders.models import Order, PoolState, Ticket
 from stores.models import Partner, PartnerAPIKey, StaffMembership, Store
+from stores.services.second_factor import recovery_codes_issue
 
 LAUNCH_SLUG = "iphone-3g"
 # The story's second launch (still taking registrations) is demo data too: --reset removes it.
@@ -461,7 +462,8 @@ class Command(BaseCommand):
                 copy.write_row((customer_id, launch.pk, sku_id, store_id, now))
 
     def seed_users(self, *, stores: list[Store]) -> list[str]:
-        """One head-office user and one staff user per store; returns their sign-in lines.
+        """One head-office user (with recovery codes for its second step) and one staff user
+        per store; returns their sign-in lines.
 
         Hashing is deliberately slow (PBKDF2), so each password is hashed once: every store
         user shares one random staff password, head office has its own. Demo data only.
@@ -492,6 +494,10 @@ class Command(BaseCommand):
         )
         lines = [f"staff {u.username} {staff_password} {s.code}" for u, s in pairs]
         lines.append(f"head-office {HEAD_OFFICE_USERNAME} {head_password}")
+        # Head office's second step (django-otp): single-use recovery codes, so the demo can
+        # be tried without an authenticator app (it can be set up after the first sign-in).
+        codes = recovery_codes_issue(user=head)
+        lines.append(f"head-office-codes {HEAD_OFFICE_USERNAME} {' '.join(codes)}")
         return lines
 
     def warm_eligibility(self, *, launch: Launch) -> None:

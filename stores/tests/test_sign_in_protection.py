@@ -1,0 +1,48 @@
+"""Sign-in lockout (django-axes) and head office's second factor (django-otp)."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django_otp.oath import TOTP
+
+from stores.models import StaffMembership
+from stores.tests.factories import StoreFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_twenty_wrong_passwords_lock_the_pair_out_until_the_cool_off(client, settings):
+    user = UserFactory(username="staff-s001")
+    user.set_password("right-password-1")
+    user.save()
+    StaffMembership.objects.create(user=user, store=StoreFactory(code="S001"))
+    with time_machine.travel(datetime.datetime(2026, 7, 11, 8, 0, tzinfo=datetime.UTC), tick=False) as clock:
+        for _ in range(20):
+            client.post(reverse("login"), {"username": "staff-s001", "password": "wrong"})
+        locked = client.post(reverse("login"), {"username": "staff-s001", "password": "right-password-1"})
+        assert locked.status_code == 429
+        assert "Too many failed sign-ins" in locked.content.decode()
+        assert "_auth_user_id" not in client.session
+        clock.shift(settings.AXES_COOLOFF_TIME + datetime.timedelta(seconds=1))
+        after = client.post(reverse("login"), {"username": "staff-s001", "password": "right-password-1"})
+        assert after.status_code == 302 and "_auth_user_id" in client.session
+
+
+def test_head_office_without_its_second_factor_cannot_open_an_office_page(client):
+    head = UserFactory(username="head", is_staff=True)
+    StaffMembership.objects.create(user=head, role=StaffMembership.Role.HEAD_OFFICE)
+    client.force_login(head)  # a password alone
+    response = client.get(reverse("launch-list"))
+    assert response.status_code == 302 and reverse("two-factor-verify") in response["Location"]
+    assert client.get(reverse("two-factor-verify")).status_code == 302  # no device yet: set one up
+    setup = client.get(reverse("two-factor-setup"))
+    assert setup.status_code == 200 and b"<svg" in setup.content
+    key = client.session["two_factor_setup_key"]
+    assert client.post(reverse("two-factor-setup"), {"otp_token": "000000"}).status_code == 400
+    totp = TOTP(bytes.fromhex(key))
+    done = client.post(reverse("two-factor-setup"), {"otp_token": f"{totp.token():06d}"})
+    assert done.status_code == 200 and b"data-recovery-codes" in done.content
+    assert client.get(reverse("launch-list")).status_code == 200
+    assert client.get("/admin/").status_code == 200  # django-otp's admin site lets a verified session in
