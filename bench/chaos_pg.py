@@ -150,7 +150,14 @@ def run(*, orders: int, outage: float, clients: int) -> DatabaseCrashFigures:
             environ, "seed_demo", "--customers", str(CUSTOMERS), "--stores", "4", "--online-units", "600"
         )
         key = next(line.split()[2] for line in seeded.splitlines() if line.startswith("partner "))
-        floor_table(pg)  # stack.wait_http knocks on the floor's door
+        floor_table(pg)
+        import psycopg
+
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE customers_customer SET postcode = %s WHERE account_number LIKE 'D%%'",
+                [stack.POSTCODE],
+            )  # stack.wait_http knocks on the floor's door
         stores = [f"S{n:03d}" for n in (3, 4)]  # the partner's half of four stores
         spec = stack.server_spec("uvicorn", workers=2, backlog=2048)
         fill = {"host": HOST, "port": web_port, "workers": 2, "backlog": 2048}

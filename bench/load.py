@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench import httpclient
 from bench.figures import BulkPhase, LoadPhase, RetryPhase, WrkRun, percentile
-from bench.stack import BULK_PATH, HOST, LAUNCH, ORDERS_PATH, ROOT, SKUS
+from bench.stack import BULK_PATH, HOST, LAUNCH, ORDERS_PATH, POSTCODE, ROOT, SKUS
 
 LUA = ROOT / "bench" / "wrk" / "orders.lua"
 REQUEST_TIMEOUT = 10.0
@@ -61,11 +61,18 @@ def order_body(n: int, stores: list[str]) -> dict[str, str]:
         return {
             "launch": LAUNCH,
             "customer": f"D{n:07d}",
+            "postcode": POSTCODE,
             "sku": sku,
             "fulfilment": "collect",
             "store": stores[n % len(stores)],
         }
-    return {"launch": LAUNCH, "customer": f"D{n:07d}", "sku": sku, "fulfilment": "delivery"}
+    return {
+        "launch": LAUNCH,
+        "customer": f"D{n:07d}",
+        "postcode": POSTCODE,
+        "sku": sku,
+        "fulfilment": "delivery",
+    }
 
 
 def raise_fd_limit() -> int:
@@ -97,6 +104,7 @@ def wrk_run(
             "BENCH_PATH": path,
             "BENCH_KEY": key,
             "BENCH_LAUNCH": LAUNCH,
+            "BENCH_POSTCODE": POSTCODE,
             "BENCH_FIRST": str(first),
             "BENCH_PER_THREAD": str(per_thread),
             "BENCH_STORES": ",".join(stores or []),
@@ -416,9 +424,15 @@ def order_json(n: int, stores: tuple[str, ...]) -> bytes:
     sku = SKUS[n % 3]
     if stores and n % 5 < 3:
         store = stores[n % len(stores)]
-        text = f'{{"launch":"{LAUNCH}","customer":"D{n:07d}","sku":"{sku}","fulfilment":"collect","store":"{store}"}}'
+        text = (
+            f'{{"launch":"{LAUNCH}","customer":"D{n:07d}","postcode":"{POSTCODE}","sku":"{sku}",'
+            f'"fulfilment":"collect","store":"{store}"}}'
+        )
     else:
-        text = f'{{"launch":"{LAUNCH}","customer":"D{n:07d}","sku":"{sku}","fulfilment":"delivery"}}'
+        text = (
+            f'{{"launch":"{LAUNCH}","customer":"D{n:07d}","postcode":"{POSTCODE}","sku":"{sku}",'
+            f'"fulfilment":"delivery"}}'
+        )
     return text.encode()
 
 

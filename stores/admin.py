@@ -16,10 +16,14 @@ class PartnerAdmin(admin.ModelAdmin):
 class PartnerAPIKeyAdmin(APIKeyModelAdmin):
     """Keys are hashed: the plain key is shown once, in a message, when head office adds one."""
 
-    list_display = [*APIKeyModelAdmin.list_display, "partner", "scope"]
+    list_display = [*APIKeyModelAdmin.list_display, "partner", "scope", "proof_failures", "proof_failed_at"]
     list_filter = ["partner", "scope", "revoked", "created"]
     search_fields = [*APIKeyModelAdmin.search_fields, "partner__code", "partner__name"]
     list_select_related = ["partner"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Counted by the API, never typed in.
+        return (*super().get_readonly_fields(request, obj), "proof_failures", "proof_failed_at")
 
 
 class StaffMembershipInline(admin.TabularInline):

@@ -42,6 +42,9 @@ class PartnerAPIKey(AbstractAPIKey):
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ORDERS)
+    # Orders sent with this key that named a known customer with a wrong postcode.
+    proof_failures = models.PositiveIntegerField(default=0, help_text="orders refused for a wrong postcode")
+    proof_failed_at = models.DateTimeField(null=True, blank=True, help_text="the latest wrong postcode")
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "partner API key"

@@ -4,6 +4,7 @@
 --   BENCH_PATH        request path (/api/v1/orders/ or /bench/floor)
 --   BENCH_KEY         partner API key (optional)
 --   BENCH_LAUNCH      launch slug
+--   BENCH_POSTCODE    every bench customer's postcode (bench.stack.POSTCODE)
 --   BENCH_FIRST       first customer number (D + seven digits)
 --   BENCH_PER_THREAD  customers per wrk thread: thread i uses FIRST + i*PER_THREAD onwards,
 --                     so the threads' ranges never overlap (each thread has its own Lua state)
@@ -17,6 +18,7 @@ local per_thread = tonumber(os.getenv("BENCH_PER_THREAD") or "100000")
 local path = os.getenv("BENCH_PATH") or "/api/v1/orders/"
 local key = os.getenv("BENCH_KEY")
 local launch = os.getenv("BENCH_LAUNCH") or "iphone-3g"
+local postcode = os.getenv("BENCH_POSTCODE") or "SW1A 1AA"
 local refs_dir = os.getenv("BENCH_REFS_DIR")
 local skus = { "IP3G-8GB-BLACK", "IP3G-16GB-BLACK", "IP3G-16GB-WHITE" }
 local stores = {}
@@ -57,11 +59,14 @@ function request()
   local body
   if #stores > 0 and n % 5 < 3 then
     body = string.format(
-      '{"launch":"%s","customer":"D%07d","sku":"%s","fulfilment":"collect","store":"%s"}',
-      launch, n, sku, stores[n % #stores + 1]
+      '{"launch":"%s","customer":"D%07d","postcode":"%s","sku":"%s","fulfilment":"collect","store":"%s"}',
+      launch, n, postcode, sku, stores[n % #stores + 1]
     )
   else
-    body = string.format('{"launch":"%s","customer":"D%07d","sku":"%s","fulfilment":"delivery"}', launch, n, sku)
+    body = string.format(
+      '{"launch":"%s","customer":"D%07d","postcode":"%s","sku":"%s","fulfilment":"delivery"}',
+      launch, n, postcode, sku
+    )
   end
   return wrk.format("POST", path, headers, body)
 end

@@ -468,6 +468,9 @@ CELERY_BEAT_SCHEDULE = {
 # Per-key rate limit of the partner API (orders.api.throttles), counted in the shared
 # cache: "N/s", "N/min", "N/h"; empty means no limit.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="2000/s")
+# Wrong postcodes a partner key may send in orders before its orders are throttled
+# (orders.api.throttles): a guard on guessing customers' postcodes, not on load.
+PARTNER_PROOF_FAILURE_RATE = env.str("PARTNER_PROOF_FAILURE_RATE", default="50/h")
 # A verified key is remembered in process this long, so a revoked key stops within it.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=100)

@@ -13,14 +13,20 @@ customers and registrations. Two tiers:
 
 A customer suspended after a load stays eligible until the next reload
 (ELIGIBILITY_RELOAD_SECONDS), as the shared cache's entries do until they expire.
+
+Each tier holds, per account, the customer id and a keyed 32-bit digest of the customer's
+postcode packed in one int: a partner's order proves the customer with the postcode (as
+the order form does) without a query, and no cache holds a postcode.
 """
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -44,12 +50,49 @@ class RegistrationRefused(Exception):
 
 
 def _eligibility_key(launch_id: int, account_number: str) -> str:
-    return f"elig:{launch_id}:{account_number}"
+    # "elig2": values are (customer id, postcode digest) packed; "elig" held bare ids.
+    return f"elig2:{launch_id}:{account_number}"
+
+
+def postcode_normal(postcode: str) -> str:
+    """A postcode as compared: without spaces, in capitals ("sw1a 1aa" is "SW1A1AA")."""
+    return "".join(postcode.split()).upper()
+
+
+def postcode_digest(postcode: str) -> int:
+    """A keyed 32-bit digest of the normal postcode: enough to tell a wrong one (a guess
+    matches one time in four billion, and failed guesses are throttled), useless for
+    reading postcodes back out of a cache without the SECRET_KEY."""
+    digest = hashlib.blake2b(
+        postcode_normal(postcode).encode("utf-8", "surrogatepass"),
+        digest_size=4,
+        key=hashlib.sha256(f"postcode:{settings.SECRET_KEY}".encode()).digest(),
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+class Eligible(NamedTuple):
+    """A customer who may order in a launch, and what proves it is them."""
+
+    customer_id: int
+    postcode_digest: int
+
+    def proved_by(self, postcode: str | None) -> bool:
+        """None: the caller proved the customer another way (the order form, staff)."""
+        return postcode is None or postcode_digest(postcode) == self.postcode_digest
+
+    @classmethod
+    def unpack(cls, packed: int) -> "Eligible":
+        return cls(packed >> 32, packed & 0xFFFFFFFF)
+
+
+def _packed(customer_id: int, postcode: str) -> int:
+    return customer_id << 32 | postcode_digest(postcode)
 
 
 @dataclass
 class _LaunchEligibility:
-    accounts: dict[str, int] = field(default_factory=dict)
+    accounts: dict[str, int] = field(default_factory=dict)  # account number -> packed Eligible
     last_registration_id: int = 0
     loaded_at: float = 0.0
     refreshed_at: float = 0.0
@@ -116,40 +159,49 @@ def _top_up(entry: _LaunchEligibility, launch_id: int) -> None:
             launch_id=launch_id, pk__gt=entry.last_registration_id, customer__contract_status__in=UPGRADABLE
         )
         .order_by("pk")
-        .values_list("pk", "customer__account_number", "customer_id")
+        .values_list("pk", "customer__account_number", "customer_id", "customer__postcode")
     )
-    for pk, account_number, customer_id in rows.iterator(chunk_size=20000):
-        entry.accounts[account_number] = customer_id
+    for pk, account_number, customer_id, postcode in rows.iterator(chunk_size=20000):
+        entry.accounts[account_number] = _packed(customer_id, postcode)
         entry.last_registration_id = pk
 
 
-def eligible_customer_id(*, launch_id: int, account_number: str, cached_only: bool = False) -> int | None:
-    """The customer's id if registered for this launch and allowed to upgrade, else None.
+def eligible_customer(*, launch_id: int, account_number: str, cached_only: bool = False) -> Eligible | None:
+    """The customer if registered for this launch and allowed to upgrade, else None.
 
     With cached_only, from this process's tier or NotCached (an event loop's call: a
     customer not in memory needs the shared cache or the database, in a thread).
     """
     local = _local_eligibility(launch_id, cached_only=cached_only)
     if local is not None:
-        customer_id = local.accounts.get(account_number)
-        if customer_id is not None:
-            return customer_id
+        packed = local.accounts.get(account_number)
+        if packed is not None:
+            return Eligible.unpack(packed)
     if cached_only:
         raise NotCached
     key = _eligibility_key(launch_id, account_number)
     cached = _shared_get_many([key]).get(key)
     if cached is None:
-        cached = (
+        row = (
             UpgradeRegistration.objects.filter(
                 launch_id=launch_id,
                 customer__account_number=account_number,
                 customer__contract_status__in=UPGRADABLE,
             )
-            .values_list("customer_id", flat=True)
+            .values_list("customer_id", "customer__postcode")
             .first()
-        ) or 0
+        )
+        cached = _packed(*row) if row else 0
         _shared_set_many({key: cached}, settings.ELIGIBILITY_CACHE_SECONDS if cached else NEGATIVE_SECONDS)
-    return cached or None
+    return Eligible.unpack(cached) if cached else None
+
+
+def eligible_customer_id(
+    *, launch_id: int, account_number: str, postcode: str | None = None, cached_only: bool = False
+) -> int | None:
+    """The customer's id if eligible and (when given) the postcode is theirs, else None."""
+    eligible = eligible_customer(launch_id=launch_id, account_number=account_number, cached_only=cached_only)
+    return eligible.customer_id if eligible is not None and eligible.proved_by(postcode) else None
 
 
 # The shared cache (Redis) is a helper, never a dependency: when it is away, eligibility
@@ -178,21 +230,21 @@ def _shared_set_many(values: dict[str, int], timeout: float) -> None:
         logger.warning("eligibility cache unavailable", exc_info=True)
 
 
-def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> dict[str, int]:
-    """Account number -> customer id for those eligible: eligible_customer_id for many.
+def eligible_customers(*, launch_id: int, account_numbers: Iterable[str]) -> dict[str, Eligible]:
+    """Account number -> Eligible for those eligible: eligible_customer for many.
 
     The same tiers in the same order, each asked once for the lot: the process's own,
     then one MGET of the shared cache, then one query for what is left, which fills the
     shared cache both ways.
     """
     wanted = set(account_numbers)
-    found: dict[str, int] = {}
+    found: dict[str, int] = {}  # packed
     local = _local_eligibility(launch_id)
     if local is not None:
         found = {n: local.accounts[n] for n in wanted if n in local.accounts}
         wanted -= found.keys()
     if not wanted:
-        return found
+        return {number: Eligible.unpack(packed) for number, packed in found.items()}
     keys = {_eligibility_key(launch_id, number): number for number in wanted}
     cached = _shared_get_many(list(keys))
     misses: list[str] = []
@@ -203,13 +255,14 @@ def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> 
         elif value:
             found[number] = value
     if misses:
-        rows = dict(
-            UpgradeRegistration.objects.filter(
+        rows = {
+            number: _packed(customer_id, postcode)
+            for number, customer_id, postcode in UpgradeRegistration.objects.filter(
                 launch_id=launch_id,
                 customer__account_number__in=misses,
                 customer__contract_status__in=UPGRADABLE,
-            ).values_list("customer__account_number", "customer_id")
-        )
+            ).values_list("customer__account_number", "customer_id", "customer__postcode")
+        }
         found.update(rows)
         hits = {_eligibility_key(launch_id, n): rows[n] for n in misses if n in rows}
         unknown = {_eligibility_key(launch_id, n): 0 for n in misses if n not in rows}
@@ -217,18 +270,18 @@ def eligible_customer_ids(*, launch_id: int, account_numbers: Iterable[str]) -> 
             _shared_set_many(hits, settings.ELIGIBILITY_CACHE_SECONDS)
         if unknown:
             _shared_set_many(unknown, NEGATIVE_SECONDS)
-    return found
+    return {number: Eligible.unpack(packed) for number, packed in found.items()}
 
 
 def eligibility_cache_warm(*, launch, chunk: int = 5000) -> int:
     """Load every eligible customer of a launch into the cache before its window opens."""
     rows = UpgradeRegistration.objects.filter(
         launch=launch, customer__contract_status__in=UPGRADABLE
-    ).values_list("customer__account_number", "customer_id")
+    ).values_list("customer__account_number", "customer_id", "customer__postcode")
     batch: dict[str, int] = {}
     count = 0
-    for account_number, customer_id in rows.iterator(chunk_size=chunk):
-        batch[_eligibility_key(launch.pk, account_number)] = customer_id
+    for account_number, customer_id, postcode in rows.iterator(chunk_size=chunk):
+        batch[_eligibility_key(launch.pk, account_number)] = _packed(customer_id, postcode)
         if len(batch) >= chunk:
             cache.set_many(batch, settings.ELIGIBILITY_CACHE_SECONDS)
             count += len(batch)
@@ -248,9 +301,8 @@ def eligibility_forget(*, launch_id: int, account_number: str) -> None:
 
 def customer_verify(*, account_number: str, postcode: str) -> Customer | None:
     """The customer if the account number and postcode match (the second factor), else None."""
-    normalised = "".join(postcode.split()).upper()
     customer = Customer.objects.filter(account_number=account_number.strip().upper()).first()
-    if customer is None or "".join(customer.postcode.split()).upper() != normalised:
+    if customer is None or postcode_normal(customer.postcode) != postcode_normal(postcode):
         return None
     return customer
 

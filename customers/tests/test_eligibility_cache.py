@@ -65,7 +65,7 @@ def test_warming_loads_the_open_launches_so_the_first_order_needs_no_query(launc
 
 
 def test_many_at_once_ask_each_tier_once_and_agree_with_one_at_a_time(launch, django_assert_num_queries):
-    from customers.services.registration import eligible_customer_ids
+    from customers.services.registration import eligible_customers
 
     early = register(launch, "A0000001")
     eligible_customer_id(launch_id=launch.pk, account_number="A0000001")  # loads the process tier
@@ -73,8 +73,8 @@ def test_many_at_once_ask_each_tier_once_and_agree_with_one_at_a_time(launch, dj
     register(launch, "A0000003", contract_status=Customer.ContractStatus.SUSPENDED)
     wanted = ["A0000001", "A0000002", "A0000003", "NOBODY"]
     with django_assert_num_queries(1):  # one query for everything the caches lack
-        found = eligible_customer_ids(launch_id=launch.pk, account_numbers=wanted)
-    assert found == {"A0000001": early.pk, "A0000002": late.pk}
-    assert found == {
+        found = eligible_customers(launch_id=launch.pk, account_numbers=wanted)
+    assert {n: e.customer_id for n, e in found.items()} == {"A0000001": early.pk, "A0000002": late.pk}
+    assert {n: e.customer_id for n, e in found.items()} == {
         n: cid for n in wanted if (cid := eligible_customer_id(launch_id=launch.pk, account_number=n))
     }

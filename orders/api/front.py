@@ -44,7 +44,7 @@ from orders.api.auth import (
 )
 from orders.api.errors import MESSAGES, InvalidJSON, error_body
 from orders.api.rendering import json_parse, order_json, orjson_default
-from orders.api.throttles import throttle_wait
+from orders.api.throttles import proof_failures_add, proof_failures_wait, throttle_wait
 from orders.api.validation import idempotency_key_valid, order_request_validate
 from orders.codes import ErrorCode
 from orders.models import Order
@@ -317,6 +317,13 @@ async def _caller(key: str) -> PartnerKey | None:
         return await asyncio.to_thread(_resolve_in_thread, key)
 
 
+def _proof_failed_in_thread(key_id: str) -> None:
+    try:
+        proof_failures_add(key_id=key_id)
+    finally:
+        connection.close()
+
+
 def _resolve_in_thread(key: str) -> PartnerKey | None:
     try:
         return partner_key_resolve(key=key)
@@ -336,6 +343,8 @@ async def admission_answer(headers: dict[bytes, bytes], body: bytes) -> Answer:
     if not HasOrdersScope.allows(holder):
         return envelope(ErrorCode.PERMISSION_DENIED, HasOrdersScope.message)
     wait = throttle_wait(key_id=holder.key_id)
+    if wait is None:
+        wait = proof_failures_wait(key_id=holder.key_id)
     if wait is not None:
         return envelope(
             ErrorCode.THROTTLED, MESSAGES[ErrorCode.THROTTLED], retry_after=str(max(1, int(wait + 0.999)))
@@ -364,12 +373,15 @@ async def admission_answer(headers: dict[bytes, bytes], body: bytes) -> Answer:
             sku=request.sku,
             fulfilment=request.fulfilment,
             store=request.store,
+            postcode=request.postcode,
             channel=Order.Channel.PARTNER,
             partner_id=holder.partner_id,
             idempotency_key=idempotency_key,
             idempotency_scope=holder.idempotency_scope,
         )
     except AdmissionRefused as refused:
+        if refused.failed_proof:
+            await asyncio.to_thread(_proof_failed_in_thread, holder.key_id)
         return envelope(refused.code, refused.message, refused.details)
     except (BatchFailed, DatabaseError):
         # The database is away: nothing of this request was committed.

@@ -10,7 +10,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.api.validation import CODE_ALPHABET, ORDER_FIELD_LIMITS
+from orders.api.validation import CODE_ALPHABET, ORDER_FIELD_LIMITS, POSTCODE_ALPHABET
 from orders.codes import ErrorCode
 from orders.models import Order
 from stores.models import WebhookDelivery, WebhookEndpoint, WebhookEventType
@@ -96,6 +96,16 @@ class OrderRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="store code; required for collect",
+    )
+    postcode = serializers.RegexField(
+        POSTCODE_ALPHABET.pattern,
+        min_length=1,
+        max_length=ORDER_FIELD_LIMITS["postcode"],
+        help_text=(
+            "the customer's postcode, compared ignoring case and spaces: the proof that the "
+            "partner acts for this customer. A wrong postcode is answered not_eligible, as an "
+            "unknown customer is, and counts against the key (too many in an hour: throttled)."
+        ),
     )
 
 

@@ -19,6 +19,7 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from config.cache import shared_redis
+from stores.services.keys import partner_key_proof_failures_add
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +108,50 @@ class PartnerKeyThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return self._wait
+
+
+# Failed proofs (a known customer named with a wrong postcode), per key and window. The
+# count is shared; each process keeps only "this key is blocked until", learnt when it
+# adds a failure, so a request pays no round trip to be checked. Another process learns
+# it with its own next failure: a key can overshoot by one failure per process.
+_proof_blocked: dict[str, float] = {}
+
+
+def proof_failures_wait(*, key_id: str) -> float | None:
+    """None if this key may place orders now, else the seconds until its window ends."""
+    until = _proof_blocked.get(key_id)
+    if until is None:
+        return None
+    wait = until - time.time()
+    if wait > 0:
+        return wait
+    _proof_blocked.pop(key_id, None)
+    return None
+
+
+def proof_failures_add(*, key_id: str, count: int = 1) -> None:
+    """Count `count` failed proofs against a key: in the window (which may block it) and
+    on the key itself, where head office sees them. Queries: call it from a thread."""
+    if count <= 0:
+        return
+    partner_key_proof_failures_add(prefix=key_id, count=count)
+    limit = parse_rate(settings.PARTNER_PROOF_FAILURE_RATE)
+    if limit is None:
+        return
+    number, period = limit
+    now = time.time()
+    window = int(now // period)
+    try:
+        total = _count(f"api-proof-failures:{key_id}:{window}", period + 1, count)
+    except Exception:  # the cache is down: the key's own count still grows
+        logger.warning("Throttle cache unavailable; proof failures not windowed", exc_info=True)
+        return
+    if total >= number:
+        if len(_proof_blocked) > 1000:
+            _proof_blocked.clear()
+        _proof_blocked[key_id] = (window + 1) * period
+
+
+def proof_failures_clear() -> None:
+    """Forget this process's blocks (tests)."""
+    _proof_blocked.clear()

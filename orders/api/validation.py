@@ -20,16 +20,24 @@ ORDER_FIELD_LIMITS: dict[str, int] = {
     "customer": Customer._meta.get_field("account_number").max_length or 16,
     "sku": SKU._meta.get_field("code").max_length or 32,
     "store": Store._meta.get_field("code").max_length or 16,
+    # The customer's postcode as typed: the stored one plus a space or two.
+    "postcode": (Customer._meta.get_field("postcode").max_length or 10) + 2,
 }
 FULFILMENTS: tuple[str, ...] = (Order.Fulfilment.DELIVERY.value, Order.Fulfilment.COLLECT.value)
 IDEMPOTENCY_KEY_MAX = Order._meta.get_field("idempotency_key").max_length or 255
 
-_LAUNCH, _CUSTOMER, _SKU, _STORE = (ORDER_FIELD_LIMITS[k] for k in ("launch", "customer", "sku", "store"))
+_LAUNCH, _CUSTOMER, _SKU, _STORE, _POSTCODE = (
+    ORDER_FIELD_LIMITS[k] for k in ("launch", "customer", "sku", "store", "postcode")
+)
 # Slugs, account numbers, SKU and store codes are all letters, digits, ".", "_" and "-":
 # anything else (NUL, spaces, quotes, slashes, other scripts) cannot name one of ours.
 CODE_ALPHABET = re.compile(r"[A-Za-z0-9._-]+")
 _code = CODE_ALPHABET.fullmatch
 CODE_MESSAGE = "Must contain only letters, digits, '.', '_' and '-'."
+# A postcode is letters and digits, spaced as the customer likes ("SW1A 1AA", "sw1a1aa").
+POSTCODE_ALPHABET = re.compile(r" *[A-Za-z0-9][A-Za-z0-9 ]*")
+_postcode = POSTCODE_ALPHABET.fullmatch
+POSTCODE_MESSAGE = "Must be the customer's postcode: letters, digits and spaces."
 
 
 def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, dict[str, list[str]]]:
@@ -39,16 +47,19 @@ def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, d
     otherwise surface as a server error; nothing else can name a launch, SKU or store).
     """
     launch, customer, sku = data.get("launch"), data.get("customer"), data.get("sku")
-    fulfilment, store = data.get("fulfilment"), data.get("store")
+    fulfilment, store, postcode = data.get("fulfilment"), data.get("store"), data.get("postcode")
     # The common case in one expression (a bulk validates a thousand of these); anything
     # unusual takes the long way below, which names each bad field.
     if (
         type(launch) is str
         and type(customer) is str
         and type(sku) is str
+        and type(postcode) is str
         and 0 < len(launch) <= _LAUNCH
         and 0 < len(customer) <= _CUSTOMER
         and 0 < len(sku) <= _SKU
+        and 0 < len(postcode) <= _POSTCODE
+        and _postcode(postcode)
         and _code(launch)
         and _code(customer)
         and _code(sku)
@@ -57,15 +68,25 @@ def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, d
             store is None or (type(store) is str and 0 < len(store) <= _STORE and _code(store))
         ):
             return OrderRequest(
-                launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=None
+                launch=launch,
+                customer=customer,
+                sku=sku,
+                fulfilment=fulfilment,
+                store=None,
+                postcode=postcode,
             ), {}
         if fulfilment == "collect" and type(store) is str and 0 < len(store) <= _STORE and _code(store):
             return OrderRequest(
-                launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store
+                launch=launch,
+                customer=customer,
+                sku=sku,
+                fulfilment=fulfilment,
+                store=store,
+                postcode=postcode,
             ), {}
     errors: dict[str, list[str]] = {}
     values: dict[str, str | None] = {}
-    for name in ("launch", "customer", "sku", "fulfilment", "store"):
+    for name in ("launch", "customer", "sku", "fulfilment", "store", "postcode"):
         value = data.get(name)
         if value is None:
             if name != "store":
@@ -78,6 +99,9 @@ def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, d
         limit = ORDER_FIELD_LIMITS.get(name, 16)
         if not 1 <= len(value) <= limit:
             errors[name] = [f"Must be 1 to {limit} characters."]
+        elif name == "postcode":
+            if not _postcode(value):
+                errors[name] = [POSTCODE_MESSAGE]
         elif name != "fulfilment" and not _code(value):
             errors[name] = [CODE_MESSAGE]
         values[name] = value
@@ -94,6 +118,7 @@ def order_request_validate(data: dict[str, Any]) -> tuple[OrderRequest | None, d
             sku=values["sku"] or "",
             fulfilment=values["fulfilment"] or "",
             store=values["store"] if values["fulfilment"] == Order.Fulfilment.COLLECT else None,
+            postcode=values["postcode"] or "",
         ),
         {},
     )

@@ -19,13 +19,13 @@ from orders.api import serializers as s
 from orders.api.auth import HasOrdersScope, PartnerKey, PartnerKeyAuthentication
 from orders.api.errors import ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
 from orders.api.rendering import JsonOnly, OrjsonParser, OrjsonRenderer, json_body, order_json
-from orders.api.throttles import PartnerKeyThrottle
+from orders.api.throttles import PartnerKeyThrottle, proof_failures_add, proof_failures_wait
 from orders.api.validation import bulk_items_validate, idempotency_key_valid, order_request_validate
 from orders.codes import ErrorCode
 from orders.models import Order
 from orders.selectors.availability import pool_availability
 from orders.selectors.orders import OrderSummary, order_summary
-from orders.services.admission import OrderRequest, order_admit
+from orders.services.admission import AdmissionRefused, OrderRequest, order_admit
 from orders.services.bulk import MAX_BULK_ITEMS, BulkOutcome, orders_admit_bulk
 from orders.services.group_commit import BatchFailed, grouped_admission_enabled, order_admit_grouped
 from stores.models import Store
@@ -66,16 +66,22 @@ CODE_MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.NOT_AUTHENTICATED: "not_authenticated: no key, or an unknown or revoked key.",
     ErrorCode.PERMISSION_DENIED: "permission_denied: the key's partner may not see or do this.",
     ErrorCode.NOT_FOUND: "not_found: no such launch, order or store for this partner.",
-    ErrorCode.ALREADY_ORDERED: "already_ordered: this customer already has an order in this launch.",
+    ErrorCode.ALREADY_ORDERED: (
+        "already_ordered: this customer already has an order in this launch; details.reference names "
+        "it only when this partner placed it."
+    ),
     ErrorCode.IDEMPOTENCY_CONFLICT: "idempotency_conflict: this Idempotency-Key was used with a different body.",
     ErrorCode.LAUNCH_NOT_OPEN: "launch_not_open: the launch window is not open.",
     ErrorCode.PAYLOAD_TOO_LARGE: "payload_too_large: over 1,000 orders, or a body over the size limit.",
     ErrorCode.NOT_ELIGIBLE: (
-        "not_eligible: the customer is unknown, not registered for this launch's upgrade, or cannot "
-        "upgrade (one answer for all)."
+        "not_eligible: the customer is unknown, not registered for this launch's upgrade, cannot "
+        "upgrade, or the postcode does not match (one answer for all)."
     ),
     ErrorCode.UNKNOWN_SKU: "unknown_sku: the SKU is not part of this launch.",
-    ErrorCode.THROTTLED: "throttled: this key's rate limit; retry after the Retry-After seconds.",
+    ErrorCode.THROTTLED: (
+        "throttled: this key's rate limit, or too many wrong postcodes from it this hour; retry after "
+        "the Retry-After seconds."
+    ),
     ErrorCode.OVERLOADED: "overloaded: the server sheds load; nothing was written; retry after Retry-After.",
 }
 
@@ -90,6 +96,12 @@ class PartnerAPIView(APIView):
 
     def get_exception_handler(self):
         return api_exception_handler
+
+    def proof_failures_check(self) -> None:
+        """A key that sent too many wrong postcodes this window places no order until the next."""
+        wait = proof_failures_wait(key_id=self.caller.key_id)
+        if wait is not None:
+            self.throttled(self.request, wait)
 
     @property
     def caller(self) -> PartnerKey:
@@ -261,6 +273,7 @@ class OrderCollectionView(PartnerAPIView):
         },
     )
     def post(self, request):
+        self.proof_failures_check()
         body = json_body(request)
         if not isinstance(body, dict):
             raise InvalidJSON("The body must be a JSON object.")
@@ -270,6 +283,10 @@ class OrderCollectionView(PartnerAPIView):
             raise ApiError(ErrorCode.VALIDATION_ERROR, "Some fields are missing or invalid.", details=errors)
         try:
             summary = _admit_one(order_request, caller=self.caller, idempotency_key=key)
+        except AdmissionRefused as refused:
+            if refused.failed_proof:
+                proof_failures_add(key_id=self.caller.key_id)
+            raise
         except (BatchFailed, DatabaseError):
             # The database is away: nothing of this request was committed.
             raise ApiError(
@@ -291,6 +308,7 @@ def _admit_one(
         "sku": order_request.sku,
         "fulfilment": order_request.fulfilment,
         "store": order_request.store,
+        "postcode": order_request.postcode,
         "channel": Order.Channel.PARTNER,
         "partner_id": caller.partner_id,
         "idempotency_key": idempotency_key,
@@ -332,6 +350,7 @@ class OrderBulkView(PartnerAPIView):
         },
     )
     def post(self, request):
+        self.proof_failures_check()
         body = json_body(request)
         if isinstance(body, dict):
             items = body.get("orders")
@@ -366,6 +385,10 @@ class OrderBulkView(PartnerAPIView):
         }
         for (index, _), outcome in zip(valid, admitted, strict=True):
             outcomes[index] = BulkOutcome(index, order=outcome.order, refusal=outcome.refusal)
+        proof_failures_add(
+            key_id=self.caller.key_id,
+            count=sum(1 for o in admitted if o.refusal is not None and o.refusal.failed_proof),
+        )
         return Response({"results": [_bulk_result(outcomes[index]) for index in range(len(items))]})
 
 

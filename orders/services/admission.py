@@ -20,7 +20,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from customers.services.registration import eligible_customer_id
+from customers.services.registration import eligible_customer, postcode_normal
 from orders.codes import ErrorCode
 from orders.models import Order
 from orders.selectors.positions import QUEUED_POSITION_RETURNING, order_queue_position
@@ -40,6 +40,10 @@ class AdmissionRefused(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+        # A known customer named with a wrong postcode: counted against the caller's key.
+        self.failed_proof = False
+        # already_ordered: (reference, partner that placed it), whoever may be told it.
+        self.existing: tuple[str, int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class OrderRequest:
     sku: str
     fulfilment: str
     store: str | None = None
+    # The customer's postcode, the proof a partner gives; None where the caller proved the
+    # customer itself (the order form's account + postcode check, staff at the counter).
+    postcode: str | None = None
 
 
 @dataclass
@@ -62,10 +69,15 @@ class Admission:
     position: int | None = None
 
 
-def request_fingerprint(*, launch: str, customer: str, sku: str, fulfilment: str, store: str | None) -> str:
-    """What a replay of the same Idempotency-Key must repeat: every field of the request."""
-    body = orjson.dumps([launch, customer, sku, fulfilment, store if fulfilment == "collect" else None])
-    return hashlib.sha256(body).hexdigest()
+def request_fingerprint(
+    *, launch: str, customer: str, sku: str, fulfilment: str, store: str | None, postcode: str | None = None
+) -> str:
+    """What a replay of the same Idempotency-Key must repeat: every field of the request
+    (the postcode as compared, so "sw1a 1aa" repeats "SW1A 1AA")."""
+    fields: list[str | None] = [launch, customer, sku, fulfilment, store if fulfilment == "collect" else None]
+    if postcode is not None:
+        fields.append(postcode_normal(postcode))
+    return hashlib.sha256(orjson.dumps(fields)).hexdigest()
 
 
 def references_new(count: int) -> list[str]:
@@ -134,18 +146,45 @@ def refused_launch_not_found(slug: str) -> AdmissionRefused:
     return AdmissionRefused(ErrorCode.NOT_FOUND, f"There is no launch called {slug!r}.")
 
 
-def refused_not_eligible() -> AdmissionRefused:
-    return AdmissionRefused(
-        ErrorCode.NOT_ELIGIBLE, "This customer is unknown or not registered for this launch's upgrade."
+def refused_not_eligible(*, failed_proof: bool = False) -> AdmissionRefused:
+    """One answer for an unknown customer, an unregistered one and a wrong postcode, so a
+    caller learns nothing about which accounts exist."""
+    refused = AdmissionRefused(
+        ErrorCode.NOT_ELIGIBLE,
+        "This customer is unknown, not registered for this launch's upgrade, or the postcode does not match.",
     )
+    refused.failed_proof = failed_proof
+    return refused
 
 
-def refused_already_ordered(reference: str | None) -> AdmissionRefused:
-    return AdmissionRefused(
+def refused_already_ordered(
+    *, reference: str | None, owner_partner_id: int | None, caller_partner_id: int | None
+) -> AdmissionRefused:
+    """The customer's order exists. Its reference opens the customer's status page and
+    collection, so it is told only to the partner that placed the order, or to the
+    operator's own channels, where the customer has proved who they are."""
+    told = caller_partner_id is None or owner_partner_id == caller_partner_id
+    refused = AdmissionRefused(
         ErrorCode.ALREADY_ORDERED,
         "This customer already has an order in this launch.",
-        details={"reference": reference},
+        details={"reference": reference} if told and reference else {},
     )
+    if reference:
+        refused.existing = (reference, owner_partner_id)
+    return refused
+
+
+def eligible_or_refused(
+    *, launch_id: int, customer: str, postcode: str | None, cached_only: bool = False
+) -> int:
+    """The customer's id if eligible and proved by the postcode (when one is given), or
+    raise not_eligible; a wrong postcode for a known customer is marked a failed proof."""
+    eligible = eligible_customer(launch_id=launch_id, account_number=customer, cached_only=cached_only)
+    if eligible is None:
+        raise refused_not_eligible()
+    if not eligible.proved_by(postcode):
+        raise refused_not_eligible(failed_proof=True)
+    return eligible.customer_id
 
 
 def _replay(*, scope: str, key: str, fingerprint: str) -> Admission | None:
@@ -208,6 +247,7 @@ def order_admit(
     fulfilment: str,
     channel: str,
     store: str | None = None,
+    postcode: str | None = None,
     partner_id: int | None = None,
     idempotency_key: str | None = None,
     idempotency_scope: str = "",
@@ -216,7 +256,8 @@ def order_admit(
     """Admit one upgrade order, or raise AdmissionRefused with an API.md error code.
 
     Arguments are the caller's codes (launch slug, account number, SKU code, store code)
-    so every channel validates the same way. Safe to retry with the same
+    so every channel validates the same way. A postcode, when given, must be the
+    customer's (a partner's proof). Safe to retry with the same
     idempotency_key: a replay returns the original order with replayed=True, whenever it
     comes (after the window closed too).
     """
@@ -224,7 +265,7 @@ def order_admit(
     if cat is None:
         raise refused_launch_not_found(launch)
     fingerprint = request_fingerprint(
-        launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store
+        launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store, postcode=postcode
     )
     if idempotency_key is not None:
         replay = _replay(scope=idempotency_scope, key=idempotency_key, fingerprint=fingerprint)
@@ -234,9 +275,7 @@ def order_admit(
     sku_id, store_id, pool_id = order_route(
         cat=cat, sku=sku, fulfilment=fulfilment, store=store, partner_id=partner_id, now=now
     )
-    customer_id = eligible_customer_id(launch_id=cat.id, account_number=customer)
-    if customer_id is None:
-        raise refused_not_eligible()
+    customer_id = eligible_or_refused(launch_id=cat.id, customer=customer, postcode=postcode)
 
     for slot in range(1, cat.per_customer_limit + 1):
         order = Order(
@@ -268,5 +307,14 @@ def order_admit(
                     return replay
             if not Order.objects.filter(launch_id=cat.id, customer_id=customer_id, slot=slot).exists():
                 raise  # not a race we understand: let it surface
-    existing = Order.objects.filter(launch_id=cat.id, customer_id=customer_id).order_by("slot").first()
-    raise refused_already_ordered(existing.reference if existing else None)
+    existing = (
+        Order.objects.filter(launch_id=cat.id, customer_id=customer_id)
+        .order_by("slot")
+        .values_list("reference", "partner_id")
+        .first()
+    )
+    raise refused_already_ordered(
+        reference=existing[0] if existing else None,
+        owner_partner_id=existing[1] if existing else None,
+        caller_partner_id=partner_id,
+    )

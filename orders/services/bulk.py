@@ -10,8 +10,8 @@ positions per launch.
 The rules are order_admit's, item by item, with the same codes and messages (a test
 holds them equal): the database's unique (launch, customer, slot) decides "one order per
 customer", never a check-then-insert; a row that conflicted is answered already_ordered
-with the reference that is there. Inside one bulk the first item of a customer wins and
-later ones are already_ordered with the first one's reference.
+(with the reference that is there when the caller may hear it). Inside one bulk the
+first item of a customer wins and later ones are already_ordered.
 
 Items are sequenced in input order (first come within the bulk is first in the list),
 but rows are inserted in (launch, customer) order with those sequence numbers, so two
@@ -39,7 +39,7 @@ from typing import Any
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from customers.services.registration import eligible_customer_ids
+from customers.services.registration import eligible_customers
 from orders.codes import ErrorCode
 from orders.models import Order
 from orders.selectors.orders import OrderSummary, order_summary
@@ -96,7 +96,12 @@ class Candidate:
     def fingerprint(self) -> str:
         r = self.request
         return request_fingerprint(
-            launch=r.launch, customer=r.customer, sku=r.sku, fulfilment=r.fulfilment, store=r.store
+            launch=r.launch,
+            customer=r.customer,
+            sku=r.sku,
+            fulfilment=r.fulfilment,
+            store=r.store,
+            postcode=r.postcode,
         )
 
 
@@ -192,13 +197,15 @@ def candidates_eligible(
         by_launch[c.cat.id].append(c)
     eligible: list[Candidate] = []
     for launch_id, group in by_launch.items():
-        ids = eligible_customer_ids(launch_id=launch_id, account_numbers=(c.request.customer for c in group))
+        found = eligible_customers(launch_id=launch_id, account_numbers=(c.request.customer for c in group))
         for c in group:
-            customer_id = ids.get(c.request.customer)
-            if customer_id is None:
+            customer = found.get(c.request.customer)
+            if customer is None:
                 outcomes[c.index] = BulkOutcome(c.index, refusal=refused_not_eligible())
+            elif not customer.proved_by(c.request.postcode):
+                outcomes[c.index] = BulkOutcome(c.index, refusal=refused_not_eligible(failed_proof=True))
             else:
-                c.customer_id = customer_id
+                c.customer_id = customer.customer_id
                 eligible.append(c)
     return sorted(eligible, key=lambda c: c.index)
 
@@ -246,12 +253,21 @@ def candidates_admit(candidates: list[Candidate]) -> list[BulkOutcome]:
             # The same request twice in one batch (a client retrying fast): one order.
             outcomes[c.index] = BulkOutcome(c.index, order=led.order, replayed=True)
             continue
-        reference: str | None = None
+        # A batch of group commit mixes callers: who may hear the reference is decided
+        # for each follower, by the partner that placed the order.
+        existing: tuple[str, int | None] | None = None
         if led.order is not None:
-            reference = led.order.reference
-        elif led.refusal is not None and led.refusal.code == ErrorCode.ALREADY_ORDERED:
-            reference = led.refusal.details.get("reference")
-        outcomes[c.index] = BulkOutcome(c.index, refusal=refused_already_ordered(reference))
+            existing = (led.order.reference, leader.partner_id)
+        elif led.refusal is not None:
+            existing = led.refusal.existing
+        outcomes[c.index] = BulkOutcome(
+            c.index,
+            refusal=refused_already_ordered(
+                reference=existing[0] if existing else None,
+                owner_partner_id=existing[1] if existing else None,
+                caller_partner_id=c.partner_id,
+            ),
+        )
     return [outcomes[c.index] for c in candidates]
 
 
@@ -298,6 +314,7 @@ def _admit_one(c: Candidate) -> BulkOutcome:
             sku=r.sku,
             fulfilment=r.fulfilment,
             store=r.store,
+            postcode=r.postcode,
             channel=c.channel,
             partner_id=c.partner_id,
             idempotency_key=c.idempotency_key,
@@ -391,7 +408,7 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
         if any(c.idempotency_key for c in missing):
             # A concurrent request with the same key won on the unique index: read it back.
             missing = _settle_keys(missing, outcomes=outcomes)
-        existing: dict[tuple[int, int], str] = {}
+        existing: dict[tuple[int, int], tuple[str, int | None]] = {}
         if missing:
             # The customer's order committed before ours (another request or channel); we
             # waited for it on the unique index, so it is visible to this statement.
@@ -399,8 +416,8 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
                 launch_id__in={c.cat.id for c in missing},
                 customer_id__in={c.customer_id for c in missing},
                 slot=1,
-            ).values_list("launch_id", "customer_id", "reference")
-            existing = {(launch_id, customer_id): ref for launch_id, customer_id, ref in rows}
+            ).values_list("launch_id", "customer_id", "reference", "partner_id")
+            existing = {(launch_id, customer_id): (ref, owner) for launch_id, customer_id, ref, owner in rows}
         positions: dict[int, int] = {}
         for launch_id in launch_ids:
             mine = [sequences[c.reference] for c in inserted if c.cat.id == launch_id]
@@ -413,9 +430,14 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
         outcomes[c.index] = BulkOutcome(c.index, order=_admitted(c, reference=c.reference, position=position))
     retry = []
     for c in missing:
-        reference = existing.get((c.cat.id, c.customer_id))
-        if reference is None:
+        found = existing.get((c.cat.id, c.customer_id))
+        if found is None:
             retry.append(c)
         else:
-            outcomes[c.index] = BulkOutcome(c.index, refusal=refused_already_ordered(reference))
+            outcomes[c.index] = BulkOutcome(
+                c.index,
+                refusal=refused_already_ordered(
+                    reference=found[0], owner_partner_id=found[1], caller_partner_id=c.partner_id
+                ),
+            )
     return retry

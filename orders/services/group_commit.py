@@ -37,14 +37,13 @@ from django.db import connection
 from django.utils import timezone
 
 from config.cache import NotCached
-from customers.services.registration import eligible_customer_id
 from orders.codes import ErrorCode
 from orders.models import Order
 from orders.selectors.orders import OrderSummary, order_summary
 from orders.services.admission import (
     AdmissionRefused,
     OrderRequest,
-    refused_not_eligible,
+    eligible_or_refused,
     request_fingerprint,
 )
 from orders.services.bulk import BulkOutcome, Candidate, candidate_check, candidates_admit
@@ -231,6 +230,7 @@ def _prepare(
     fulfilment: str,
     channel: str,
     store: str | None,
+    postcode: str | None,
     partner_id: int | None,
     idempotency_key: str | None,
     idempotency_scope: str,
@@ -244,7 +244,9 @@ def _prepare(
     eligibility come from this process's caches; with cached_only, anything that would
     need a query raises NotCached instead.
     """
-    request = OrderRequest(launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store)
+    request = OrderRequest(
+        launch=launch, customer=customer, sku=sku, fulfilment=fulfilment, store=store, postcode=postcode
+    )
     checked = candidate_check(
         request, channel=channel, partner_id=partner_id, now=now or timezone.now(), cached_only=cached_only
     )
@@ -257,14 +259,17 @@ def _prepare(
         if replay is not None:
             return replay
         raise checked
-    customer_id = eligible_customer_id(
-        launch_id=checked.cat.id, account_number=customer, cached_only=cached_only
-    )
-    if customer_id is None:
+    try:
+        customer_id = eligible_or_refused(
+            launch_id=checked.cat.id, customer=customer, postcode=postcode, cached_only=cached_only
+        )
+    except AdmissionRefused:
+        if cached_only and idempotency_key:
+            raise NotCached from None  # the key must be looked up: a query
         replay = _known_key(idempotency_scope, idempotency_key, request) if idempotency_key else None
         if replay is not None:
             return replay
-        raise refused_not_eligible()
+        raise
     checked.customer_id = customer_id
     checked.idempotency_scope = idempotency_scope
     checked.idempotency_key = idempotency_key
@@ -285,6 +290,7 @@ def _known_key(scope: str, key: str | None, request: OrderRequest) -> GroupedAdm
         sku=request.sku,
         fulfilment=request.fulfilment,
         store=request.store,
+        postcode=request.postcode,
     )
     if order.request_fingerprint != fingerprint:
         raise AdmissionRefused(
@@ -310,6 +316,7 @@ def order_admit_grouped(
     fulfilment: str,
     channel: str,
     store: str | None = None,
+    postcode: str | None = None,
     partner_id: int | None = None,
     idempotency_key: str | None = None,
     idempotency_scope: str = "",
@@ -325,6 +332,7 @@ def order_admit_grouped(
         fulfilment=fulfilment,
         channel=channel,
         store=store,
+        postcode=postcode,
         partner_id=partner_id,
         idempotency_key=idempotency_key,
         idempotency_scope=idempotency_scope,
@@ -350,6 +358,7 @@ async def order_admit_grouped_async(
     fulfilment: str,
     channel: str,
     store: str | None = None,
+    postcode: str | None = None,
     partner_id: int | None = None,
     idempotency_key: str | None = None,
     idempotency_scope: str = "",
@@ -367,6 +376,7 @@ async def order_admit_grouped_async(
         "fulfilment": fulfilment,
         "channel": channel,
         "store": store,
+        "postcode": postcode,
         "partner_id": partner_id,
         "idempotency_key": idempotency_key,
         "idempotency_scope": idempotency_scope,

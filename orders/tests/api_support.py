@@ -11,6 +11,7 @@ from stores.tests.factories import PartnerFactory, StoreFactory
 
 ORDERS = "/api/v1/orders/"
 BULK = "/api/v1/orders/bulk"
+POSTCODE = "SW1A 1AA"  # CustomerFactory's: every test customer lives there
 
 
 @dataclass
@@ -41,7 +42,13 @@ def partner_store(*, partner: Partner, code: str, sku=None, units: int = 0):
 
 
 def order_body(account: str = "D0000001", **overrides) -> dict:
-    body = {"launch": "iphone-3g", "customer": account, "sku": "IP3G-8GB-BLACK", "fulfilment": "delivery"}
+    body = {
+        "launch": "iphone-3g",
+        "customer": account,
+        "postcode": POSTCODE,
+        "sku": "IP3G-8GB-BLACK",
+        "fulfilment": "delivery",
+    }
     body.update(overrides)
     return body
 

@@ -59,7 +59,7 @@ def test_one_result_per_item_in_input_order(launch_with_stock):
         "not_found",
         "invalid_json",
     ]
-    assert set(results[4]["error"]["details"]) == {"customer", "sku", "fulfilment"}
+    assert set(results[4]["error"]["details"]) == {"customer", "postcode", "sku", "fulfilment"}
     first = results[0]["order"]
     assert results[5]["error"]["details"]["reference"] == first["reference"]
     assert results[6]["error"]["details"]["reference"] == earlier

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from orders.api.front import AdmissionFront, Pace
 from orders.models import Order
-from orders.tests.api_support import ORDERS, partner_caller
+from orders.tests.api_support import ORDERS, order_body, partner_caller
 from stores.models import PartnerAPIKey
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -99,9 +99,7 @@ def same_answer(front_answer, drf_answer) -> None:
 
 
 def body(account: str, **fields) -> bytes:
-    data = {"launch": "iphone-3g", "customer": account, "sku": "IP3G-8GB-BLACK", "fulfilment": "delivery"}
-    data.update(fields)
-    return orjson.dumps(data)
+    return orjson.dumps(order_body(account, **fields))
 
 
 def test_every_answer_of_the_front_is_the_drf_views_answer(launch_with_stock):
@@ -121,6 +119,7 @@ def test_every_answer_of_the_front_is_the_drf_views_answer(launch_with_stock):
         (auth, lambda n: orjson.dumps({"launch": "iphone-3g"})),
         (auth, lambda n: body(f"D{n:07d}", sku="IP3G-64GB-GOLD")),
         (auth, lambda n: body(f"N{n:07d}")),
+        (auth, lambda n: body(f"D{n + 10:07d}", postcode="ZZ9 9ZZ")),  # a wrong postcode
         (auth, lambda n: body(f"D{n:07d}", fulfilment="collect", store="S999")),
         (auth, lambda n: body(f"D{n:07d}")),  # admitted
         (auth, lambda n: body(f"D{n:07d}")),  # the same customer again: already ordered

@@ -18,16 +18,14 @@ import orjson
 import pytest
 
 from orders.models import Order
-from orders.tests.api_support import ORDERS, partner_caller
+from orders.tests.api_support import ORDERS, order_body, partner_caller
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def post(port: int, key: str, account: str, idempotency_key: str | None = None, timeout: float = 10):
     """(status, reference or None); status -1 when the connection failed or died."""
-    body = orjson.dumps(
-        {"launch": "iphone-3g", "customer": account, "sku": "IP3G-8GB-BLACK", "fulfilment": "delivery"}
-    )
+    body = orjson.dumps(order_body(account))
     headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json", "Host": "127.0.0.1"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from orders.services.allocation import launch_allocate
 from stores.models import StaffMembership, WebhookDelivery, WebhookEndpoint
-from stores.tests.factories import StaffMembershipFactory, UserFactory
+from stores.tests.factories import StaffMembershipFactory, UserFactory, head_office_login
 from stores.tests.webhook_world import world_make
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def head_office(client):
     user = UserFactory(username="ho")
     StaffMembership.objects.create(user=user, role=StaffMembership.Role.HEAD_OFFICE)
-    client.force_login(user)
+    head_office_login(client, user)
     return client
 
 
