@@ -435,9 +435,9 @@ def crush_section(r: BenchRun) -> str:
                 (
                     f"[{p.server}] {n:,} connections / 32",
                     f"{fmt(p.admitted_per_s)} / {fmt(at32.admitted_per_s)} = {ratio:.2f}; "
-                    f"errors {p.error_count}, timeouts {p.timeouts}",
+                    f"errors {p.error_count}, 5xx other than 503 {p.server_errors}, timeouts {p.timeouts}",
                     ">= 0.9, 0 errors or timeouts",
-                    verdict(ratio >= 0.9 and not p.error_count and not p.timeouts),
+                    verdict(ratio >= 0.9 and not p.error_count and not p.server_errors and not p.timeouts),
                 )
             )
     for step in r.open_loop:
@@ -447,7 +447,12 @@ def crush_section(r: BenchRun) -> str:
             ok = step.admitted_ratio >= 0.9 and load.refused_p99_ms <= 100 and load.admitted_p99_ms <= 1000
             target = ">= 0.9; refusals p99 <= 100 ms; admitted p99 <= 1 s"
         elif step.multiple == 10:
-            ok = step.admitted_ratio >= 0.8 and not load.error_count and not load.timeouts
+            ok = (
+                step.admitted_ratio >= 0.8
+                and not load.error_count
+                and not load.server_errors
+                and not load.timeouts
+            )
             target = ">= 0.8, no errors"
         else:
             continue
@@ -457,7 +462,7 @@ def crush_section(r: BenchRun) -> str:
                 f"{step.admitted_ratio:.2f} ({fmt(load.admitted_per_s)}/s of {fmt(step.capacity_per_s)}/s); "
                 f"refusals p99 {load.refused_p99_ms:.0f} ms, admitted p99 {load.admitted_p99_ms:.0f} ms; "
                 f"the client sent {achieved:.0%} of the rate asked; errors {load.error_count}, "
-                f"timeouts {load.timeouts}",
+                f"5xx other than 503 {load.server_errors}, timeouts {load.timeouts}",
                 target,
                 verdict(ok),
             )

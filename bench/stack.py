@@ -287,6 +287,7 @@ def server_spec(
         argv = [
             str(BIN / "uvicorn"), "config.asgi:application", "--host", "{host}", "--port", "{port}",
             "--workers", "{workers}", "--backlog", "{backlog}", "--log-level", "warning", "--no-access-log",
+            "--timeout-keep-alive", "75",
         ]  # fmt: skip
     elif kind == "custom":
         if not command:

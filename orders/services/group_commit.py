@@ -91,18 +91,28 @@ class FlushStats:
     batches: int = 0
     rows: int = 0
     recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=32))
+    # The flusher thread adds while request threads and the event loop read: sums kept
+    # under a lock (iterating the deque while it is appended to raised, a 500 under load).
+    _recent_rows: int = 0
+    _recent_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, size: int, seconds: float) -> None:
-        self.batches += 1
-        self.rows += size
-        self.recent.append((size, seconds))
+        with self._lock:
+            self.batches += 1
+            self.rows += size
+            if len(self.recent) == self.recent.maxlen:
+                old_size, old_seconds = self.recent[0]
+                self._recent_rows -= old_size
+                self._recent_seconds -= old_seconds
+            self.recent.append((size, seconds))
+            self._recent_rows += size
+            self._recent_seconds += seconds
 
     def rows_per_second(self) -> float | None:
-        if not self.recent:
-            return None
-        rows = sum(size for size, _ in self.recent)
-        seconds = sum(s for _, s in self.recent)
-        return rows / seconds if seconds > 0 else None
+        with self._lock:
+            rows, seconds = self._recent_rows, self._recent_seconds
+        return rows / seconds if rows and seconds > 1e-9 else None
 
 
 class GroupCommit:

@@ -138,3 +138,34 @@ def test_refusals_are_order_admits_own(launch_with_stock):
         )
     assert refused.value.code == ErrorCode.UNKNOWN_SKU
     assert not Order.objects.exists()
+
+
+def test_the_pace_can_be_read_while_the_flusher_adds_to_it():
+    """The event loop reads the flusher's pace while the flusher thread adds batches: the
+    read must never fail (it raised "deque mutated during iteration": a 500 under load)
+    and must be the pace of the last batches."""
+    from orders.services.group_commit import FlushStats
+
+    stats = FlushStats()
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                stats.rows_per_second()
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                failures.append(exc)
+                return
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    for n in range(200_000):
+        stats.add(n % 7 + 1, 0.001)
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert failures == []
+    last = list(stats.recent)
+    assert stats.rows_per_second() == pytest.approx(sum(s for s, _ in last) / sum(t for _, t in last))
