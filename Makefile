@@ -6,11 +6,8 @@ MANAGE := $(BIN)/python manage.py
 PORT ?= 8000
 # Exported, so settings see it too: SITE_URL (the links in emails) follows the port served.
 export PORT
-# uvicorn: one process per core; in each, admissions wait on coroutines and the rest of
-# Django runs on a pool of threads (config/asgi.py). make bench measures the choice.
-# Kept-alive connections live 75 s (uvicorn's default is 5): longer than the idle timeout
-# of clients and proxies, so the server is not the one closing a connection as a request
-# is sent on it (the bench's open loop saw such requests cut).
+# uvicorn (config/serve.py): one process per core; in each, admissions wait on coroutines
+# and the rest of Django runs on a pool of threads. make bench measures the choice.
 WORKERS ?= $(shell nproc)
 
 .PHONY: demo test serve bench lint install
@@ -54,7 +51,7 @@ serve: install
 	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q celery,email,intake,webhooks -l warning --concurrency 3 & \
 	$(BIN)/celery -A config beat -l warning & \
-	$(BIN)/uvicorn config.asgi:application --workers $(WORKERS) --host 127.0.0.1 --port $(PORT) --backlog 2048 --timeout-keep-alive 75 --log-level warning ; \
+	$(BIN)/python -m config.serve --workers $(WORKERS) --host 127.0.0.1 --port $(PORT) ; \
 	wait
 
 bench: install

@@ -213,18 +213,14 @@ class LiveFront:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "config.asgi:application",
+                "config.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],  # fmt: skip
+            ],  # what make serve runs; fmt: skip
             cwd=BASE_DIR,
             env=env,
             stdout=log,

@@ -285,10 +285,18 @@ def server_spec(
         ]  # fmt: skip
     elif kind == "uvicorn":
         argv = [
-            str(BIN / "uvicorn"), "config.asgi:application", "--host", "{host}", "--port", "{port}",
-            "--workers", "{workers}", "--backlog", "{backlog}", "--log-level", "warning", "--no-access-log",
-            "--timeout-keep-alive", "75",
-        ]  # fmt: skip
+            str(BIN / "python"),
+            "-m",
+            "config.serve",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--workers",
+            "{workers}",
+            "--backlog",
+            "{backlog}",
+        ]  # what make serve runs; fmt: skip
     elif kind == "custom":
         if not command:
             raise ValueError("a custom server needs --server-cmd")

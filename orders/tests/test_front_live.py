@@ -5,6 +5,8 @@
   order back when it retries with its Idempotency-Key.
 - Slow or stalled request bodies hold no admitting worker: admissions beside a hundred of
   them are answered as fast as without.
+- What the server refuses before Django sees it (a request line over the parser's
+  limit, a byte HTTP forbids in a header) is still answered in the API's envelope.
 """
 
 import http.client
@@ -128,3 +130,36 @@ def test_slow_bodies_hold_no_admitting_worker(launch_with_stock, live_front_fact
     assert max(beside) < 1.0, beside  # one worker, a hundred stalled bodies: no wait
     assert Order.objects.count() == 40
     assert sum(beside) < 5 * sum(before) + 1.0
+
+
+def raw_answer(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: a\x7fb\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+        b"GET /api/v1/orders/"
+        + b"a" * 100_000
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    ],
+    ids=["del-in-a-header", "request-line-of-100k"],
+)
+def test_what_the_server_refuses_itself_is_answered_in_the_envelope(live_front_factory, request_bytes):
+    front = live_front_factory(workers=1)
+    status, headers, body = raw_answer(front.port, request_bytes)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "validation_error" and error["message"]
+    assert not Order.objects.exists()
