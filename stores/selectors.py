@@ -18,12 +18,19 @@ def _signed_in(user: AbstractBaseUser | AnonymousUser) -> User | None:
 
 
 def user_is_head_office(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the user works for head office. Remembered on the user object, which lives
+    for one request: the second-factor check, the store check and the templates all ask,
+    and a store page polled every two seconds should ask the database once."""
     signed_in = _signed_in(user)
     if signed_in is None:
         return False
     if signed_in.is_superuser:
         return True
-    return StaffMembership.objects.filter(user=signed_in, role=StaffMembership.Role.HEAD_OFFICE).exists()
+    known = getattr(signed_in, "_launchday_head_office", None)
+    if known is None:
+        known = StaffMembership.objects.filter(user=signed_in, role=StaffMembership.Role.HEAD_OFFICE).exists()
+        signed_in._launchday_head_office = known  # type: ignore[attr-defined]
+    return known
 
 
 def stores_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Store]:
