@@ -16,6 +16,7 @@ urlpatterns = [
     path("stores/<store:code>/pass-over/", views.store_ticket_pass_over, name="store-ticket-pass-over"),
     path("stores/<store:code>/collect/", views.store_order_collect, name="store-order-collect"),
     path("stores/<store:code>/ready/", views.store_collect_list, name="store-collect-list"),
+    path("stores/<store:code>/deliveries/", views.store_deliveries_list, name="store-deliveries"),
     path("office/webhooks/", webhook_views.webhook_list, name="webhook-list"),
     path("office/webhooks/<int:pk>/", webhook_views.webhook_endpoint, name="webhook-endpoint"),
     path(

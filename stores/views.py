@@ -88,6 +88,13 @@ def _live_context(*, store: Store, launch: Launch | None) -> dict:
         ],
         "queue": store_walkin_queue(store=store, launch=launch),
         "collect": collect,
+    }
+
+
+def _deliveries_context(*, store: Store) -> dict:
+    location = location_of_store(store=store)
+    return {
+        "store": store,
         "deliveries": store_deliveries(location=location, to_receive_only=True, limit=10) if location else [],
     }
 
@@ -102,7 +109,21 @@ def store_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if request.htmx:
         return render(request, TEMPLATE + "#live-panel", context)
     context |= _collect_list_context(request, store=store, launch=launch)
+    context |= _deliveries_context(store=store)
     return render(request, TEMPLATE, context)
+
+
+@require_GET
+@staff_login_required
+def store_deliveries_list(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """htmx: the deliveries the store has still to confirm, on their own slow schedule.
+
+    They change a few times a week; in the two-second panel their query was the costliest
+    part of every poll. Without htmx the store page shows them."""
+    store = store_for_staff(request, code)
+    if not request.htmx:
+        return redirect("store-detail", code=store.code)
+    return render(request, TEMPLATE + "#store-deliveries", _deliveries_context(store=store))
 
 
 def _action_done(

@@ -73,6 +73,7 @@ NOT_PAGES: dict[str, str] = {
     "launch-charts": "JSON for the overview's charts",
     "journey-availability": "an htmx fragment of journey-launch, scanned inside it",
     "store-collect-list": "an htmx fragment of store-detail (without htmx it redirects there), scanned inside it",
+    "store-deliveries": "an htmx fragment of store-detail (without htmx it redirects there), scanned inside it",
     "journey-register": POST_ONLY,
     "journey-order-place": POST_ONLY,
     "inventory:delivery-intake": POST_ONLY,

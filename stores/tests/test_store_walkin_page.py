@@ -311,10 +311,18 @@ def test_incoming_delivery_is_listed_until_the_store_receives_it(client, shop):
     assert url("inventory:store-receiving", shop.store) in item
     assert "WK29" not in page  # sent to another store
 
+    # The two-second panel leaves deliveries out; their own fragment refreshes every minute.
+    assert "WK28" not in client.get(url("store-detail", shop.store), headers=HX).text
+    fragment = client.get(url("store-deliveries", shop.store), headers=HX).text
+    assert fragment.lstrip().startswith('<section id="store-deliveries"') and 'data-delivery="WK28"' in fragment
+    assert 'hx-trigger="every 60s" data-poll-visible-only' in fragment
+    assert client.get(url("store-deliveries", shop.store)).url == url("store-detail", shop.store)
+
     StockMovement.objects.create(
         location=shop.location, sku=shop.black, kind=StockMovement.Kind.STORE_RECEIPT, reference="WK28"
     )
-    assert "WK28" not in client.get(url("store-detail", shop.store), headers=HX).text
+    assert "WK28" not in client.get(url("store-deliveries", shop.store), headers=HX).text
+    assert "WK28" not in client.get(url("store-detail", shop.store)).text
 
 
 def test_poll_is_the_partial_and_its_queries_do_not_grow_with_the_queue(
