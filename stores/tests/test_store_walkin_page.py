@@ -314,7 +314,9 @@ def test_incoming_delivery_is_listed_until_the_store_receives_it(client, shop):
     # The two-second panel leaves deliveries out; their own fragment refreshes every minute.
     assert "WK28" not in client.get(url("store-detail", shop.store), headers=HX).text
     fragment = client.get(url("store-deliveries", shop.store), headers=HX).text
-    assert fragment.lstrip().startswith('<section id="store-deliveries"') and 'data-delivery="WK28"' in fragment
+    assert (
+        fragment.lstrip().startswith('<section id="store-deliveries"') and 'data-delivery="WK28"' in fragment
+    )
     assert 'hx-trigger="every 60s" data-poll-visible-only' in fragment
     assert client.get(url("store-deliveries", shop.store)).url == url("store-detail", shop.store)
 
