@@ -180,6 +180,10 @@ def test_list_is_this_partners_orders_filtered_and_cursor_paginated(launch_with_
         {"cursor": "////"},
         {"cursor": "cD1hYmM="},
         {"cursor": "cD05OTk5OTk5OTk5OTk5OTk5OTk5OTk5"},
+        {"cursor": "\x00"},
+        {"page_size": "0"},
+        {"page_size": "501"},
+        {"page_size": "abc"},
     ],
 )
 def test_bad_list_parameters_are_validation_errors(launch_with_stock, params):
