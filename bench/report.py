@@ -396,7 +396,7 @@ def head(r: BenchRun) -> str:
     servers = "".join(f"\n- {s.server.describe()}" for s in r.side_by_side)
     return (
         f"# Launchday bench {r.started}{' (quick smoke run)' if r.quick else ''}\n\n"
-        f"Machine: {r.cores} cores, {r.platform}, Python {r.python}. Web server: {r.workers} workers, "
+        f"Machine: {r.cores} cores, {r.platform}, Python {r.python}. Main web server: {r.workers} workers, "
         f"loopback; PostgreSQL and Redis on the same machine, and so is the load generator. Phases of "
         f"{r.duration:g} s (original phases) and {r.step_duration:g} s (sweep, open loop, slow bodies). "
         f"Total run {r.total_seconds:.0f} s. Load average (1 min) at start {r.load_start:.1f}, at end "
