@@ -90,7 +90,8 @@ def _supplier_key(request) -> PartnerAPIKey | None:
         api_key = PartnerAPIKey.objects.get_from_key(key)
     except PartnerAPIKey.DoesNotExist:
         return None
-    if not api_key.partner.is_active:
+    # get_from_key leaves out revoked keys but not expired ones.
+    if api_key.has_expired or not api_key.partner.is_active:
         return None
     return api_key
 

@@ -19,6 +19,7 @@ postcode packed in one int: a partner's order proves the customer with the postc
 the order form does) without a query, and no cache holds a postcode.
 """
 
+import functools
 import hashlib
 import logging
 import threading
@@ -50,8 +51,17 @@ class RegistrationRefused(Exception):
 
 
 def _eligibility_key(launch_id: int, account_number: str) -> str:
-    # "elig2": values are (customer id, postcode digest) packed; "elig" held bare ids.
-    return f"elig2:{launch_id}:{account_number}"
+    # "elig2": values are (customer id, postcode digest) packed; "elig" held bare ids. The
+    # digest key's id is in the name, so entries digested under a replaced SECRET_KEY are
+    # never read (they would refuse every partner order as a wrong postcode until expiry).
+    return f"elig2:{_postcode_key(settings.SECRET_KEY)[1]}:{launch_id}:{account_number}"
+
+
+@functools.cache
+def _postcode_key(secret_key: str) -> tuple[bytes, str]:
+    """(the key postcode digests are made with, a short public id of it)."""
+    key = hashlib.sha256(f"postcode:{secret_key}".encode()).digest()
+    return key, hashlib.sha256(key).hexdigest()[:8]
 
 
 def postcode_normal(postcode: str) -> str:
@@ -66,7 +76,7 @@ def postcode_digest(postcode: str) -> int:
     digest = hashlib.blake2b(
         postcode_normal(postcode).encode("utf-8", "surrogatepass"),
         digest_size=4,
-        key=hashlib.sha256(f"postcode:{settings.SECRET_KEY}".encode()).digest(),
+        key=_postcode_key(settings.SECRET_KEY)[0],
     ).digest()
     return int.from_bytes(digest, "big")
 

@@ -78,3 +78,42 @@ def test_many_at_once_ask_each_tier_once_and_agree_with_one_at_a_time(launch, dj
     assert {n: e.customer_id for n, e in found.items()} == {
         n: cid for n in wanted if (cid := eligible_customer_id(launch_id=launch.pk, account_number=n))
     }
+
+
+def test_the_postcode_proves_the_customer_in_every_tier_and_no_cache_holds_it(launch, settings):
+    from customers.services.registration import eligible_customer
+
+    person = register(launch, "A0000001", postcode="SW1A 1AA")
+    for in_process in (True, False):
+        settings.ELIGIBILITY_IN_PROCESS = in_process
+        for _ in range(2):  # from the database, then from the tier it filled
+            assert (
+                eligible_customer_id(launch_id=launch.pk, account_number="A0000001", postcode="sw1a1aa")
+                == person.pk
+            )
+            assert (
+                eligible_customer_id(launch_id=launch.pk, account_number="A0000001", postcode="SW1A 1AB")
+                is None
+            )
+    cached = cache.get(_eligibility_key(launch.pk, "A0000001"))
+    assert cached == eligible_customer(launch_id=launch.pk, account_number="A0000001").customer_id << 32 | (
+        cached & 0xFFFFFFFF
+    )
+    assert "SW1A" not in str(cached)
+
+
+def test_a_new_secret_key_never_reads_digests_made_with_the_old_one(launch, settings):
+    """Postcode digests are keyed by SECRET_KEY: after a rotation, an entry digested under
+    the old key would refuse the right postcode until it expired."""
+    settings.ELIGIBILITY_IN_PROCESS = False
+    person = register(launch, "A0000001", postcode="SW1A 1AA")
+    assert (
+        eligible_customer_id(launch_id=launch.pk, account_number="A0000001", postcode="SW1A 1AA") == person.pk
+    )
+    old_key = _eligibility_key(launch.pk, "A0000001")
+    assert cache.get(old_key)
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 50
+    assert _eligibility_key(launch.pk, "A0000001") != old_key
+    assert (
+        eligible_customer_id(launch_id=launch.pk, account_number="A0000001", postcode="SW1A 1AA") == person.pk
+    )

@@ -28,11 +28,12 @@ def delivery_announce(
     """Record an announced delivery. The same reference again changes nothing.
 
     Returns (delivery, created). Raises ManifestInvalid if the launch is unknown or a SKU
-    is not part of it; nothing is written then.
+    is not part of it, or if another supplier's delivery has the reference (its contents
+    are that supplier's business); nothing is written then.
     """
     existing = Delivery.objects.filter(reference=manifest.reference).first()
     if existing is not None:
-        return existing, False
+        return _already_announced(existing, supplier=supplier), False
     launch = None
     if manifest.launch_slug:
         launch = Launch.objects.filter(slug=manifest.launch_slug).first()
@@ -60,6 +61,8 @@ def delivery_announce(
                 "source": source[:32],
             },
         )
+        if not created:
+            return _already_announced(delivery, supplier=supplier), False
         if created:
             DeliveryLine.objects.bulk_create(
                 [
@@ -73,6 +76,19 @@ def delivery_announce(
                 ]
             )
     return delivery, created
+
+
+def _already_announced(delivery: Delivery, *, supplier: Partner | None) -> Delivery:
+    if supplier is not None and delivery.supplier_id != supplier.pk:
+        raise ManifestInvalid(
+            [
+                Problem(
+                    None,
+                    f"Reference {delivery.reference!r} is already used by another delivery; use your own.",
+                )
+            ]
+        )
+    return delivery
 
 
 @dataclass(frozen=True)

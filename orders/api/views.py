@@ -289,12 +289,14 @@ class OrderCollectionView(PartnerAPIView):
             raise
         except (BatchFailed, DatabaseError):
             # The database is away: nothing of this request was committed.
-            raise ApiError(
-                ErrorCode.OVERLOADED,
-                "The server is busy; nothing was written. Retry after the Retry-After seconds.",
-                details={"reason": "database_unavailable"},
-            ) from None
+            raise _database_unavailable() from None
         return Response(order_json(summary), status=202)
+
+
+def _database_unavailable(
+    message: str = "The server is busy; nothing was written. Retry after the Retry-After seconds.",
+) -> ApiError:
+    return ApiError(ErrorCode.OVERLOADED, message, details={"reason": "database_unavailable"})
 
 
 def _admit_one(
@@ -375,11 +377,19 @@ class OrderBulkView(PartnerAPIView):
                 details={"orders": ["Send a list of 1 to 1,000 orders."]},
             )
         valid, refused = bulk_items_validate(items)
-        admitted = orders_admit_bulk(
-            requests=[request for _, request in valid],
-            channel=Order.Channel.PARTNER,
-            partner_id=self.caller.partner_id,
-        )
+        try:
+            admitted = orders_admit_bulk(
+                requests=[request for _, request in valid],
+                channel=Order.Channel.PARTNER,
+                partner_id=self.caller.partner_id,
+            )
+        except DatabaseError:
+            # The database is away. One statement writes a bulk of one-order launches, but a
+            # launch allowing several orders each is written item by item: some may be in.
+            raise _database_unavailable(
+                "The database did not answer. Send the bulk again after the Retry-After seconds: "
+                "any order of it already written is answered already_ordered then."
+            ) from None
         outcomes: dict[int, BulkOutcome] = {
             index: BulkOutcome(index, refusal=r) for index, r in refused.items()
         }
@@ -419,7 +429,7 @@ class StoreStockView(PartnerAPIView):
         operation_id="stores_stock", responses={200: s.StoreStockSerializer, **_errors(ErrorCode.NOT_FOUND)}
     )
     def get(self, request, code: str):
-        store = Store.objects.filter(code=code, partner_id=self.caller.partner_id).first()
+        store = Store.objects.filter(code=code, partner_id=self.caller.partner_id, is_active=True).first()
         if store is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"There is no store {code!r} for this partner.")
         return Response(

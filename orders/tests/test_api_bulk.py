@@ -205,3 +205,47 @@ def test_overlapping_bulks_from_threads_make_one_order_per_customer(launch_with_
             else:
                 assert outcome.refusal.code == "already_ordered"
                 assert outcome.refusal.details["reference"] == by_customer[item["customer"]]
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_the_database_cannot_take_is_a_503_with_retry_after_not_a_500(launch_with_stock):
+    """The orders table held by another session past this one's lock timeout: a real
+    database error, which a partner must see as a polite, retryable refusal."""
+    launch_with_stock(online_units=5, customers=3)
+    caller = partner_caller()
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's lock timeout")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_table() -> None:
+        from django.db import connections, transaction
+
+        try:
+            with transaction.atomic():
+                connections["default"].cursor().execute(
+                    f"LOCK TABLE {Order._meta.db_table} IN ACCESS EXCLUSIVE MODE"
+                )
+                locked.set()
+                release.wait(30)
+        finally:
+            connections["default"].close()
+
+    holder = threading.Thread(target=hold_the_table)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        response = caller.client.post(
+            BULK, {"orders": [order_body("D0000001"), order_body("D0000002")]}, format="json"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    finally:
+        release.set()
+        holder.join(30)
+    error = assert_envelope(response, 503, "overloaded")
+    assert error["details"] == {"reason": "database_unavailable"}
+    assert int(response["Retry-After"]) >= 1
+    assert not Order.objects.exists()

@@ -15,6 +15,7 @@ from orders.tests.api_support import (
     partner_caller,
     partner_store,
 )
+from stores.models import Store
 
 pytestmark = pytest.mark.django_db
 
@@ -236,6 +237,10 @@ def test_stores_are_the_partners_own_with_their_stock(launch_with_stock):
     assert_envelope(ours.client.get("/api/v1/stores/Q001/stock"), 404, "not_found")
     assert_envelope(ours.client.get("/api/v1/stores/S001/stock"), 404, "not_found")
     assert_envelope(ours.client.get("/api/v1/stores/NOPE/stock"), 404, "not_found")
+    # A closed store leaves the list, and its stock with it.
+    Store.objects.filter(code="P002").update(is_active=False)
+    assert [s["code"] for s in ours.client.get("/api/v1/stores/").json()["results"]] == ["P001"]
+    assert_envelope(ours.client.get("/api/v1/stores/P002/stock"), 404, "not_found")
 
 
 def test_paths_without_or_with_an_extra_slash_reach_the_same_view(launch_with_stock):
