@@ -23,6 +23,7 @@ from django_otp import login as otp_login
 
 from stores.selectors import user_is_head_office
 from stores.services.second_factor import (
+    second_factor_usable,
     second_factor_verify,
     totp_device_confirm,
     totp_device_unsaved,
@@ -80,6 +81,9 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     if not user_has_second_factor(user=request.user):
         return redirect(f"{reverse('two-factor-setup')}?{urlencode({'next': _safe_next(request)})}")
+    if not second_factor_usable(user=request.user):
+        # Every recovery code used and no authenticator: only an administrator can reset it.
+        return render(request, "registration/two_factor_verify.html", {"used_up": True}, status=403)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = second_factor_verify(user=request.user, token=form.cleaned_data["otp_token"])

@@ -21,7 +21,17 @@ RECOVERY = "Recovery codes"
 
 
 def user_has_second_factor(*, user: User) -> bool:
-    """Whether the user has a confirmed device (an authenticator, or recovery codes)."""
+    """Whether the user has ever set up a second factor (an authenticator, or recovery
+    codes, even used up). Only a user who never had one may set one up with a password
+    alone: otherwise a stolen password would enrol the thief's phone once the codes ran out."""
+    return (
+        TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        or StaticDevice.objects.filter(user=user, confirmed=True).exists()
+    )
+
+
+def second_factor_usable(*, user: User) -> bool:
+    """Whether a code can still prove the user: an authenticator, or a recovery code left."""
     return (
         TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         or StaticDevice.objects.filter(user=user, confirmed=True, token_set__isnull=False).exists()

@@ -46,3 +46,25 @@ def test_head_office_without_its_second_factor_cannot_open_an_office_page(client
     assert done.status_code == 200 and b"data-recovery-codes" in done.content
     assert client.get(reverse("launch-list")).status_code == 200
     assert client.get("/admin/").status_code == 200  # django-otp's admin site lets a verified session in
+
+
+def test_a_password_alone_cannot_enrol_a_new_phone_once_the_recovery_codes_are_used_up(client):
+    """Head office whose every recovery code is used (and who has no authenticator) is not
+    sent to set up a new one: a stolen password would enrol the thief's phone."""
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    from stores.services.second_factor import recovery_codes_issue
+
+    head = UserFactory(username="head", is_staff=True)
+    StaffMembership.objects.create(user=head, role=StaffMembership.Role.HEAD_OFFICE)
+    recovery_codes_issue(user=head)
+    StaticDevice.objects.get(user=head).token_set.all().delete()  # all used
+    client.force_login(head)  # a password alone
+
+    verify = client.get(reverse("two-factor-verify"))
+    assert verify.status_code == 403 and b"Ask an administrator" in verify.content
+    setup = client.get(reverse("two-factor-setup"))
+    assert setup.status_code == 302 and reverse("two-factor-verify") in setup["Location"]
+    assert client.post(reverse("two-factor-setup"), {"otp_token": "123456"}).status_code == 302
+    assert client.get(reverse("launch-list")).status_code == 302
+    assert not head.totpdevice_set.exists()
