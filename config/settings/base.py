@@ -226,6 +226,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "stores.sign_in_views.signin_locked_out"
 AXES_SENSITIVE_PARAMETERS = ["password", "postcode", "otp_token", "token"]
 AXES_VERBOSE = False
+# Behind TRUSTED_PROXIES proxies the client's address is read from X-Forwarded-For
+# (config/client_ip.py); otherwise every sign-in would come from the proxy's address and
+# lockouts would be per username only.
+TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", default=0)
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 # One-time passwords (django-otp) for head office: TOTP apps, plus static recovery codes.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Launchday")
 LOGIN_URL = "login"
@@ -333,6 +338,11 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+# A relay that wants a login (the outbox sends on Django's SMTP connection, so these hold).
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Launchday <launch@launchday.example>")
 # Links in emails. By default the address this machine serves on: `make demo` and
 # `make serve` pass their PORT, so the links follow the port actually served.
@@ -355,7 +365,6 @@ ELIGIBILITY_CACHE_SECONDS = env.int("ELIGIBILITY_CACHE_SECONDS", default=3600)
 ELIGIBILITY_IN_PROCESS = env.bool("ELIGIBILITY_IN_PROCESS", default=True)
 ELIGIBILITY_REFRESH_SECONDS = env.float("ELIGIBILITY_REFRESH_SECONDS", default=5.0)
 ELIGIBILITY_RELOAD_SECONDS = env.float("ELIGIBILITY_RELOAD_SECONDS", default=300.0)
-COLLECT_HOLD_DAYS = env.int("COLLECT_HOLD_DAYS", default=3)
 DELIVERY_INBOX_DIR = env.str("DELIVERY_INBOX_DIR", default=str(BASE_DIR / "var" / "inbox"))
 
 LOGGING = {

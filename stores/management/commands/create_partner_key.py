@@ -14,7 +14,7 @@ class Command(BaseCommand):
             "--scope",
             choices=PartnerAPIKey.Scope.values,
             default=PartnerAPIKey.Scope.ORDERS,
-            help="orders (default) or deliveries",
+            help="orders (default) or webhooks for a retail partner, deliveries for a supplier",
         )
         parser.add_argument("--name", default="", help="a label for the key (default: partner and scope)")
 
