@@ -281,10 +281,16 @@ class AdmissionFront:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             try:
                 body = await read_body(receive, limit=settings.WEB_MAX_BODY_BYTES, timeout=30.0)
-            except (BodyTooLarge, BodyTooSlow) as exc:
-                status = 413 if isinstance(exc, BodyTooLarge) else 408
-                await send({"type": "http.response.start", "status": status, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
+            except BodyTooLarge:
+                # Django would refuse it too, after holding it all: the envelope, as every
+                # API error is (a page's form never comes near the limit).
+                await envelope(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"The body is larger than this server accepts ({settings.WEB_MAX_BODY_BYTES:,} bytes).",
+                ).send(send)
+                return
+            except BodyTooSlow:
+                await envelope(ErrorCode.INVALID_JSON, "The body did not arrive in time.").send(send)
                 return
             except Disconnected:
                 return

@@ -197,3 +197,14 @@ def test_everything_else_is_served_by_django(launch_with_stock):
     )
     assert status == 200, payload
     assert orjson.loads(payload)["results"][0]["status"] == 202
+
+
+def test_a_body_over_the_servers_limit_is_refused_in_the_envelope(settings, db):
+    """Bodies for Django are read whole by the front first; one over the limit is refused
+    there, as an envelope the partner's client can parse, never a bare status."""
+    settings.WEB_MAX_BODY_BYTES = 1000
+    status, headers, body = via_front(
+        "/api/v1/deliveries/", b"x" * 1001, {"Authorization": "Api-Key nope", "Content-Type": "text/csv"}
+    )
+    assert status == 413 and headers["content-type"] == "application/json"
+    assert orjson.loads(body)["error"]["code"] == "payload_too_large"
