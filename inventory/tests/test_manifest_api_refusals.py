@@ -189,3 +189,37 @@ def test_after_hostile_bodies_a_good_manifest_is_still_announced(supplier):
         assert post_raw(supplier, body).status_code == 400
     assert post_raw(supplier, manifest_json("DLV-OK")).status_code == 201
     assert list(Delivery.objects.values_list("reference", flat=True)) == ["DLV-OK"]
+
+
+# --- References that reached the database by another door --------------------------------
+
+
+def test_a_delivery_recorded_before_the_check_does_not_break_the_deliveries_page(head_office_client):
+    # Announced before the fix (or typed in the admin): its addresses cannot be built.
+    Delivery.objects.create(reference="DLV/1</script>", expected_on=timezone.localdate())
+    Delivery.objects.create(reference="DLV-2", expected_on=timezone.localdate())
+    page = head_office_client.get(reverse("inventory:delivery-list"))
+    assert page.status_code == 200
+    assert b"DLV/1&lt;/script&gt;" in page.content and b"DLV/1</script>" not in page.content
+    assert reverse("inventory:plan-detail", kwargs={"reference": "DLV-2"}).encode() in page.content
+
+
+def test_the_admin_refuses_a_reference_outside_the_safe_alphabet(client):
+    admin_user = UserFactory(username="ops", is_staff=True, is_superuser=True)
+    head_office_login(client, admin_user)
+    add = reverse("admin:inventory_delivery_add")
+    form = {
+        "expected_on": "2008-07-18",
+        "status": Delivery.Status.ANNOUNCED,
+        "lines-TOTAL_FORMS": "0",
+        "lines-INITIAL_FORMS": "0",
+        "lines-MIN_NUM_FORMS": "0",
+        "lines-MAX_NUM_FORMS": "1000",
+    }
+    refused = client.post(add, {**form, "reference": "DLV/1"})
+    assert refused.status_code == 200 and not Delivery.objects.exists()
+    assert b"letters, digits" in refused.content
+    assert client.post(add, {**form, "reference": "DLV-1"}).status_code == 302
+    assert list(Delivery.objects.values_list("reference", flat=True)) == ["DLV-1"]
+    # The deliveries page answers with what the admin let in.
+    assert client.get(reverse("inventory:delivery-list")).status_code == 200
