@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
 
 from config.admin_history import HistoryAdmin as SimpleHistoryAdmin
+from config.inputs import matches
+from config.shapes import DELIVERY_REFERENCE
 from inventory.models import (
     SKU,
     AllocationPlan,
@@ -109,8 +112,25 @@ class DeliveryLineInline(admin.TabularInline):
     extra = 0
 
 
+class DeliveryAdminForm(forms.ModelForm):
+    class Meta:
+        model = Delivery
+        fields = ["reference", "launch", "supplier", "expected_on", "status", "source"]
+
+    def clean_reference(self) -> str:
+        # The manifests' rule (inventory.manifests): a reference is part of head office's
+        # addresses, and one that does not fit them breaks the deliveries page.
+        reference = self.cleaned_data["reference"]
+        if not matches(DELIVERY_REFERENCE, reference):
+            raise forms.ValidationError(
+                "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+            )
+        return reference
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
+    form = DeliveryAdminForm
     list_display = ["reference", "launch", "supplier", "expected_on", "status", "received_at", "source"]
     list_filter = ["status", "launch", "supplier"]
     search_fields = ["reference"]

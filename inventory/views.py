@@ -58,11 +58,15 @@ def _int_or_none(value) -> int | None:
 @require_GET
 @head_office_required
 def delivery_list(request):
-    deliveries = (
+    deliveries = list(
         Delivery.objects.select_related("launch", "plan")
         .annotate(units=Sum("lines__quantity"), skus=Count("lines"))
         .order_by("-expected_on", "reference")
     )
+    for delivery in deliveries:
+        # A reference recorded before manifests were held to the address alphabet has no
+        # address: listed, never linked (reversing it would fail the whole page).
+        delivery.addressable = matches(DELIVERY_REFERENCE, delivery.reference)
     return render(request, "inventory/delivery_list.html", {"deliveries": deliveries})
 
 

@@ -53,6 +53,11 @@ class FormTokenField(forms.Field):
         return value if TOKEN_RE.fullmatch(value) else ""
 
 
+def _locked_out() -> forms.ValidationError:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return forms.ValidationError(TOO_MANY.format(minutes=minutes), code="locked_out")
+
+
 class CustomerIdentityForm(forms.Form):
     """Who is asking: the account number plus the postcode as a second factor."""
 
@@ -93,12 +98,17 @@ class CustomerIdentityForm(forms.Form):
             # (account number, IP address) and pauses that pair after a few, as for staff.
             credentials = {"username": f"customer:{account_number.strip().upper()}"}
             if self.request is not None and not AxesProxyHandler.is_allowed(self.request, credentials):
-                minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-                raise forms.ValidationError(TOO_MANY.format(minutes=minutes), code="locked_out")
+                raise _locked_out()
             self.customer = customer_verify(account_number=account_number, postcode=postcode)
             if self.customer is None:
                 if self.request is not None:
                     user_login_failed.send(sender=type(self), credentials=credentials, request=self.request)
+                    if getattr(self.request, "axes_locked_out", False):
+                        # This failure reached the limit. Say so here, in the customer's words:
+                        # left set, the flag has AxesMiddleware swap this page for the staff
+                        # sign-in page's lockout (429, "ask head office").
+                        self.request.axes_locked_out = False
+                        raise _locked_out()
                 raise forms.ValidationError(NO_MATCH, code="no_match")
         return cleaned
 
