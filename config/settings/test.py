@@ -64,7 +64,13 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_WORKER_EAGER", "1") != "0"
 # a cache prefix and a queue, so parallel runs on one Redis never see each other's work.
 # Unique per run: each run recreates the test database, so ids restart and a cached
 # eligibility entry from an earlier run would name a customer that no longer exists.
-TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", f"{os.getpid()}-{time.time_ns()}")
+# Under pytest-xdist each worker has its own database, so its own prefix and queue too
+# (the workers inherit the run's id from the controller; a worker's Celery workers inherit
+# PYTEST_XDIST_WORKER from it): otherwise one xdist worker's Celery worker takes the
+# other's tasks and finds none of their rows.
+TEST_RUN_ID = os.environ.setdefault("LAUNCHDAY_TEST_RUN", f"{os.getpid()}-{time.time_ns()}") + os.environ.get(
+    "PYTEST_XDIST_WORKER", ""
+)
 CACHES["default"]["KEY_PREFIX"] = f"launchday-test-{TEST_RUN_ID}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"launchday-test-{TEST_RUN_ID}"
 CELERY_TASK_ROUTES: dict = {}  # every task of a run on its one queue, which its workers read
