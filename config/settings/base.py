@@ -366,8 +366,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
-    # httpx logs every webhook request at INFO: the delivery log is in the database.
-    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- Outbox -----------------------------------------------------------------------------

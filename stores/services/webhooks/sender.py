@@ -10,7 +10,7 @@ WEBHOOK_SENDER_THREADS senders for up to WEBHOOK_DRAIN_SECONDS. Each sender loop
 2. claim up to WEBHOOK_BATCH_SIZE of its due deliveries (FOR UPDATE SKIP LOCKED): pending
    rows due now, and rows whose sender died (`sending` past WEBHOOK_LEASE_SECONDS) become
    `sending` under this sender's claim;
-3. POST them one by one over one keep-alive connection, writing each attempt and the
+3. POST them one by one over one keep-alive connection (transport.py), writing each attempt and the
    delivery's new state in one statement the moment the answer is in. A sender killed
    mid-batch therefore repeats, after the lease, only the delivery it was waiting on
    (with the same webhook-id); the rest of its batch was never sent or is already marked.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import http.client
 import logging
 import random
 import threading
@@ -34,7 +35,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 from celery import current_app
 from django.conf import settings
@@ -45,7 +45,7 @@ from django.utils import timezone
 from stores.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, webhook_id
 from stores.services.webhooks.endpoints import signing_keys, webhook_endpoint_disable
 from stores.services.webhooks.signing import signature
-from stores.services.webhooks.transport import client_make
+from stores.services.webhooks.transport import Connections
 
 logger = logging.getLogger(__name__)
 
@@ -241,25 +241,26 @@ def request_body(claimed: Claimed) -> bytes:
     return orjson.dumps({"type": claimed.type, "timestamp": claimed.occurred_at, "data": claimed.data})
 
 
-def post(client: httpx.Client, *, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+def post(connections: Connections, *, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     outcome = Outcome(headers=headers)
     started = time.monotonic()
     try:
-        with client.stream("POST", url, content=body, headers=headers) as response:
-            outcome.status_code = response.status_code
-            kept = bytearray()
-            read = 0
-            for chunk in response.iter_raw():
-                read += len(chunk)
-                if len(kept) < BODY_KEPT:
-                    kept += chunk[: BODY_KEPT - len(kept)]
-                if read >= BODY_DRAINED:
-                    break
-            outcome.body = kept.decode("utf-8", "replace")
-            outcome.retry_after = retry_after(response.headers.get("retry-after"), now=timezone.now())
-    except httpx.TimeoutException:
+        reply = connections.post(
+            url=url,
+            body=body,
+            headers=headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            keep=BODY_KEPT,
+            drain=BODY_DRAINED,
+        )
+        outcome.status_code = reply.status
+        outcome.body = reply.body.decode("utf-8", "replace")
+        if reply.retry_after is not None:
+            outcome.retry_after = retry_after(reply.retry_after, now=timezone.now())
+    except TimeoutError:
         outcome.error = f"No answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s."
-    except httpx.HTTPError as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # Refused, reset, TLS, address refused by the guard, a malformed answer or URL.
         outcome.error = f"{type(exc).__name__}: {exc}"[:500]
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     if outcome.status_code is not None and not outcome.succeeded and 200 <= outcome.status_code < 300:
@@ -351,15 +352,15 @@ def attempt_record(
 
 
 class BatchSend:
-    """One endpoint's claimed batch, sent in order over one client, in named steps."""
+    """One endpoint's claimed batch, sent in order over the sender's connections, in named steps."""
 
     def __init__(
-        self, *, endpoint_id: int, token: datetime.datetime, rows: list[Claimed], client: httpx.Client
+        self, *, endpoint_id: int, token: datetime.datetime, rows: list[Claimed], connections: Connections
     ):
         self.endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
         self.token = token
         self.rows = rows
-        self.client = client
+        self.connections = connections
         self.result = DrainResult(claimed=len(rows))
         self.started = time.monotonic()
         # Stop well inside the lease, leaving room for one last request's timeout.
@@ -410,7 +411,7 @@ class BatchSend:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature(keys=keys, msg_id=msg_id, timestamp=timestamp, body=body),
         }
-        return post(self.client, url=self.endpoint.url, body=body, headers=headers)
+        return post(self.connections, url=self.endpoint.url, body=body, headers=headers)
 
     def settle(self, claimed: Claimed, outcome: Outcome) -> datetime.timedelta | None:
         """Record the attempt and its consequences; a delay when the batch must stop."""
@@ -486,7 +487,7 @@ class BatchSend:
 
 def _sender(deadline: float, result: DrainResult, lock: threading.Lock) -> None:
     """One sender: endpoint after endpoint, batch after batch, until nothing is due."""
-    client = client_make(connections=2)
+    connections = Connections()
     mine = DrainResult()
     try:
         while time.monotonic() < deadline:
@@ -504,11 +505,14 @@ def _sender(deadline: float, result: DrainResult, lock: threading.Lock) -> None:
             try:
                 token, rows = deliveries_claim(endpoint_id=endpoint_id, limit=settings.WEBHOOK_BATCH_SIZE)
                 if rows:
-                    mine.add(BatchSend(endpoint_id=endpoint_id, token=token, rows=rows, client=client).run())
+                    batch = BatchSend(
+                        endpoint_id=endpoint_id, token=token, rows=rows, connections=connections
+                    )
+                    mine.add(batch.run())
             finally:
                 slot_release(endpoint_id=endpoint_id, slot=slot)
     finally:
-        client.close()
+        connections.close()
         with lock:
             result.add(mine)
 
