@@ -406,6 +406,11 @@ WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", defau
 WEBHOOK_SENDER_THREADS = env.int("WEBHOOK_SENDER_THREADS", default=4)
 WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=2)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
+# A sender writes successful attempts several at a time (one WAL flush for them all): once
+# this many are waiting, or the oldest has waited this long. A SIGKILLed sender repeats at
+# most these (and the request it was waiting on), with the same webhook-id. 1: each at once.
+WEBHOOK_RECORD_EVERY = env.int("WEBHOOK_RECORD_EVERY", default=32)
+WEBHOOK_RECORD_WAIT_SECONDS = env.float("WEBHOOK_RECORD_WAIT_SECONDS", default=0.05)
 WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=30.0)
 WEBHOOK_EAGER_DRAIN_SECONDS = env.float("WEBHOOK_EAGER_DRAIN_SECONDS", default=2.0)
 # A claimed batch belongs to its sender this long; a dead sender's rows are retaken after.

@@ -10,10 +10,21 @@ WEBHOOK_SENDER_THREADS senders for up to WEBHOOK_DRAIN_SECONDS. Each sender loop
 2. claim up to WEBHOOK_BATCH_SIZE of its due deliveries (FOR UPDATE SKIP LOCKED): pending
    rows due now, and rows whose sender died (`sending` past WEBHOOK_LEASE_SECONDS) become
    `sending` under this sender's claim;
-3. POST them one by one over one keep-alive connection (transport.py), writing each attempt and the
-   delivery's new state in one statement the moment the answer is in. A sender killed
-   mid-batch therefore repeats, after the lease, only the delivery it was waiting on
-   (with the same webhook-id); the rest of its batch was never sent or is already marked.
+3. POST them one by one over one keep-alive connection (transport.py), and write the
+   attempts with the deliveries' new states, several in one statement: a success is
+   written with the ones before it once WEBHOOK_RECORD_EVERY are waiting or the oldest
+   has waited WEBHOOK_RECORD_WAIT_SECONDS (checked before each request), and always at
+   the end of the batch and before anything is handed back; any other outcome is written
+   at once, with the successes waiting before it, because what follows (failure streak,
+   410, hand-back) depends on it. One statement a delivery cost a WAL flush each, more
+   than the POST itself.
+
+   A sender killed mid-batch therefore repeats, after the lease and with the same
+   webhook-id, only its deliveries in flight, which now means: the request it was
+   waiting on, and the successes answered but not yet written - at most
+   WEBHOOK_RECORD_EVERY - 1 of them, all answered within WEBHOOK_RECORD_WAIT_SECONDS
+   before that request was sent. The rest of its batch was never sent or is already
+   marked. (WEBHOOK_RECORD_EVERY = 1 writes each attempt the moment its answer is in.)
 
 Retries follow WEBHOOK_RETRY_SCHEDULE (Standard Webhooks: 5 s, 5 min, 30 min, 2 h, 5 h,
 10 h, 14 h, 20 h, 24 h) with jitter, kept in next_attempt_at (never a Celery countdown:
@@ -272,87 +283,106 @@ def post(connections: Connections, *, url: str, body: bytes, headers: dict[str, 
     return outcome
 
 
-# Writes the attempt and the delivery's new state together, in one statement, only if
-# this sender's claim still holds (a sender whose lease ran out finds its row taken). A
-# retry due at an endpoint switched off meanwhile fails instead, as its pending ones did.
+@dataclass
+class Record:
+    """One attempt to write: what came of it, and the state it leaves the delivery in."""
+
+    claimed: Claimed
+    outcome: Outcome
+    status: str
+    next_at: datetime.datetime | None
+    at: datetime.datetime  # when the answer (or the failure) came
+
+
+# Writes attempts and their deliveries' new states together, in one statement (one
+# transaction, one WAL flush for them all). A delivery changes only if this sender's claim
+# still holds (a sender whose lease ran out finds its row taken), but its attempt is logged
+# either way: it was sent. A retry due at an endpoint switched off meanwhile fails instead,
+# as its pending ones did. The rows come as one JSON array, logged in the order sent (n).
 _RECORD = """
-WITH d AS (
-  UPDATE stores_webhookdelivery SET attempts = attempts + 1,
-    status = CASE WHEN %(status)s = 'pending'
-                   AND NOT (SELECT w.is_enabled FROM stores_webhookendpoint w WHERE w.id = endpoint_id)
-                  THEN 'failed' ELSE %(status)s END,
-    next_attempt_at = COALESCE(%(next)s, next_attempt_at), claimed_at = NULL,
-    last_status_code = %(code)s, last_error = %(error)s,
-    delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END
-  WHERE id = %(id)s AND status = 'sending' AND claimed_at = %(token)s
-  RETURNING id
+WITH r AS (
+  SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(n int, id bigint, status text,
+    next_at timestamptz, code int, error text, at timestamptz, headers jsonb, body text, duration int)
+), d AS (
+  UPDATE stores_webhookdelivery d SET attempts = d.attempts + 1,
+    status = CASE WHEN r.status = 'pending' AND NOT w.is_enabled THEN 'failed' ELSE r.status END,
+    next_attempt_at = COALESCE(r.next_at, d.next_attempt_at), claimed_at = NULL,
+    last_status_code = r.code, last_error = r.error,
+    delivered_at = CASE WHEN r.status = 'delivered' THEN r.at ELSE d.delivered_at END
+  FROM r, stores_webhookendpoint w
+  WHERE d.id = r.id AND w.id = d.endpoint_id AND d.status = 'sending' AND d.claimed_at = %(token)s
 )
 INSERT INTO stores_webhookattempt (delivery_id, attempted_at, request_headers, status_code, response_body,
   duration_ms, error)
-VALUES (%(id)s, %(now)s, %(headers)s::jsonb, %(code)s, %(body)s, %(duration)s, %(error)s)
+SELECT id, at, headers, code, body, duration, error FROM r ORDER BY n
 """
 
 
-def attempt_record(
-    *,
-    claimed: Claimed,
-    token: datetime.datetime,
-    outcome: Outcome,
-    status: str,
-    next_at: datetime.datetime | None,
-) -> None:
-    now = timezone.now()
+def _error(outcome: Outcome) -> str:
     error = outcome.error or (f"HTTP {outcome.status_code}" if not outcome.succeeded else "")
-    body = outcome.body.replace("\x00", "")
+    # Lone surrogates cannot be stored; an exception's text is the only source of them.
+    return error[:500].encode("utf-8", "replace").decode()
+
+
+def attempts_record(*, records: list[Record], token: datetime.datetime) -> None:
+    """Write the attempts of one claim (`token`) and their deliveries' new states."""
+    if not records:
+        return
     if connection.vendor == "postgresql":
+        rows = [
+            {
+                "n": n,
+                "id": r.claimed.id,
+                "status": r.status,
+                "next_at": r.next_at,
+                "code": r.outcome.status_code,
+                "error": _error(r.outcome),
+                "at": r.at,
+                "headers": r.outcome.headers,
+                # PostgreSQL text holds no NUL.
+                "body": r.outcome.body.replace("\x00", ""),
+                "duration": r.outcome.duration_ms,
+            }
+            for n, r in enumerate(records)
+        ]
         with connection.cursor() as cursor:
-            cursor.execute(
-                _RECORD,
-                {
-                    "status": status,
-                    "next": next_at,
-                    "code": outcome.status_code,
-                    "error": error[:500],
-                    "now": now,
-                    "id": claimed.id,
-                    "token": token,
-                    "headers": orjson.dumps(outcome.headers).decode(),
-                    "body": body,
-                    "duration": outcome.duration_ms,
-                },
-            )
+            cursor.execute(_RECORD, {"rows": orjson.dumps(rows).decode(), "token": token})
         return
     with transaction.atomic():
-        mine = WebhookDelivery.objects.filter(
-            pk=claimed.id, status=WebhookDelivery.Status.SENDING, claimed_at=token
-        )
-        if status == WebhookDelivery.Status.PENDING and mine.filter(endpoint__is_enabled=False).exists():
-            status = WebhookDelivery.Status.FAILED
-        mine.update(
-            status=status,
-            attempts=claimed.attempts + 1,
-            next_attempt_at=next_at or now,
-            claimed_at=None,
-            last_status_code=outcome.status_code,
-            last_error=error[:500],
-            delivered_at=now if status == WebhookDelivery.Status.DELIVERED else None,
-        )
-        WebhookAttempt.objects.create(
-            delivery_id=claimed.id,
-            attempted_at=now,
-            request_headers=outcome.headers,
-            status_code=outcome.status_code,
-            response_body=body,
-            duration_ms=outcome.duration_ms,
-            error=error[:500],
-        )
+        for r in records:
+            status = r.status
+            mine = WebhookDelivery.objects.filter(
+                pk=r.claimed.id, status=WebhookDelivery.Status.SENDING, claimed_at=token
+            )
+            if status == WebhookDelivery.Status.PENDING and mine.filter(endpoint__is_enabled=False).exists():
+                status = WebhookDelivery.Status.FAILED
+            mine.update(
+                status=status,
+                attempts=r.claimed.attempts + 1,
+                next_attempt_at=r.next_at or r.at,
+                claimed_at=None,
+                last_status_code=r.outcome.status_code,
+                last_error=_error(r.outcome),
+                delivered_at=r.at if status == WebhookDelivery.Status.DELIVERED else None,
+            )
+            WebhookAttempt.objects.create(
+                delivery_id=r.claimed.id,
+                attempted_at=r.at,
+                request_headers=r.outcome.headers,
+                status_code=r.outcome.status_code,
+                response_body=r.outcome.body.replace("\x00", ""),
+                duration_ms=r.outcome.duration_ms,
+                error=_error(r.outcome),
+            )
 
 
 # --- A batch of one endpoint ---------------------------------------------------------
 
 
 class BatchSend:
-    """One endpoint's claimed batch, sent in order over the sender's connections, in named steps."""
+    """One endpoint's claimed batch, sent in order over the sender's connections, in
+    named steps. Successes wait in `unrecorded` to be written several at a time (see the
+    module's docstring for when, and what a SIGKILL then repeats)."""
 
     def __init__(
         self, *, endpoint_id: int, token: datetime.datetime, rows: list[Claimed], connections: Connections
@@ -366,23 +396,48 @@ class BatchSend:
         # Stop well inside the lease, leaving room for one last request's timeout.
         self.budget = max(settings.WEBHOOK_LEASE_SECONDS / 2 - settings.WEBHOOK_TIMEOUT_SECONDS, 1.0)
         self.checked_at = self.started
+        self.unrecorded: list[Record] = []
+        self.unrecorded_since = 0.0
+        self.record_every = max(settings.WEBHOOK_RECORD_EVERY, 1)
+        self.record_wait = settings.WEBHOOK_RECORD_WAIT_SECONDS
 
     def run(self) -> DrainResult:
-        for index, claimed in enumerate(self.rows):
-            stop = self.must_stop()
-            if stop is not None:
-                self.result.handed_back += hand_back(
-                    ids=[c.id for c in self.rows[index:]], token=self.token, delay=stop
-                )
-                break
-            outcome = self.send(claimed)
-            delay = self.settle(claimed, outcome)
-            if delay is not None:  # the endpoint is down or asks us to wait: the rest waits too
-                self.result.handed_back += hand_back(
-                    ids=[c.id for c in self.rows[index + 1 :]], token=self.token, delay=delay
-                )
-                break
+        try:
+            for index, claimed in enumerate(self.rows):
+                if self.unrecorded and (
+                    len(self.unrecorded) >= self.record_every
+                    or time.monotonic() - self.unrecorded_since >= self.record_wait
+                ):
+                    self.record()
+                stop = self.must_stop()
+                if stop is not None:
+                    self.hand_back_from(index, delay=stop)
+                    break
+                outcome = self.send(claimed)
+                delay = self.settle(claimed, outcome)
+                if delay is not None:  # the endpoint is down or asks us to wait: the rest waits too
+                    self.hand_back_from(index + 1, delay=delay)
+                    break
+        finally:
+            self.record()
         return self.result
+
+    def record(self) -> None:
+        """Write the attempts waiting (before anything that depends on them)."""
+        if self.unrecorded:
+            attempts_record(records=self.unrecorded, token=self.token)
+            self.unrecorded = []
+
+    def note(self, record: Record) -> None:
+        if not self.unrecorded:
+            self.unrecorded_since = time.monotonic()
+        self.unrecorded.append(record)
+
+    def hand_back_from(self, index: int, *, delay: datetime.timedelta) -> None:
+        self.record()
+        self.result.handed_back += hand_back(
+            ids=[c.id for c in self.rows[index:]], token=self.token, delay=delay
+        )
 
     def must_stop(self) -> datetime.timedelta | None:
         """A delay to hand the rest back with, when this batch must stop now."""
@@ -414,46 +469,31 @@ class BatchSend:
         return post(self.connections, url=self.endpoint.url, body=body, headers=headers)
 
     def settle(self, claimed: Claimed, outcome: Outcome) -> datetime.timedelta | None:
-        """Record the attempt and its consequences; a delay when the batch must stop."""
+        """Note the attempt and act on it; a delay when the batch must stop. Only a
+        success may wait to be written: what the others lead to reads their state."""
+        now = timezone.now()
         if outcome.succeeded:
-            attempt_record(
-                claimed=claimed,
-                token=self.token,
-                outcome=outcome,
-                status=WebhookDelivery.Status.DELIVERED,
-                next_at=None,
-            )
+            self.note(Record(claimed, outcome, WebhookDelivery.Status.DELIVERED, None, now))
             self.result.delivered += 1
             if self.endpoint.failing_since is not None:
                 WebhookEndpoint.objects.filter(pk=self.endpoint.pk).update(failing_since=None)
                 self.endpoint.failing_since = None
             return None
         if outcome.status_code == 410:
-            attempt_record(
-                claimed=claimed,
-                token=self.token,
-                outcome=outcome,
-                status=WebhookDelivery.Status.FAILED,
-                next_at=None,
-            )
+            self.note(Record(claimed, outcome, WebhookDelivery.Status.FAILED, None, now))
+            self.record()
             self.result.failed += 1
             if webhook_endpoint_disable(
                 endpoint_id=self.endpoint.pk, reason=WebhookEndpoint.DisabledReason.GONE
             ):
                 self.result.disabled.append(self.endpoint.pk)
             return datetime.timedelta(0)
-        now = timezone.now()
         delay = retry_delay(attempts=claimed.attempts + 1)
         if delay is not None and outcome.retry_after is not None:
             delay = max(delay, outcome.retry_after)
         status = WebhookDelivery.Status.PENDING if delay is not None else WebhookDelivery.Status.FAILED
-        attempt_record(
-            claimed=claimed,
-            token=self.token,
-            outcome=outcome,
-            status=status,
-            next_at=now + delay if delay else None,
-        )
+        self.note(Record(claimed, outcome, status, now + delay if delay else None, now))
+        self.record()
         self.result.retried += delay is not None
         self.result.failed += delay is None
         if self.failing(now):
