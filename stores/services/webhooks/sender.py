@@ -51,6 +51,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from stores.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, webhook_id
@@ -148,16 +149,20 @@ def endpoints_due() -> list[int]:
     """Enabled endpoints with a delivery due now (or a dead sender's, past its lease)."""
     now = timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    due = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
-    ).values_list("endpoint_id", flat=True)
-    stale = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.SENDING, claimed_at__lt=cutoff
-    ).values_list("endpoint_id", flat=True)
-    enabled = WebhookEndpoint.objects.filter(is_enabled=True)
-    return list(enabled.filter(pk__in=due).values_list("pk", flat=True)) + list(
-        enabled.filter(pk__in=stale).exclude(pk__in=due).values_list("pk", flat=True)
+    mine = WebhookDelivery.objects.filter(endpoint_id=OuterRef("pk"))
+    due = mine.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+    stale = mine.filter(status=WebhookDelivery.Status.SENDING, claimed_at__lt=cutoff)
+    # One `(SELECT id ... LIMIT 1)` per endpoint: an index probe that stops at the first
+    # row. As `pk IN (...)` (or EXISTS), PostgreSQL may hash every due row instead, 7 ms
+    # at 20,000 due, before a burst of new rows has been analysed.
+    rows = (
+        WebhookEndpoint.objects.filter(is_enabled=True)
+        .annotate(due=Subquery(due.values("id")[:1]), stale=Subquery(stale.values("id")[:1]))
+        .values_list("pk", "due", "stale")
     )
+    return [pk for pk, d, _ in rows if d is not None] + [
+        pk for pk, d, st in rows if d is None and st is not None
+    ]
 
 
 @dataclass
@@ -170,12 +175,45 @@ class Claimed:
     data: Any
 
 
+# Claims in one statement, planned the same whatever the statistics say (the ORM's
+# three, before a burst of new rows was analysed, took 15 ms by hashing every event):
+# lock up to `limit` rows of dead senders and of due ones (SKIP LOCKED), keep the first
+# `limit` (dead senders' first, then by due time), and mark them ours, returning their
+# events. Rows locked but not kept are free again at the commit, a moment later.
+_CLAIM = """
+WITH dead AS (
+  SELECT id, 0 AS rank, claimed_at AS since FROM stores_webhookdelivery
+  WHERE endpoint_id = %(endpoint)s AND status = 'sending' AND claimed_at < %(cutoff)s
+  ORDER BY claimed_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), due AS (
+  SELECT id, 1 AS rank, next_attempt_at AS since FROM stores_webhookdelivery
+  WHERE endpoint_id = %(endpoint)s AND status = 'pending' AND next_attempt_at <= %(now)s
+  ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), chosen AS (
+  (SELECT * FROM dead UNION ALL SELECT * FROM due) ORDER BY rank, since, id LIMIT %(limit)s
+)
+UPDATE stores_webhookdelivery d SET status = 'sending', claimed_at = %(now)s
+FROM chosen, stores_webhookevent e WHERE d.id = chosen.id AND e.id = d.event_id
+RETURNING chosen.rank, chosen.since, d.id, d.attempts, e.public_id, e.type, e.occurred_at, e.data::text
+"""
+
+
 def deliveries_claim(*, endpoint_id: int, limit: int) -> tuple[datetime.datetime, list[Claimed]]:
     """Claim up to `limit` of the endpoint's due deliveries; returns the claim's token
     (its claimed_at) and the rows, dead senders' rows first, then by due time."""
     now = timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    mine = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(endpoint_id=endpoint_id)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM, {"endpoint": endpoint_id, "cutoff": cutoff, "now": now, "limit": limit})
+            found = sorted(cursor.fetchall(), key=lambda r: (r[0], r[1], r[2]))
+        return now, [
+            Claimed(
+                id=r[2], attempts=r[3], public_id=r[4], type=r[5], occurred_at=r[6], data=orjson.loads(r[7])
+            )
+            for r in found
+        ]
+    mine = WebhookDelivery.objects.filter(endpoint_id=endpoint_id)
     with transaction.atomic():
         ids = list(
             mine.filter(status=WebhookDelivery.Status.SENDING, claimed_at__lt=cutoff)
