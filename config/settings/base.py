@@ -405,7 +405,10 @@ WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", defau
 # deliveries claimed per batch. A drain runs at most WEBHOOK_DRAIN_SECONDS, then hands over.
 WEBHOOK_SENDER_THREADS = env.int("WEBHOOK_SENDER_THREADS", default=4)
 WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=2)
-WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
+# A batch costs a few queries (find endpoints, take a slot, claim) whatever its size; 250
+# spreads them thinner than 100 did and still lasts a fraction of a second at a fast
+# endpoint (a slow endpoint's batch stops at half the lease anyway).
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=250)
 # A sender writes successful attempts several at a time (one WAL flush for them all): once
 # this many are waiting, or the oldest has waited this long. A SIGKILLed sender repeats at
 # most these (and the request it was waiting on), with the same webhook-id. 1: each at once.
