@@ -375,8 +375,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
-    # httpx logs every webhook request at INFO: the delivery log is in the database.
-    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- Outbox -----------------------------------------------------------------------------
@@ -416,7 +414,15 @@ WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", defau
 # deliveries claimed per batch. A drain runs at most WEBHOOK_DRAIN_SECONDS, then hands over.
 WEBHOOK_SENDER_THREADS = env.int("WEBHOOK_SENDER_THREADS", default=4)
 WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=2)
-WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
+# A batch costs a few queries (find endpoints, take a slot, claim) whatever its size; 250
+# spreads them thinner than 100 did and still lasts a fraction of a second at a fast
+# endpoint (a slow endpoint's batch stops at half the lease anyway).
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=250)
+# A sender writes successful attempts several at a time (one WAL flush for them all): once
+# this many are waiting, or the oldest has waited this long. A SIGKILLed sender repeats at
+# most these (and the request it was waiting on), with the same webhook-id. 1: each at once.
+WEBHOOK_RECORD_EVERY = env.int("WEBHOOK_RECORD_EVERY", default=32)
+WEBHOOK_RECORD_WAIT_SECONDS = env.float("WEBHOOK_RECORD_WAIT_SECONDS", default=0.05)
 WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=30.0)
 WEBHOOK_EAGER_DRAIN_SECONDS = env.float("WEBHOOK_EAGER_DRAIN_SECONDS", default=2.0)
 # A claimed batch belongs to its sender this long; a dead sender's rows are retaken after.

@@ -149,11 +149,14 @@ def test_redirects_are_not_followed(receiver):
     assert delivery.status == "pending" and "Redirects are not followed" in delivery.last_error
 
 
-def test_private_and_loopback_addresses_are_refused_unless_allowed(receiver, settings):
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_private_and_loopback_addresses_are_refused_unless_allowed(receiver, settings, host):
+    """An address, or a name that resolves to one (the guard checks after the lookup)."""
     settings.WEBHOOK_ALLOWED_NETWORKS = []
     world = world_make(online_units=1)
+    url = receiver.url().replace("127.0.0.1", host)
     WebhookEndpoint.objects.create(
-        partner=world.partner, url=receiver.url(), event_types=[T.ORDER_ALLOCATED], secret="whsec_QUFB"
+        partner=world.partner, url=url, event_types=[T.ORDER_ALLOCATED], secret="whsec_QUFB"
     )  # as if its name had resolved to a public address when it was registered
     world.order(0)
     launch_allocate(launch_id=world.launch.pk)

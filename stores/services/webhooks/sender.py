@@ -10,10 +10,21 @@ WEBHOOK_SENDER_THREADS senders for up to WEBHOOK_DRAIN_SECONDS. Each sender loop
 2. claim up to WEBHOOK_BATCH_SIZE of its due deliveries (FOR UPDATE SKIP LOCKED): pending
    rows due now, and rows whose sender died (`sending` past WEBHOOK_LEASE_SECONDS) become
    `sending` under this sender's claim;
-3. POST them one by one over one keep-alive connection, writing each attempt and the
-   delivery's new state in one statement the moment the answer is in. A sender killed
-   mid-batch therefore repeats, after the lease, only the delivery it was waiting on
-   (with the same webhook-id); the rest of its batch was never sent or is already marked.
+3. POST them one by one over one keep-alive connection (transport.py), and write the
+   attempts with the deliveries' new states, several in one statement: a success is
+   written with the ones before it once WEBHOOK_RECORD_EVERY are waiting or the oldest
+   has waited WEBHOOK_RECORD_WAIT_SECONDS (checked before each request), and always at
+   the end of the batch and before anything is handed back; any other outcome is written
+   at once, with the successes waiting before it, because what follows (failure streak,
+   410, hand-back) depends on it. One statement a delivery cost a WAL flush each, more
+   than the POST itself.
+
+   A sender killed mid-batch therefore repeats, after the lease and with the same
+   webhook-id, only its deliveries in flight, which now means: the request it was
+   waiting on, and the successes answered but not yet written - at most
+   WEBHOOK_RECORD_EVERY - 1 of them, all answered within WEBHOOK_RECORD_WAIT_SECONDS
+   before that request was sent. The rest of its batch was never sent or is already
+   marked. (WEBHOOK_RECORD_EVERY = 1 writes each attempt the moment its answer is in.)
 
 Retries follow WEBHOOK_RETRY_SCHEDULE (Standard Webhooks: 5 s, 5 min, 30 min, 2 h, 5 h,
 10 h, 14 h, 20 h, 24 h) with jitter, kept in next_attempt_at (never a Celery countdown:
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import http.client
 import logging
 import random
 import threading
@@ -34,18 +46,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from stores.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, webhook_id
 from stores.services.webhooks.endpoints import signing_keys, webhook_endpoint_disable
 from stores.services.webhooks.signing import signature
-from stores.services.webhooks.transport import client_make
+from stores.services.webhooks.transport import Connections
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +149,20 @@ def endpoints_due() -> list[int]:
     """Enabled endpoints with a delivery due now (or a dead sender's, past its lease)."""
     now = timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    due = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
-    ).values_list("endpoint_id", flat=True)
-    stale = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.SENDING, claimed_at__lt=cutoff
-    ).values_list("endpoint_id", flat=True)
-    enabled = WebhookEndpoint.objects.filter(is_enabled=True)
-    return list(enabled.filter(pk__in=due).values_list("pk", flat=True)) + list(
-        enabled.filter(pk__in=stale).exclude(pk__in=due).values_list("pk", flat=True)
+    mine = WebhookDelivery.objects.filter(endpoint_id=OuterRef("pk"))
+    due = mine.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+    stale = mine.filter(status=WebhookDelivery.Status.SENDING, claimed_at__lt=cutoff)
+    # One `(SELECT id ... LIMIT 1)` per endpoint: an index probe that stops at the first
+    # row. As `pk IN (...)` (or EXISTS), PostgreSQL may hash every due row instead, 7 ms
+    # at 20,000 due, before a burst of new rows has been analysed.
+    rows = (
+        WebhookEndpoint.objects.filter(is_enabled=True)
+        .annotate(due=Subquery(due.values("id")[:1]), stale=Subquery(stale.values("id")[:1]))
+        .values_list("pk", "due", "stale")
     )
+    return [pk for pk, d, _ in rows if d is not None] + [
+        pk for pk, d, st in rows if d is None and st is not None
+    ]
 
 
 @dataclass
@@ -159,12 +175,45 @@ class Claimed:
     data: Any
 
 
+# Claims in one statement, planned the same whatever the statistics say (the ORM's
+# three, before a burst of new rows was analysed, took 15 ms by hashing every event):
+# lock up to `limit` rows of dead senders and of due ones (SKIP LOCKED), keep the first
+# `limit` (dead senders' first, then by due time), and mark them ours, returning their
+# events. Rows locked but not kept are free again at the commit, a moment later.
+_CLAIM = """
+WITH dead AS (
+  SELECT id, 0 AS rank, claimed_at AS since FROM stores_webhookdelivery
+  WHERE endpoint_id = %(endpoint)s AND status = 'sending' AND claimed_at < %(cutoff)s
+  ORDER BY claimed_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), due AS (
+  SELECT id, 1 AS rank, next_attempt_at AS since FROM stores_webhookdelivery
+  WHERE endpoint_id = %(endpoint)s AND status = 'pending' AND next_attempt_at <= %(now)s
+  ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), chosen AS (
+  (SELECT * FROM dead UNION ALL SELECT * FROM due) ORDER BY rank, since, id LIMIT %(limit)s
+)
+UPDATE stores_webhookdelivery d SET status = 'sending', claimed_at = %(now)s
+FROM chosen, stores_webhookevent e WHERE d.id = chosen.id AND e.id = d.event_id
+RETURNING chosen.rank, chosen.since, d.id, d.attempts, e.public_id, e.type, e.occurred_at, e.data::text
+"""
+
+
 def deliveries_claim(*, endpoint_id: int, limit: int) -> tuple[datetime.datetime, list[Claimed]]:
     """Claim up to `limit` of the endpoint's due deliveries; returns the claim's token
     (its claimed_at) and the rows, dead senders' rows first, then by due time."""
     now = timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    mine = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(endpoint_id=endpoint_id)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM, {"endpoint": endpoint_id, "cutoff": cutoff, "now": now, "limit": limit})
+            found = sorted(cursor.fetchall(), key=lambda r: (r[0], r[1], r[2]))
+        return now, [
+            Claimed(
+                id=r[2], attempts=r[3], public_id=r[4], type=r[5], occurred_at=r[6], data=orjson.loads(r[7])
+            )
+            for r in found
+        ]
+    mine = WebhookDelivery.objects.filter(endpoint_id=endpoint_id)
     with transaction.atomic():
         ids = list(
             mine.filter(status=WebhookDelivery.Status.SENDING, claimed_at__lt=cutoff)
@@ -241,25 +290,26 @@ def request_body(claimed: Claimed) -> bytes:
     return orjson.dumps({"type": claimed.type, "timestamp": claimed.occurred_at, "data": claimed.data})
 
 
-def post(client: httpx.Client, *, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+def post(connections: Connections, *, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     outcome = Outcome(headers=headers)
     started = time.monotonic()
     try:
-        with client.stream("POST", url, content=body, headers=headers) as response:
-            outcome.status_code = response.status_code
-            kept = bytearray()
-            read = 0
-            for chunk in response.iter_raw():
-                read += len(chunk)
-                if len(kept) < BODY_KEPT:
-                    kept += chunk[: BODY_KEPT - len(kept)]
-                if read >= BODY_DRAINED:
-                    break
-            outcome.body = kept.decode("utf-8", "replace")
-            outcome.retry_after = retry_after(response.headers.get("retry-after"), now=timezone.now())
-    except httpx.TimeoutException:
+        reply = connections.post(
+            url=url,
+            body=body,
+            headers=headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            keep=BODY_KEPT,
+            drain=BODY_DRAINED,
+        )
+        outcome.status_code = reply.status
+        outcome.body = reply.body.decode("utf-8", "replace")
+        if reply.retry_after is not None:
+            outcome.retry_after = retry_after(reply.retry_after, now=timezone.now())
+    except TimeoutError:
         outcome.error = f"No answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s."
-    except httpx.HTTPError as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # Refused, reset, TLS, address refused by the guard, a malformed answer or URL.
         outcome.error = f"{type(exc).__name__}: {exc}"[:500]
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     if outcome.status_code is not None and not outcome.succeeded and 200 <= outcome.status_code < 300:
@@ -271,117 +321,161 @@ def post(client: httpx.Client, *, url: str, body: bytes, headers: dict[str, str]
     return outcome
 
 
-# Writes the attempt and the delivery's new state together, in one statement, only if
-# this sender's claim still holds (a sender whose lease ran out finds its row taken). A
-# retry due at an endpoint switched off meanwhile fails instead, as its pending ones did.
+@dataclass
+class Record:
+    """One attempt to write: what came of it, and the state it leaves the delivery in."""
+
+    claimed: Claimed
+    outcome: Outcome
+    status: str
+    next_at: datetime.datetime | None
+    at: datetime.datetime  # when the answer (or the failure) came
+
+
+# Writes attempts and their deliveries' new states together, in one statement (one
+# transaction, one WAL flush for them all). A delivery changes only if this sender's claim
+# still holds (a sender whose lease ran out finds its row taken), but its attempt is logged
+# either way: it was sent. A retry due at an endpoint switched off meanwhile fails instead,
+# as its pending ones did. The rows come as one JSON array, logged in the order sent (n).
 _RECORD = """
-WITH d AS (
-  UPDATE stores_webhookdelivery SET attempts = attempts + 1,
-    status = CASE WHEN %(status)s = 'pending'
-                   AND NOT (SELECT w.is_enabled FROM stores_webhookendpoint w WHERE w.id = endpoint_id)
-                  THEN 'failed' ELSE %(status)s END,
-    next_attempt_at = COALESCE(%(next)s, next_attempt_at), claimed_at = NULL,
-    last_status_code = %(code)s, last_error = %(error)s,
-    delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END
-  WHERE id = %(id)s AND status = 'sending' AND claimed_at = %(token)s
-  RETURNING id
+WITH r AS (
+  SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(n int, id bigint, status text,
+    next_at timestamptz, code int, error text, at timestamptz, headers jsonb, body text, duration int)
+), d AS (
+  UPDATE stores_webhookdelivery d SET attempts = d.attempts + 1,
+    status = CASE WHEN r.status = 'pending' AND NOT w.is_enabled THEN 'failed' ELSE r.status END,
+    next_attempt_at = COALESCE(r.next_at, d.next_attempt_at), claimed_at = NULL,
+    last_status_code = r.code, last_error = r.error,
+    delivered_at = CASE WHEN r.status = 'delivered' THEN r.at ELSE d.delivered_at END
+  FROM r, stores_webhookendpoint w
+  WHERE d.id = r.id AND w.id = d.endpoint_id AND d.status = 'sending' AND d.claimed_at = %(token)s
 )
 INSERT INTO stores_webhookattempt (delivery_id, attempted_at, request_headers, status_code, response_body,
   duration_ms, error)
-VALUES (%(id)s, %(now)s, %(headers)s::jsonb, %(code)s, %(body)s, %(duration)s, %(error)s)
+SELECT id, at, headers, code, body, duration, error FROM r ORDER BY n
 """
 
 
-def attempt_record(
-    *,
-    claimed: Claimed,
-    token: datetime.datetime,
-    outcome: Outcome,
-    status: str,
-    next_at: datetime.datetime | None,
-) -> None:
-    now = timezone.now()
+def _error(outcome: Outcome) -> str:
     error = outcome.error or (f"HTTP {outcome.status_code}" if not outcome.succeeded else "")
-    body = outcome.body.replace("\x00", "")
+    # Lone surrogates cannot be stored; an exception's text is the only source of them.
+    return error[:500].encode("utf-8", "replace").decode()
+
+
+def attempts_record(*, records: list[Record], token: datetime.datetime) -> None:
+    """Write the attempts of one claim (`token`) and their deliveries' new states."""
+    if not records:
+        return
     if connection.vendor == "postgresql":
+        rows = [
+            {
+                "n": n,
+                "id": r.claimed.id,
+                "status": r.status,
+                "next_at": r.next_at,
+                "code": r.outcome.status_code,
+                "error": _error(r.outcome),
+                "at": r.at,
+                "headers": r.outcome.headers,
+                # PostgreSQL text holds no NUL.
+                "body": r.outcome.body.replace("\x00", ""),
+                "duration": r.outcome.duration_ms,
+            }
+            for n, r in enumerate(records)
+        ]
         with connection.cursor() as cursor:
-            cursor.execute(
-                _RECORD,
-                {
-                    "status": status,
-                    "next": next_at,
-                    "code": outcome.status_code,
-                    "error": error[:500],
-                    "now": now,
-                    "id": claimed.id,
-                    "token": token,
-                    "headers": orjson.dumps(outcome.headers).decode(),
-                    "body": body,
-                    "duration": outcome.duration_ms,
-                },
-            )
+            cursor.execute(_RECORD, {"rows": orjson.dumps(rows).decode(), "token": token})
         return
     with transaction.atomic():
-        mine = WebhookDelivery.objects.filter(
-            pk=claimed.id, status=WebhookDelivery.Status.SENDING, claimed_at=token
-        )
-        if status == WebhookDelivery.Status.PENDING and mine.filter(endpoint__is_enabled=False).exists():
-            status = WebhookDelivery.Status.FAILED
-        mine.update(
-            status=status,
-            attempts=claimed.attempts + 1,
-            next_attempt_at=next_at or now,
-            claimed_at=None,
-            last_status_code=outcome.status_code,
-            last_error=error[:500],
-            delivered_at=now if status == WebhookDelivery.Status.DELIVERED else None,
-        )
-        WebhookAttempt.objects.create(
-            delivery_id=claimed.id,
-            attempted_at=now,
-            request_headers=outcome.headers,
-            status_code=outcome.status_code,
-            response_body=body,
-            duration_ms=outcome.duration_ms,
-            error=error[:500],
-        )
+        for r in records:
+            status = r.status
+            mine = WebhookDelivery.objects.filter(
+                pk=r.claimed.id, status=WebhookDelivery.Status.SENDING, claimed_at=token
+            )
+            if status == WebhookDelivery.Status.PENDING and mine.filter(endpoint__is_enabled=False).exists():
+                status = WebhookDelivery.Status.FAILED
+            mine.update(
+                status=status,
+                attempts=r.claimed.attempts + 1,
+                next_attempt_at=r.next_at or r.at,
+                claimed_at=None,
+                last_status_code=r.outcome.status_code,
+                last_error=_error(r.outcome),
+                delivered_at=r.at if status == WebhookDelivery.Status.DELIVERED else None,
+            )
+            WebhookAttempt.objects.create(
+                delivery_id=r.claimed.id,
+                attempted_at=r.at,
+                request_headers=r.outcome.headers,
+                status_code=r.outcome.status_code,
+                response_body=r.outcome.body.replace("\x00", ""),
+                duration_ms=r.outcome.duration_ms,
+                error=_error(r.outcome),
+            )
 
 
 # --- A batch of one endpoint ---------------------------------------------------------
 
 
 class BatchSend:
-    """One endpoint's claimed batch, sent in order over one client, in named steps."""
+    """One endpoint's claimed batch, sent in order over the sender's connections, in
+    named steps. Successes wait in `unrecorded` to be written several at a time (see the
+    module's docstring for when, and what a SIGKILL then repeats)."""
 
     def __init__(
-        self, *, endpoint_id: int, token: datetime.datetime, rows: list[Claimed], client: httpx.Client
+        self, *, endpoint_id: int, token: datetime.datetime, rows: list[Claimed], connections: Connections
     ):
         self.endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
         self.token = token
         self.rows = rows
-        self.client = client
+        self.connections = connections
         self.result = DrainResult(claimed=len(rows))
         self.started = time.monotonic()
         # Stop well inside the lease, leaving room for one last request's timeout.
         self.budget = max(settings.WEBHOOK_LEASE_SECONDS / 2 - settings.WEBHOOK_TIMEOUT_SECONDS, 1.0)
         self.checked_at = self.started
+        self.unrecorded: list[Record] = []
+        self.unrecorded_since = 0.0
+        self.record_every = max(settings.WEBHOOK_RECORD_EVERY, 1)
+        self.record_wait = settings.WEBHOOK_RECORD_WAIT_SECONDS
 
     def run(self) -> DrainResult:
-        for index, claimed in enumerate(self.rows):
-            stop = self.must_stop()
-            if stop is not None:
-                self.result.handed_back += hand_back(
-                    ids=[c.id for c in self.rows[index:]], token=self.token, delay=stop
-                )
-                break
-            outcome = self.send(claimed)
-            delay = self.settle(claimed, outcome)
-            if delay is not None:  # the endpoint is down or asks us to wait: the rest waits too
-                self.result.handed_back += hand_back(
-                    ids=[c.id for c in self.rows[index + 1 :]], token=self.token, delay=delay
-                )
-                break
+        try:
+            for index, claimed in enumerate(self.rows):
+                if self.unrecorded and (
+                    len(self.unrecorded) >= self.record_every
+                    or time.monotonic() - self.unrecorded_since >= self.record_wait
+                ):
+                    self.record()
+                stop = self.must_stop()
+                if stop is not None:
+                    self.hand_back_from(index, delay=stop)
+                    break
+                outcome = self.send(claimed)
+                delay = self.settle(claimed, outcome)
+                if delay is not None:  # the endpoint is down or asks us to wait: the rest waits too
+                    self.hand_back_from(index + 1, delay=delay)
+                    break
+        finally:
+            self.record()
         return self.result
+
+    def record(self) -> None:
+        """Write the attempts waiting (before anything that depends on them)."""
+        if self.unrecorded:
+            attempts_record(records=self.unrecorded, token=self.token)
+            self.unrecorded = []
+
+    def note(self, record: Record) -> None:
+        if not self.unrecorded:
+            self.unrecorded_since = time.monotonic()
+        self.unrecorded.append(record)
+
+    def hand_back_from(self, index: int, *, delay: datetime.timedelta) -> None:
+        self.record()
+        self.result.handed_back += hand_back(
+            ids=[c.id for c in self.rows[index:]], token=self.token, delay=delay
+        )
 
     def must_stop(self) -> datetime.timedelta | None:
         """A delay to hand the rest back with, when this batch must stop now."""
@@ -410,49 +504,34 @@ class BatchSend:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature(keys=keys, msg_id=msg_id, timestamp=timestamp, body=body),
         }
-        return post(self.client, url=self.endpoint.url, body=body, headers=headers)
+        return post(self.connections, url=self.endpoint.url, body=body, headers=headers)
 
     def settle(self, claimed: Claimed, outcome: Outcome) -> datetime.timedelta | None:
-        """Record the attempt and its consequences; a delay when the batch must stop."""
+        """Note the attempt and act on it; a delay when the batch must stop. Only a
+        success may wait to be written: what the others lead to reads their state."""
+        now = timezone.now()
         if outcome.succeeded:
-            attempt_record(
-                claimed=claimed,
-                token=self.token,
-                outcome=outcome,
-                status=WebhookDelivery.Status.DELIVERED,
-                next_at=None,
-            )
+            self.note(Record(claimed, outcome, WebhookDelivery.Status.DELIVERED, None, now))
             self.result.delivered += 1
             if self.endpoint.failing_since is not None:
                 WebhookEndpoint.objects.filter(pk=self.endpoint.pk).update(failing_since=None)
                 self.endpoint.failing_since = None
             return None
         if outcome.status_code == 410:
-            attempt_record(
-                claimed=claimed,
-                token=self.token,
-                outcome=outcome,
-                status=WebhookDelivery.Status.FAILED,
-                next_at=None,
-            )
+            self.note(Record(claimed, outcome, WebhookDelivery.Status.FAILED, None, now))
+            self.record()
             self.result.failed += 1
             if webhook_endpoint_disable(
                 endpoint_id=self.endpoint.pk, reason=WebhookEndpoint.DisabledReason.GONE
             ):
                 self.result.disabled.append(self.endpoint.pk)
             return datetime.timedelta(0)
-        now = timezone.now()
         delay = retry_delay(attempts=claimed.attempts + 1)
         if delay is not None and outcome.retry_after is not None:
             delay = max(delay, outcome.retry_after)
         status = WebhookDelivery.Status.PENDING if delay is not None else WebhookDelivery.Status.FAILED
-        attempt_record(
-            claimed=claimed,
-            token=self.token,
-            outcome=outcome,
-            status=status,
-            next_at=now + delay if delay else None,
-        )
+        self.note(Record(claimed, outcome, status, now + delay if delay else None, now))
+        self.record()
         self.result.retried += delay is not None
         self.result.failed += delay is None
         if self.failing(now):
@@ -486,7 +565,7 @@ class BatchSend:
 
 def _sender(deadline: float, result: DrainResult, lock: threading.Lock) -> None:
     """One sender: endpoint after endpoint, batch after batch, until nothing is due."""
-    client = client_make(connections=2)
+    connections = Connections()
     mine = DrainResult()
     try:
         while time.monotonic() < deadline:
@@ -504,11 +583,14 @@ def _sender(deadline: float, result: DrainResult, lock: threading.Lock) -> None:
             try:
                 token, rows = deliveries_claim(endpoint_id=endpoint_id, limit=settings.WEBHOOK_BATCH_SIZE)
                 if rows:
-                    mine.add(BatchSend(endpoint_id=endpoint_id, token=token, rows=rows, client=client).run())
+                    batch = BatchSend(
+                        endpoint_id=endpoint_id, token=token, rows=rows, connections=connections
+                    )
+                    mine.add(batch.run())
             finally:
                 slot_release(endpoint_id=endpoint_id, slot=slot)
     finally:
-        client.close()
+        connections.close()
         with lock:
             result.add(mine)
 
