@@ -73,10 +73,17 @@ ORDER_DOCUMENT_JOINS = """
   JOIN inventory_sku s ON s.id = o.sku_id
   LEFT JOIN stores_store st ON st.id = o.store_id
 """
+# created_at as orjson writes a UTC datetime (six digits of microseconds, none when they
+# are zero): jsonb's own form drops trailing zeros (".6402"), so the same order's events
+# would read differently depending on who wrote them.
+_CREATED_AT_SQL = (
+    "to_char(o.created_at AT TIME ZONE 'UTC', CASE WHEN mod(extract(microseconds FROM o.created_at)::bigint, "
+    '1000000) = 0 THEN \'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\' ELSE \'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\' END)'
+)
 ORDER_DOCUMENT_SQL = (
     "jsonb_build_object('reference', o.reference, 'launch', l.slug, 'customer', c.account_number, "
     "'sku', s.code, 'fulfilment', o.fulfilment, 'store', st.code, 'channel', o.channel, "
-    "'status', o.status, 'queue_position', {position}, 'created_at', o.created_at)"
+    f"'status', o.status, 'queue_position', {{position}}, 'created_at', {_CREATED_AT_SQL})"
 )
 
 

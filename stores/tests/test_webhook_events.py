@@ -191,3 +191,15 @@ def test_replay_makes_new_deliveries_of_the_same_events_and_refuses_a_disabled_e
     world.order(3)
     launch_allocate(launch_id=world.launch.pk)
     assert WebhookEvent.objects.count() == 4 and WebhookDelivery.objects.filter(status="pending").count() == 0
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 640200, 999999])
+def test_an_instant_reads_the_same_written_by_the_database_or_by_python(microsecond):
+    """jsonb drops trailing zeros (".6402"); orjson writes six digits, or none at all."""
+    from orders.selectors.orders import _CREATED_AT_SQL
+
+    instant = datetime.datetime(2008, 7, 11, 8, 2, 3, microsecond, tzinfo=datetime.UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_CREATED_AT_SQL} FROM (SELECT %s::timestamptz AS created_at) o", [instant])  # noqa: S608
+        from_sql = cursor.fetchone()[0]
+    assert from_sql == orjson.loads(orjson.dumps({"t": instant}))["t"]
