@@ -242,29 +242,30 @@ class AdmissionFront:
         if answer is not None:
             await answer.send(send)
             return
-        self.in_flight += 1
         try:
+            body = await read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, timeout=30.0)
+        except BodyTooLarge:
+            answer = envelope(ErrorCode.PAYLOAD_TOO_LARGE, "The body is larger than this API accepts.")
+        except BodyTooSlow:
+            answer = envelope(ErrorCode.INVALID_JSON, "The body did not arrive in time.")
+        except Disconnected:
+            return
+        else:
+            # Counted in flight only once its body is here: a client trickling its body costs
+            # a coroutine, and must not make the door refuse the orders that are ready.
+            self.in_flight += 1
             try:
-                body = await read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, timeout=30.0)
-            except BodyTooLarge:
-                answer = envelope(ErrorCode.PAYLOAD_TOO_LARGE, "The body is larger than this API accepts.")
-            except BodyTooSlow:
-                answer = envelope(ErrorCode.INVALID_JSON, "The body did not arrive in time.")
-            except Disconnected:
-                return
-            else:
-                try:
-                    answer = await admission_answer(dict(scope["headers"]), body)
-                except DatabaseError:
-                    # The database is away (a key or a customer not in memory needed it):
-                    # nothing was written, so the truth is "busy, retry".
-                    answer = overloaded("database_unavailable")
-                except Exception:  # a fault of ours: logged, and an envelope, never a page
-                    logger.exception("admission failed")
-                    answer = envelope(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
-                self.pace.done()
-        finally:
-            self.in_flight -= 1
+                answer = await admission_answer(dict(scope["headers"]), body)
+            except DatabaseError:
+                # The database is away (a key or a customer not in memory needed it):
+                # nothing was written, so the truth is "busy, retry".
+                answer = overloaded("database_unavailable")
+            except Exception:  # a fault of ours: logged, and an envelope, never a page
+                logger.exception("admission failed")
+                answer = envelope(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
+            finally:
+                self.in_flight -= 1
+            self.pace.done()
         await answer.send(send)
 
     def door(self) -> Answer | None:

@@ -208,3 +208,34 @@ def test_a_body_over_the_servers_limit_is_refused_in_the_envelope(settings, db):
     )
     assert status == 413 and headers["content-type"] == "application/json"
     assert orjson.loads(body)["error"]["code"] == "payload_too_large"
+
+
+def test_a_body_still_arriving_is_not_counted_in_flight(settings, db):
+    """A client trickling its body costs a coroutine; counting it as an admission in hand
+    made the door refuse ready orders beside a hundred slow bodies (503s in make bench)."""
+    settings.ADMISSION_MIN_IN_FLIGHT = 1
+    app = front()
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        never = asyncio.Event()
+
+        async def receive():
+            await never.wait()  # the body never comes
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            pass
+
+        scope = {"type": "http", "method": "POST", "path": ORDERS, "raw_path": ORDERS.encode(),
+                 "query_string": b"", "headers": [(b"host", b"testserver")], "http_version": "1.1"}  # fmt: skip
+        slow = [asyncio.create_task(app.admit(scope, receive, send)) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        seen.append(app.in_flight)
+        for task in slow:
+            task.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+    assert seen == [0] and app.door() is None
