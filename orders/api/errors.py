@@ -48,6 +48,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.PERMISSION_DENIED: "This key may not do this.",
     ErrorCode.NOT_FOUND: "Not found.",
     ErrorCode.THROTTLED: "This key has sent too many requests; retry after the Retry-After seconds.",
+    ErrorCode.OVERLOADED: "The server is busy; nothing was written. Retry after the Retry-After seconds.",
 }
 
 

@@ -163,7 +163,7 @@ def envelope(code: ErrorCode, message: str, details: dict | None = None, **heade
 def overloaded(reason: str) -> Answer:
     return envelope(
         ErrorCode.OVERLOADED,
-        "The server is busy; nothing was written. Retry after the Retry-After seconds.",
+        MESSAGES[ErrorCode.OVERLOADED],
         {"reason": reason},
         retry_after=str(settings.ADMISSION_RETRY_AFTER_SECONDS),
     )

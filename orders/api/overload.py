@@ -41,6 +41,9 @@ import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from orders.api.errors import MESSAGES
+from orders.codes import ErrorCode, error_body
+
 # struct tcp_info (linux/tcp.h): eight u8 fields, then u32s; tcpi_last_data_recv is the
 # 12th u32, at byte 52.
 _TCP_INFO_SIZE = 104
@@ -86,15 +89,7 @@ def queued_ms(meta: dict) -> float | None:
 
 
 def overloaded_response(reason: str) -> HttpResponse:
-    body = orjson.dumps(
-        {
-            "error": {
-                "code": "overloaded",
-                "message": "The server is busy; nothing was written. Retry after the Retry-After seconds.",
-                "details": {"reason": reason},
-            }
-        }
-    )
+    body = orjson.dumps(error_body(ErrorCode.OVERLOADED, MESSAGES[ErrorCode.OVERLOADED], {"reason": reason}))
     response = HttpResponse(body, status=503, content_type="application/json")
     response["Retry-After"] = str(settings.ADMISSION_RETRY_AFTER_SECONDS)
     return response

@@ -17,7 +17,7 @@ from inventory.models import Launch
 from inventory.selectors import location_online_pool_id, store_stock
 from orders.api import serializers as s
 from orders.api.auth import HasOrdersScope, PartnerKey, PartnerKeyAuthentication
-from orders.api.errors import ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
+from orders.api.errors import MESSAGES, ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
 from orders.api.rendering import JsonOnly, OrjsonParser, OrjsonRenderer, json_body, order_json
 from orders.api.throttles import PartnerKeyThrottle, proof_failures_add, proof_failures_wait
 from orders.api.validation import bulk_items_validate, idempotency_key_valid, order_request_validate
@@ -294,7 +294,7 @@ class OrderCollectionView(PartnerAPIView):
 
 
 def _database_unavailable(
-    message: str = "The server is busy; nothing was written. Retry after the Retry-After seconds.",
+    message: str = MESSAGES[ErrorCode.OVERLOADED],
 ) -> ApiError:
     return ApiError(ErrorCode.OVERLOADED, message, details={"reason": "database_unavailable"})
 
