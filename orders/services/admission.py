@@ -10,6 +10,7 @@ its watermark.
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -59,6 +60,17 @@ class OrderRequest:
     # The customer's postcode, the proof a partner gives; None where the caller proved the
     # customer itself (the order form's account + postcode check, staff at the counter).
     postcode: str | None = None
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return request_fingerprint(
+            launch=self.launch,
+            customer=self.customer,
+            sku=self.sku,
+            fulfilment=self.fulfilment,
+            store=self.store,
+            postcode=self.postcode,
+        )
 
 
 @dataclass

@@ -53,7 +53,6 @@ from orders.services.admission import (
     refused_already_ordered,
     refused_launch_not_found,
     refused_not_eligible,
-    request_fingerprint,
 )
 from orders.services.allocation import allocation_nudge
 from orders.services.catalogue import LaunchCatalogue, launch_catalogue
@@ -91,18 +90,6 @@ class Candidate:
     idempotency_scope: str = ""
     idempotency_key: str | None = None
     reference: str = ""
-
-    @property
-    def fingerprint(self) -> str:
-        r = self.request
-        return request_fingerprint(
-            launch=r.launch,
-            customer=r.customer,
-            sku=r.sku,
-            fulfilment=r.fulfilment,
-            store=r.store,
-            postcode=r.postcode,
-        )
 
 
 def candidate_check(
@@ -247,7 +234,7 @@ def candidates_admit(candidates: list[Candidate]) -> list[BulkOutcome]:
         same_request = (
             c.idempotency_key is not None
             and (c.idempotency_scope, c.idempotency_key) == (leader.idempotency_scope, leader.idempotency_key)
-            and c.fingerprint == leader.fingerprint
+            and c.request.fingerprint == leader.request.fingerprint
         )
         if same_request and led.order is not None:
             # The same request twice in one batch (a client retrying fast): one order.
@@ -293,7 +280,7 @@ def _settle_keys(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome
 
 
 def _replay_or_conflict(c: Candidate, order: Order) -> BulkOutcome:
-    if order.request_fingerprint != c.fingerprint:
+    if order.request_fingerprint != c.request.fingerprint:
         return BulkOutcome(
             c.index,
             refusal=AdmissionRefused(
@@ -387,7 +374,7 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
         "fulfilment": [c.request.fulfilment for c in candidates],
         "store": [c.store_id for c in candidates],
         "pool": [c.pool_id for c in candidates],
-        "fingerprint": [c.fingerprint for c in candidates],
+        "fingerprint": [c.request.fingerprint for c in candidates],
     }
     with transaction.atomic():
         for launch_id in launch_ids:

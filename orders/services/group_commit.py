@@ -44,7 +44,6 @@ from orders.services.admission import (
     AdmissionRefused,
     OrderRequest,
     eligible_or_refused,
-    request_fingerprint,
 )
 from orders.services.bulk import BulkOutcome, Candidate, candidate_check, candidates_admit
 
@@ -294,15 +293,7 @@ def _known_key(scope: str, key: str | None, request: OrderRequest) -> GroupedAdm
     )
     if order is None:
         return None
-    fingerprint = request_fingerprint(
-        launch=request.launch,
-        customer=request.customer,
-        sku=request.sku,
-        fulfilment=request.fulfilment,
-        store=request.store,
-        postcode=request.postcode,
-    )
-    if order.request_fingerprint != fingerprint:
+    if order.request_fingerprint != request.fingerprint:
         raise AdmissionRefused(
             ErrorCode.IDEMPOTENCY_CONFLICT,
             "This Idempotency-Key was already used with a different request body.",
