@@ -111,6 +111,20 @@ def store_stock(*, store: Store, launch: Launch | None) -> list[StoreStockLine]:
     return [StoreStockLine(sku=sku, stock=stock_figures(rows.get(sku.pk))) for sku in skus]
 
 
+def store_stock_document(*, store: Store) -> list[dict]:
+    """The store's stock as partners read it: the API's stock answer and the
+    store.stock_received event carry the same lines."""
+    return [
+        {
+            "sku": line.sku.code,
+            "on_hand": line.stock.on_hand,
+            "reserved": line.stock.reserved,
+            "available": line.stock.available,
+        }
+        for line in store_stock(store=store, launch=None)
+    ]
+
+
 def pool_available(*, pool_id: int | None, sku_ids: list[int]) -> dict[int, int]:
     """Units free (on hand, not reserved) per SKU in one pool; 0 where none."""
     if pool_id is None:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory.models import SKU, Delivery, Location, ReceiptOverCount, StockMovement
-from inventory.selectors import store_delivery_expected, store_delivery_is_received, store_stock
+from inventory.selectors import store_delivery_expected, store_delivery_is_received, store_stock_document
 from inventory.services.deliveries import DeliveryError
 from inventory.services.stock import StockChange, stock_apply
 from stores.models import WebhookEventType
@@ -131,15 +131,7 @@ def _stock_received_webhook(
                     "received": [
                         {"sku": skus[sku_id].code, "quantity": n} for sku_id, n in sorted(received.items())
                     ],
-                    "stock": [
-                        {
-                            "sku": line.sku.code,
-                            "on_hand": line.stock.on_hand,
-                            "reserved": line.stock.reserved,
-                            "available": line.stock.available,
-                        }
-                        for line in store_stock(store=store, launch=None)
-                    ],
+                    "stock": store_stock_document(store=store),
                 },
             )
         ]

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.models import Launch
-from inventory.selectors import location_online_pool_id, store_stock
+from inventory.selectors import location_online_pool_id, store_stock_document
 from orders.api import serializers as s
 from orders.api.auth import HasOrdersScope, PartnerKey, PartnerKeyAuthentication
 from orders.api.errors import MESSAGES, ApiError, InvalidJSON, PayloadTooLarge, api_exception_handler
@@ -435,15 +435,7 @@ class StoreStockView(PartnerAPIView):
         return Response(
             {
                 "store": store.code,
-                "stock": [
-                    {
-                        "sku": line.sku.code,
-                        "on_hand": line.stock.on_hand,
-                        "reserved": line.stock.reserved,
-                        "available": line.stock.available,
-                    }
-                    for line in store_stock(store=store, launch=None)
-                ],
+                "stock": store_stock_document(store=store),
             }
         )
 
