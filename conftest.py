@@ -75,68 +75,56 @@ def launch_with_sku(db):
     return launch, sku
 
 
-class CeleryWorker:
-    """A real `celery worker` process on the test database and the Redis broker."""
+class ChildProcess:
+    """A process of the stack (a Celery worker, the web server) on the test database, in a
+    session of its own so a test can stop or kill it whole; its output goes to a log file."""
 
-    def __init__(self, *, concurrency: int = 1, extra_env: dict[str, str] | None = None):
-        self.concurrency = concurrency
+    kind = "process"
+    start_seconds = 30.0
+
+    def __init__(self, *, extra_env: dict[str, str] | None = None):
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
-        self.log_path = BASE_DIR / "var" / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log_path = BASE_DIR / "var" / f"{self.kind}-{os.getpid()}-{time.monotonic_ns()}.log"
 
-    def start(self) -> "CeleryWorker":
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self):
         db = settings.DATABASES["default"]
         env = dict(os.environ)
         env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "config.settings.test",
                 "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+                # Tasks go to the run's queue (a worker of the test reads it, or nobody does).
                 "CELERY_WORKER_EAGER": "0",
+                "ALLOWED_HOSTS": "127.0.0.1",
             }
         )
         env.update(self.extra_env)
         self.log_path.parent.mkdir(exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-                "--concurrency",
-                str(self.concurrency),
-                "--pool",
-                "prefork",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "info",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.argv(), cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_seconds
         while time.monotonic() < deadline:
-            if b"ready." in self.log_path.read_bytes():
+            if self.ready():
                 return self
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"Celery worker did not start:\n{self.log()}")
+        raise RuntimeError(f"{self.kind} did not start:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        """SIGKILL the whole process group (main process and its children), as a crash would."""
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
@@ -148,6 +136,26 @@ class CeleryWorker:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class CeleryWorker(ChildProcess):
+    """A real `celery worker` process on the test database and the Redis broker."""
+
+    kind = "worker"
+
+    def __init__(self, *, concurrency: int = 1, extra_env: dict[str, str] | None = None):
+        super().__init__(extra_env=extra_env)
+        self.concurrency = concurrency
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--concurrency", str(self.concurrency), "--pool", "prefork",
+            "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info",
+        ]  # fmt: skip
+
+    def ready(self) -> bool:
+        return b"ready." in self.log_path.read_bytes()
 
 
 @pytest.fixture
@@ -178,16 +186,18 @@ def celery_worker_factory(settings):
         conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
-class LiveFront:
+class LiveFront(ChildProcess):
     """uvicorn serving config.asgi (the admission front) on the test database, as make serve
-    runs it, on a free port of 127.0.0.1; its workers are real processes a test may kill."""
+    runs it, on a free port of 127.0.0.1; its workers are real processes a test may kill.
+    Nudges go to the run's queue, which no worker reads: these tests are about admission."""
+
+    kind = "front"
+    start_seconds = 60.0
 
     def __init__(self, *, workers: int = 2, extra_env: dict[str, str] | None = None):
+        super().__init__(extra_env=extra_env)
         self.workers = workers
-        self.extra_env = extra_env or {}
-        self.process: subprocess.Popen | None = None
         self.port = 0
-        self.log_path = BASE_DIR / "var" / f"front-{os.getpid()}-{time.monotonic_ns()}.log"
 
     def start(self) -> "LiveFront":
         import socket
@@ -195,48 +205,22 @@ class LiveFront:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        db = settings.DATABASES["default"]
-        env = dict(os.environ)
-        env.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-                # Nudges go to the run's queue, which no worker reads: these tests are about admission.
-                "CELERY_WORKER_EAGER": "0",
-                "ALLOWED_HOSTS": "127.0.0.1",
-            }
-        )
-        env.update(self.extra_env)
-        self.log_path.parent.mkdir(exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "config.serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],  # what make serve runs; fmt: skip
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.answers():
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError(f"uvicorn did not start:\n{self.log()}")
+        return super().start()
 
-    def answers(self) -> bool:
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "config.serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]  # what make serve runs; fmt: skip
+
+    def ready(self) -> bool:
         import http.client
 
         try:
@@ -248,22 +232,11 @@ class LiveFront:
 
     def worker_pids(self) -> list[int]:
         """The worker processes: the supervisor's spawned children (not its resource tracker)."""
+        assert self.process is not None
         out = subprocess.run(
             ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(self.process.pid)], capture_output=True, text=True
         ).stdout
         return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
 
 
 @pytest.fixture
