@@ -207,8 +207,12 @@ class ClaimWindow(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(claimed__lte=models.F("units")), name="claim_window_no_oversell"),
-            models.CheckConstraint(condition=Q(units__lte=models.F("notified")), name="claim_window_units_told"),
+            models.CheckConstraint(
+                condition=Q(claimed__lte=models.F("units")), name="claim_window_no_oversell"
+            ),
+            models.CheckConstraint(
+                condition=Q(units__lte=models.F("notified")), name="claim_window_units_told"
+            ),
         ]
         indexes = [
             models.Index(fields=["closes_at"], condition=Q(status="open"), name="claim_window_open"),
@@ -232,7 +236,9 @@ class StockNotice(models.Model):
 
     window = models.ForeignKey(ClaimWindow, on_delete=models.CASCADE, related_name="notices")
     launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="+", db_index=False)
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     # Place in the batch: 1 for the earliest registration.
     rank = models.PositiveIntegerField()
     order = models.OneToOneField(

@@ -127,7 +127,9 @@ def stock_notices_open(*, launch_id: int, now: datetime.datetime | None = None) 
             return result
         stock = stock_rows_for_update(pairs=free)
         waiting = set(
-            Order.objects.filter(launch_id=launch_id, status__in=WAITING).values_list("pool_id", "sku_id").distinct()
+            Order.objects.filter(launch_id=launch_id, status__in=WAITING)
+            .values_list("pool_id", "sku_id")
+            .distinct()
         )
         stores = dict(Location.objects.filter(pk__in={p for p, _ in free}).values_list("pk", "store_id"))
         for (pool_id, sku_id), row in sorted(stock.items()):
@@ -228,9 +230,13 @@ class ClaimOffer:
 def _notice_for(token: str, now: datetime.datetime) -> StockNotice:
     link = claim_token_read(token=token)
     if link is None:
-        raise ClaimRefused(ClaimProblem.TAMPERED, "This link is not one we sent, or it was changed on the way.")
+        raise ClaimRefused(
+            ClaimProblem.TAMPERED, "This link is not one we sent, or it was changed on the way."
+        )
     notice = (
-        StockNotice.objects.select_related("window", "window__sku", "window__pool__store", "launch", "customer")
+        StockNotice.objects.select_related(
+            "window", "window__sku", "window__pool__store", "launch", "customer"
+        )
         .filter(pk=link.notice_id)
         .first()
     )
@@ -292,9 +298,10 @@ def stock_notice_claim(*, token: str, now: datetime.datetime | None = None) -> O
     with transaction.atomic():
         # One claim per notice at a time: a double click waits here and then sees the order.
         locked = StockNotice.objects.select_for_update().get(pk=notice.pk)
-        if locked.order_id is not None or Order.objects.filter(
-            launch_id=launch.pk, customer_id=notice.customer_id
-        ).exists():
+        if (
+            locked.order_id is not None
+            or Order.objects.filter(launch_id=launch.pk, customer_id=notice.customer_id).exists()
+        ):
             raise ClaimRefused(ClaimProblem.ALREADY_ORDERED, "You already have an order for this launch.")
         taken = ClaimWindow.objects.filter(
             Q(claimed__lt=F("units")), pk=window.pk, status=ClaimWindow.Status.OPEN, closes_at__gt=now

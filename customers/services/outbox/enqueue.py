@@ -141,7 +141,15 @@ def order_events_enqueue(*, source: str, params: Mapping[str, Any]) -> None:
 
 
 # What a statement feeding stock_notices_enqueue returns, one row per customer told.
-STOCK_NOTICE_COLUMNS = ("notice_id", "window_id", "customer_id", "launch_id", "sku_id", "store_id", "closes_at")
+STOCK_NOTICE_COLUMNS = (
+    "notice_id",
+    "window_id",
+    "customer_id",
+    "launch_id",
+    "sku_id",
+    "store_id",
+    "closes_at",
+)
 
 _STOCK_NOTICES_INSERT = """
 WITH notices AS ({source})
@@ -165,7 +173,8 @@ def stock_notices_enqueue(*, source: str, params: Mapping[str, Any]) -> int:
     key = stock_notice_key_sql(window_id="n.window_id", customer_id="n.customer_id")
     with connection.cursor() as cursor:
         cursor.execute(
-            _STOCK_NOTICES_INSERT.format(source=source, key=key), {**params, "kind": Message.Kind.STOCK_NOTICE}
+            _STOCK_NOTICES_INSERT.format(source=source, key=key),
+            {**params, "kind": Message.Kind.STOCK_NOTICE},
         )
         return cursor.rowcount
 

@@ -33,7 +33,8 @@ def claim_token_read(*, token: str) -> ClaimLink | None:
     try:
         data = signing.loads(token, salt=CLAIM_SALT)
         return ClaimLink(
-            notice_id=int(data["n"]), expires_at=datetime.datetime.fromtimestamp(int(data["x"]), tz=datetime.UTC)
+            notice_id=int(data["n"]),
+            expires_at=datetime.datetime.fromtimestamp(int(data["x"]), tz=datetime.UTC),
         )
     except (signing.BadSignature, KeyError, TypeError, ValueError, OverflowError):
         return None

@@ -1,0 +1,234 @@
+"""Stock notices: freed units offered in registration order, held for a claim window,
+claimed first come first served, and passed on to the next customers when unclaimed."""
+
+import datetime
+import re
+import threading
+from collections import Counter
+
+import pytest
+from django.core.cache import cache
+from django.db import connection, connections
+from django.utils import timezone
+
+from customers.models import Customer, Message, UpgradeRegistration
+from customers.services import outbox
+from customers.services.outbox import claim_token_make
+from inventory.models import Stock
+from inventory.services import location_for_store, stock_receive
+from inventory.tests.factories import LaunchFactory, SKUFactory
+from orders.models import ClaimWindow, Order, StockNotice
+from orders.services.notices import (
+    ClaimProblem,
+    ClaimRefused,
+    claim_windows_expire,
+    launch_free_units_serve,
+    stock_notice_claim,
+)
+from orders.tests.invariants import fcfs_violations, oversold
+from stores.tests.factories import StoreFactory
+
+CLAIM_LINK = re.compile(r"/upgrade/claim/([^/\s\"]+)/")
+
+
+def world(*, customers: int, units: int = 0):
+    """An open launch, a store, `customers` registered for collection there whose
+    registration order is the reverse of their ids (so ordering by id would show)."""
+    sku = SKUFactory(code="IP3G-8GB-BLACK")
+    launch = LaunchFactory(slug="notices", skus=[sku])
+    store = StoreFactory(code="S001")
+    location = location_for_store(store=store)
+    people = Customer.objects.bulk_create(
+        [
+            Customer(
+                account_number=f"N{n:07d}", name=f"N {n}", email=f"n{n}@example.com", postcode="SW1A 1AA"
+            )
+            for n in range(1, customers + 1)
+        ]
+    )
+    UpgradeRegistration.objects.bulk_create(
+        [
+            UpgradeRegistration(customer=c, launch=launch, preferred_sku=sku, preferred_store=store)
+            for c in people
+        ]
+    )
+    base = timezone.now() - datetime.timedelta(days=3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE customers_upgraderegistration SET registered_at = %s - (customer_id * interval '1 second') "
+            "WHERE launch_id = %s",
+            [base, launch.pk],
+        )
+    if units:
+        stock_receive(location=location, sku=sku, quantity=units, reference="freed")
+    in_registration_order = [c.pk for c in sorted(people, key=lambda c: -c.pk)]
+    return launch, sku, store, location, in_registration_order
+
+
+def tokens(launch) -> dict[int, str]:
+    """customer id -> claim token, as the links in their emails carry them."""
+    return {
+        n.customer_id: claim_token_make(notice_id=n.pk, expires_at=n.window.closes_at)
+        for n in StockNotice.objects.filter(launch=launch).select_related("window")
+    }
+
+
+def stock(location, sku) -> Stock:
+    return Stock.objects.get(location=location, sku=sku)
+
+
+@pytest.fixture
+def start_mail_worker(celery_worker_factory, smtp_sink):
+    cache.delete_many([outbox.NUDGE_KEY, outbox.WAKE_KEY])
+    return lambda: celery_worker_factory(
+        extra_env={
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(smtp_sink.port),
+            "OUTBOX_BATCH_SIZE": "50",
+        }
+    )
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_40_freed_units_notify_exactly_60_in_registration_order_each_once_and_40_claims_win(
+    start_mail_worker, smtp_sink
+):
+    launch, sku, store, location, order_of_registration = world(customers=1000, units=40)
+    start_mail_worker()
+
+    result = launch_free_units_serve(launch_id=launch.pk)
+    assert (result.notified, result.held) == (60, 40)
+    assert smtp_sink.wait_for(60, timeout=60)
+    expected = {Customer.objects.get(pk=pk).email: pk for pk in order_of_registration[:60]}
+    assert Counter(r.rcpt[0] for r in smtp_sink.received) == Counter(expected.keys())
+    assert stock(location, sku).reserved == 40  # held: nobody else can have them
+
+    # A repeated trigger (intake run again) finds nothing free and tells nobody twice.
+    assert launch_free_units_serve(launch_id=launch.pk).notified == 0
+    assert StockNotice.objects.filter(launch=launch).count() == 60
+
+    # The links in the emails are what the customers click, earliest registered last.
+    links = {r.rcpt[0]: CLAIM_LINK.search(r.text()).group(1) for r in smtp_sink.received}
+    clicks = [links[email] for email in reversed(list(expected))]
+    orders = [stock_notice_claim(token=token) for token in clicks[:40]]
+    assert {o.status for o in orders} == {Order.Status.ALLOCATED}
+    with pytest.raises(ClaimRefused) as refused:
+        stock_notice_claim(token=clicks[40])
+    assert refused.value.problem is ClaimProblem.GONE
+    assert "All 40 phones" in refused.value.message
+    assert Order.objects.filter(launch=launch).count() == 40
+    assert stock(location, sku).reserved == 40
+    assert oversold(launch_id=launch.pk) == []
+    assert fcfs_violations(launch_id=launch.pk) == []
+    # Each winner got the "reserved" email as well; the sink saw nothing twice.
+    assert smtp_sink.wait_for(100, timeout=60)
+    assert max(Counter(r.message_id for r in smtp_sink.received).values()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expired_window_returns_units_and_notifies_the_next_customers():
+    launch, sku, store, location, order_of_registration = world(customers=100, units=10)
+    assert launch_free_units_serve(launch_id=launch.pk).notified == 15
+    links = tokens(launch)
+    for pk in order_of_registration[:4]:
+        stock_notice_claim(token=links[pk])
+    window = ClaimWindow.objects.get(launch=launch)
+
+    assert claim_windows_expire(now=window.closes_at - datetime.timedelta(seconds=1)) == 0
+    later = window.closes_at + datetime.timedelta(seconds=1)
+    assert claim_windows_expire(now=later) == 1
+    assert claim_windows_expire(now=later) == 0  # twice changes nothing
+
+    window.refresh_from_db()
+    assert (window.status, window.claimed) == (ClaimWindow.Status.CLOSED, 4)
+    # 6 unclaimed units back, offered to the next 9 customers in registration order.
+    second = ClaimWindow.objects.get(launch=launch, status=ClaimWindow.Status.OPEN)
+    assert (second.units, second.notified) == (6, 9)
+    told = list(
+        StockNotice.objects.filter(window=second).order_by("rank").values_list("customer_id", flat=True)
+    )
+    assert told == order_of_registration[15:24]
+    assert Message.objects.filter(kind=Message.Kind.STOCK_NOTICE).count() == 24
+    assert stock(location, sku).reserved == 4 + 6
+    # The first window's link is now an honest "expired", and changes nothing.
+    with pytest.raises(ClaimRefused) as refused:
+        stock_notice_claim(token=links[order_of_registration[5]], now=later)
+    assert refused.value.problem is ClaimProblem.EXPIRED
+    assert oversold(launch_id=launch.pk) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_orders_are_served_before_anyone_is_notified():
+    launch, sku, store, location, order_of_registration = world(customers=30)
+    waiting = [
+        Order.objects.create(
+            reference=f"LDW{n:07d}",
+            launch=launch,
+            customer_id=order_of_registration[-1 - n],
+            sku=sku,
+            channel=Order.Channel.ONLINE,
+            fulfilment=Order.Fulfilment.COLLECT,
+            store=store,
+            pool=location,
+        )
+        for n in range(3)
+    ]
+    stock_receive(location=location, sku=sku, quantity=5, reference="freed")
+    result = launch_free_units_serve(launch_id=launch.pk)
+    assert {o.status for o in Order.objects.filter(pk__in=[w.pk for w in waiting])} == {
+        Order.Status.ALLOCATED
+    }
+    assert (result.held, result.notified) == (2, 3)
+    assert fcfs_violations(launch_id=launch.pk) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tampered_link_and_own_second_claim_change_nothing():
+    launch, sku, store, location, order_of_registration = world(customers=10, units=2)
+    launch_free_units_serve(launch_id=launch.pk)
+    token = tokens(launch)[order_of_registration[0]]
+    with pytest.raises(ClaimRefused) as refused:
+        stock_notice_claim(token=token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    assert refused.value.problem is ClaimProblem.TAMPERED
+    order = stock_notice_claim(token=token)
+    with pytest.raises(ClaimRefused) as refused:
+        stock_notice_claim(token=token)
+    assert refused.value.problem is ClaimProblem.ALREADY_ORDERED
+    assert refused.value.reference == order.reference
+    assert Order.objects.filter(launch=launch).count() == 1
+    assert ClaimWindow.objects.get(launch=launch).claimed == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_racing_claims_on_postgresql_never_oversell():
+    if connection.vendor != "postgresql":
+        pytest.skip("the race needs PostgreSQL")
+    launch, sku, store, location, order_of_registration = world(customers=40, units=10)
+    launch_free_units_serve(launch_id=launch.pk)
+    links = list(tokens(launch).values())
+    assert len(links) == 15
+    barrier = threading.Barrier(len(links))
+    outcomes: list[str] = []
+
+    def claim(token: str) -> None:
+        try:
+            barrier.wait()
+            stock_notice_claim(token=token)
+            outcomes.append("order")
+        except ClaimRefused as refused:
+            outcomes.append(refused.problem.name)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim, args=(t,)) for t in links]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(outcomes) == {"order": 10, "GONE": 5}
+    assert Order.objects.filter(launch=launch, status=Order.Status.ALLOCATED).count() == 10
+    assert stock(location, sku).reserved == 10
+    assert oversold(launch_id=launch.pk) == []
