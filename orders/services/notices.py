@@ -201,13 +201,27 @@ def free_units_nudge(*, launch_id: int) -> None:
 
 
 class ClaimProblem(enum.Enum):
-    """Why a claim changed nothing, with the HTTP status of its page."""
+    """Why a claim changed nothing."""
 
-    TAMPERED = 400
-    EXPIRED = 410
-    GONE = 409
-    ALREADY_ORDERED = 409
-    NOT_ELIGIBLE = 403
+    TAMPERED = "tampered"
+    EXPIRED = "expired"
+    GONE = "gone"
+    ALREADY_ORDERED = "already_ordered"
+    NOT_ELIGIBLE = "not_eligible"
+
+    @property
+    def http_status(self) -> int:
+        """The status of the page that says so."""
+        return _CLAIM_STATUS[self]
+
+
+_CLAIM_STATUS = {
+    ClaimProblem.TAMPERED: 400,
+    ClaimProblem.EXPIRED: 410,
+    ClaimProblem.GONE: 409,
+    ClaimProblem.ALREADY_ORDERED: 409,
+    ClaimProblem.NOT_ELIGIBLE: 403,
+}
 
 
 class ClaimRefused(Exception):
