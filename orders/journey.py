@@ -29,6 +29,7 @@ from orders.selectors.availability import PoolAvailability, pool_availability
 from orders.selectors.positions import order_queue_position
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.catalogue import store_info
+from orders.services.notices import ClaimRefused, stock_notice_claim, stock_notice_offer
 from orders.services.group_commit import BatchFailed, grouped_admission_enabled, order_admit_grouped
 from stores.access import HtmxHttpRequest
 from stores.models import Store
@@ -332,3 +333,44 @@ def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
     if request.htmx:
         template += "#status-panel"
     return render(request, template, context)
+
+
+# --- a stock notice's claim link ------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def claim(request: HttpRequest, token: str) -> HttpResponse:
+    """The offer behind a stock notice's link (GET, which changes nothing: mail scanners
+    open links), and its button, which places the upgrade order on a held unit (POST).
+
+    Every refusal is its own page with its own status and changes nothing: a link that was
+    not ours or was changed 400, an offer that ended 410, units gone or an order already
+    placed 409.
+    """
+    try:
+        if request.method == "POST":
+            order = stock_notice_claim(token=token)
+            return redirect("journey-order", reference=order.reference)
+        offer = stock_notice_offer(token=token)
+    except ClaimRefused as refused:
+        return render(
+            request,
+            "journey/claim_refused.html",
+            {"problem": refused.problem.value, "message": refused.message, "reference": refused.reference},
+            status=refused.problem.http_status,
+        )
+    window = offer.window
+    store = window.pool.store
+    return render(
+        request,
+        "journey/claim.html",
+        {
+            "launch": offer.notice.launch,
+            "first_name": _first_name(offer.notice.customer.name),
+            "sku": window.sku,
+            "where": f"collection at {store.name}" if store is not None else "home delivery",
+            "closes_at": window.closes_at,
+            "left": offer.left,
+        },
+    )

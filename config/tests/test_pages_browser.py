@@ -49,6 +49,7 @@ PAGES: dict[str, tuple[str, list]] = {
         ],
     ),
     "unsubscribe": ("customer", [lambda w: {"token": w.unsubscribe_token}]),
+    "journey-claim": ("customer", [lambda w: {"token": w.claim_token}]),
     "store-detail": ("staff", [{"code": "S001"}]),
     "inventory:store-receiving": ("staff", [{"code": "S001"}]),
     "launch-list": ("head", [{}]),
@@ -158,6 +159,7 @@ class World:
     webhook_endpoint: int = 0
     customer_with_order: str = ""
     unsubscribe_token: str = ""
+    claim_token: str = ""
     can_order: list[str] = field(default_factory=list)
 
 
@@ -180,6 +182,30 @@ def _webhook_endpoint_with_a_log() -> int:
         event=event, endpoint=endpoint, status="delivered", attempts=1, is_replay=True
     )
     return endpoint.pk
+
+
+def _claim_token_of_a_held_unit(*, can_order: str) -> str:
+    """A stock notice's link, to a customer without an order, for one unit held at S001."""
+    import datetime
+
+    from django.utils import timezone
+
+    from customers.services.outbox import claim_token_make
+    from inventory.models import Launch, Location
+    from orders.models import ClaimWindow, StockNotice
+
+    launch = Launch.objects.get(slug="iphone-3g")
+    window = ClaimWindow.objects.create(
+        launch=launch,
+        sku=launch.skus.order_by("code").first(),
+        pool=Location.objects.get(code="S001"),
+        units=1,
+        notified=1,
+        closes_at=timezone.now() + datetime.timedelta(hours=2),
+    )
+    customer = launch.registrations.get(customer__account_number=can_order).customer
+    notice = StockNotice.objects.create(window=window, launch=launch, customer=customer, rank=1)
+    return claim_token_make(notice_id=notice.pk, expires_at=window.closes_at)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +258,7 @@ def world(django_db_setup, django_db_blocker):
                 .values_list("account_number", flat=True)[:5]
             ),
         )
+        world.claim_token = _claim_token_of_a_held_unit(can_order=world.can_order[-1])
         yield world
         call_command("flush", interactive=False, verbosity=0)
 

@@ -232,3 +232,37 @@ def test_racing_claims_on_postgresql_never_oversell():
     assert Order.objects.filter(launch=launch, status=Order.Status.ALLOCATED).count() == 10
     assert stock(location, sku).reserved == 10
     assert oversold(launch_id=launch.pk) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_page_offers_orders_and_refuses_each_way_with_its_own_page(client):
+    launch, sku, store, location, order_of_registration = world(customers=10, units=2)
+    launch_free_units_serve(launch_id=launch.pk)  # 2 held, 3 told
+    links = tokens(launch)
+    first, second, third = (links[pk] for pk in order_of_registration[:3])
+
+    offer = client.get(f"/upgrade/claim/{first}/")
+    assert offer.status_code == 200
+    assert b"collection at" in offer.content and b"Order this phone" in offer.content
+    assert Order.objects.count() == 0  # looking changes nothing
+
+    tampered = client.post(f"/upgrade/claim/{first[:-3]}abc/")
+    assert tampered.status_code == 400 and b"link doesn" in tampered.content
+
+    placed = client.post(f"/upgrade/claim/{first}/")
+    order = Order.objects.get(customer_id=order_of_registration[0])
+    assert placed.status_code == 302 and placed["Location"] == f"/upgrade/orders/{order.reference}/"
+    assert (order.status, order.fulfilment, order.store_id) == (Order.Status.ALLOCATED, "collect", store.pk)
+
+    again = client.post(f"/upgrade/claim/{first}/")
+    assert again.status_code == 409 and order.reference.encode() in again.content
+    assert client.post(f"/upgrade/claim/{second}/").status_code == 302
+    gone = client.post(f"/upgrade/claim/{third}/")
+    assert gone.status_code == 409 and b"held phones have gone" in gone.content
+
+    window = ClaimWindow.objects.get(launch=launch)
+    ClaimWindow.objects.filter(pk=window.pk).update(closes_at=timezone.now() - datetime.timedelta(seconds=1))
+    expired = client.post(f"/upgrade/claim/{third}/")
+    assert expired.status_code == 410 and b"offer has ended" in expired.content
+    assert Order.objects.count() == 2
+    assert stock(location, sku).reserved == 2
