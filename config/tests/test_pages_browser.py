@@ -77,6 +77,7 @@ NOT_PAGES: dict[str, str] = {
     "store-deliveries": "an htmx fragment of store-detail (without htmx it redirects there), scanned inside it",
     "journey-register": POST_ONLY,
     "journey-order-place": POST_ONLY,
+    "launch-notice-settings": POST_ONLY,
     "inventory:delivery-intake": POST_ONLY,
     "inventory:plan-line": POST_ONLY,
     "inventory:plan-save": POST_ONLY,

@@ -26,7 +26,8 @@ from orders.services.notices import (
     stock_notice_claim,
 )
 from orders.tests.invariants import fcfs_violations, oversold
-from stores.tests.factories import StoreFactory
+from stores.models import StaffMembership
+from stores.tests.factories import StoreFactory, UserFactory, head_office_login
 
 CLAIM_LINK = re.compile(r"/upgrade/claim/([^/\s\"]+)/")
 
@@ -266,3 +267,40 @@ def test_claim_page_offers_orders_and_refuses_each_way_with_its_own_page(client)
     assert expired.status_code == 410 and b"offer has ended" in expired.content
     assert Order.objects.count() == 2
     assert stock(location, sku).reserved == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_head_office_sees_notices_per_pool_and_sets_factor_and_window(client):
+    launch, sku, store, location, order_of_registration = world(customers=20, units=4)
+    launch_free_units_serve(launch_id=launch.pk)  # 4 held, 6 told
+    stock_notice_claim(token=tokens(launch)[order_of_registration[0]])
+    head = UserFactory(username="head")
+    StaffMembership.objects.create(user=head, store=None, role=StaffMembership.Role.HEAD_OFFICE)
+    head_office_login(client, head)
+    page = client.get(f"/office/launches/{launch.slug}/")
+    assert page.status_code == 200
+    row = re.search(rb'data-notice-pool="IP3G-8GB-BLACK[^"]*">(.*?)</tr>', page.content, re.S).group(1)
+    figures = dict(re.findall(rb'data-field="(\w+)">(\d+)<', row))
+    assert figures == {
+        b"notified": b"6",
+        b"claimed": b"1",
+        b"expired": b"0",
+        b"held_now": b"3",
+        b"returned": b"0",
+    }
+
+    for bad in ({"notice_factor": "-1", "claim_window_minutes": "60"}, {"notice_factor": "1.5", "x": "1"}):
+        refused = client.post(f"/office/launches/{launch.slug}/stock-notices/", bad)
+        assert refused.status_code == 200 and b"There is a problem" in refused.content
+    # A NUL byte never reaches the form: the input guard answers 400 for every page.
+    nul = client.post(f"/office/launches/{launch.slug}/stock-notices/", {"notice_factor": "1\x00"})
+    assert nul.status_code == 400
+    launch.refresh_from_db()
+    assert (str(launch.notice_factor), launch.claim_window_minutes) == ("1.50", 120)
+
+    saved = client.post(
+        f"/office/launches/{launch.slug}/stock-notices/", {"notice_factor": "2", "claim_window_minutes": "30"}
+    )
+    assert saved.status_code == 302
+    launch.refresh_from_db()
+    assert (launch.notice_factor, launch.claim_window_minutes) == (2, 30)
