@@ -29,8 +29,8 @@ from orders.selectors.availability import PoolAvailability, pool_availability
 from orders.selectors.positions import order_queue_position
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.catalogue import store_info
-from orders.services.notices import ClaimRefused, stock_notice_claim, stock_notice_offer
 from orders.services.group_commit import BatchFailed, grouped_admission_enabled, order_admit_grouped
+from orders.services.notices import ClaimRefused, stock_notice_claim, stock_notice_offer
 from stores.access import HtmxHttpRequest
 from stores.models import Store
 
