@@ -28,17 +28,19 @@ from dataclasses import dataclass
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from customers.models import Message
+from customers.models import Customer, Message, UpgradeRegistration
 from customers.services.outbox import (
     OrderFacts,
+    OutboxMessage,
     claim_token_read,
     messages_enqueue,
     order_message,
     outbox_nudge,
+    stock_notice_key,
     stock_notices_enqueue,
 )
 from customers.services.registration import eligible_customer
@@ -143,17 +145,7 @@ def stock_notices_open(*, launch_id: int, now: datetime.datetime | None = None) 
             window = ClaimWindow.objects.create(
                 launch_id=launch_id, sku_id=sku_id, pool_id=pool_id, opened_at=now, closes_at=closes_at
             )
-            told = stock_notices_enqueue(
-                source=_NOTICES_INSERT,
-                params={
-                    "window": window.pk,
-                    "launch": launch_id,
-                    "sku": sku_id,
-                    "store": stores.get(pool_id),
-                    "limit": limit,
-                    "closes_at": closes_at,
-                },
-            )
+            told = _notices_write(window=window, store_id=stores.get(pool_id), limit=limit)
             if not told:
                 window.delete()  # nobody left to tell: the units stay free for everyone
                 continue
@@ -179,6 +171,63 @@ def stock_notices_open(*, launch_id: int, now: datetime.datetime | None = None) 
     if result.windows:
         logger.info("stock notices for launch %s: %s", launch_id, result)
     return result
+
+
+def _notices_write(*, window: ClaimWindow, store_id: int | None, limit: int) -> int:
+    """Tell the window's pool's next `limit` customers, with their emails; returns how many."""
+    if connection.vendor == "postgresql":
+        return stock_notices_enqueue(
+            source=_NOTICES_INSERT,
+            params={
+                "window": window.pk,
+                "launch": window.launch_id,
+                "sku": window.sku_id,
+                "store": store_id,
+                "limit": limit,
+                "closes_at": window.closes_at,
+            },
+        )
+    # The embedded default (SQLite): the same choice through the ORM, row by row.
+    customers = list(
+        UpgradeRegistration.objects.filter(
+            launch_id=window.launch_id,
+            preferred_sku_id=window.sku_id,
+            preferred_store_id=store_id,
+            customer__contract_status__in=[
+                Customer.ContractStatus.ACTIVE,
+                Customer.ContractStatus.UPGRADE_DUE,
+            ],
+            customer__marketing_opt_out=False,
+        )
+        .exclude(customer_id__in=Order.objects.filter(launch_id=window.launch_id).values("customer_id"))
+        .exclude(customer_id__in=StockNotice.objects.filter(launch_id=window.launch_id).values("customer_id"))
+        .order_by("registered_at", "pk")
+        .values_list("customer_id", flat=True)[:limit]
+    )
+    notices = StockNotice.objects.bulk_create(
+        [
+            StockNotice(window=window, launch_id=window.launch_id, customer_id=customer_id, rank=rank)
+            for rank, customer_id in enumerate(customers, start=1)
+        ]
+    )
+    messages_enqueue(
+        messages=[
+            OutboxMessage(
+                kind=Message.Kind.STOCK_NOTICE,
+                dedupe_key=stock_notice_key(window_id=window.pk, customer_id=n.customer_id),
+                customer_id=n.customer_id,
+                launch_id=window.launch_id,
+                context={
+                    "notice": n.pk,
+                    "sku": window.sku_id,
+                    "store": store_id,
+                    "closes_at": window.closes_at.isoformat(),
+                },
+            )
+            for n in notices
+        ]
+    )
+    return len(notices)
 
 
 def free_units_nudge(*, launch_id: int) -> None:

@@ -47,19 +47,16 @@ def world(*, customers: int, units: int = 0):
             for n in range(1, customers + 1)
         ]
     )
-    UpgradeRegistration.objects.bulk_create(
+    registrations = UpgradeRegistration.objects.bulk_create(
         [
             UpgradeRegistration(customer=c, launch=launch, preferred_sku=sku, preferred_store=store)
             for c in people
         ]
     )
     base = timezone.now() - datetime.timedelta(days=3)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE customers_upgraderegistration SET registered_at = %s - (customer_id * interval '1 second') "
-            "WHERE launch_id = %s",
-            [base, launch.pk],
-        )
+    for registration in registrations:
+        registration.registered_at = base - datetime.timedelta(seconds=registration.customer_id)
+    UpgradeRegistration.objects.bulk_update(registrations, ["registered_at"], batch_size=500)
     if units:
         stock_receive(location=location, sku=sku, quantity=units, reference="freed")
     in_registration_order = [c.pk for c in sorted(people, key=lambda c: -c.pk)]
