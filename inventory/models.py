@@ -50,8 +50,11 @@ class Launch(models.Model):
     # Stock notices (orders.services.notices): units freed after a pool's waitlist is served
     # are offered to at most free x notice_factor registered customers without an order, and
     # held for them for claim_window_minutes. A factor of 0 turns the notices off.
-    notice_factor = models.DecimalField(max_digits=4, decimal_places=2, default=Decimal("1.5"))
-    claim_window_minutes = models.PositiveIntegerField(default=120)
+    # Defaults in the database too: the bench's set-based INSERTs of launches leave them out.
+    notice_factor = models.DecimalField(
+        max_digits=4, decimal_places=2, default=Decimal("1.5"), db_default=Decimal("1.5")
+    )
+    claim_window_minutes = models.PositiveIntegerField(default=120, db_default=120)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

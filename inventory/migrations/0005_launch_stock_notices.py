@@ -14,12 +14,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='launch',
             name='claim_window_minutes',
-            field=models.PositiveIntegerField(default=120),
+            field=models.PositiveIntegerField(db_default=120, default=120),
         ),
         migrations.AddField(
             model_name='launch',
             name='notice_factor',
-            field=models.DecimalField(decimal_places=2, default=Decimal('1.5'), max_digits=4),
+            field=models.DecimalField(db_default=Decimal('1.5'), decimal_places=2, default=Decimal('1.5'), max_digits=4),
         ),
         migrations.AlterField(
             model_name='stockmovement',
