@@ -301,3 +301,20 @@ def test_head_office_sees_notices_per_pool_and_sets_factor_and_window(client):
     assert saved.status_code == 302
     launch.refresh_from_db()
     assert (launch.notice_factor, launch.claim_window_minutes) == (2, 30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_held_unit_is_not_sold_to_a_walk_in_and_staff_are_told_why():
+    from orders.services.walkin import SoldOut, ticket_issue, ticket_serve_next
+
+    launch, sku, store, location, order_of_registration = world(customers=10, units=2)
+    launch_free_units_serve(launch_id=launch.pk)
+    ticket_issue(launch=launch, store=store)
+    with pytest.raises(SoldOut, match="held for customers told by a stock notice"):
+        ticket_serve_next(launch=launch, store=store, sku=sku)
+    assert (stock(location, sku).on_hand, stock(location, sku).reserved) == (2, 2)
+    window = ClaimWindow.objects.get(launch=launch)
+    claim_windows_expire(now=window.closes_at + datetime.timedelta(seconds=1))
+    # Nobody claimed: the units came back, and went to the next customers told, not the counter.
+    assert stock(location, sku).reserved == 2
+    assert StockNotice.objects.filter(launch=launch).count() == 6
