@@ -4,9 +4,11 @@ claimed first come first served, and passed on to the next customers when unclai
 import datetime
 import re
 import threading
+import time
 from collections import Counter
 
 import pytest
+from celery import current_app
 from django.core.cache import cache
 from django.db import connection, connections
 from django.utils import timezone
@@ -19,6 +21,7 @@ from inventory.services import location_for_store, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import ClaimWindow, Order, StockNotice
 from orders.services.notices import (
+    SERVE_FREED_TASK,
     ClaimProblem,
     ClaimRefused,
     claim_windows_expire,
@@ -94,18 +97,31 @@ def test_40_freed_units_notify_exactly_60_in_registration_order_each_once_and_40
     start_mail_worker, smtp_sink
 ):
     launch, sku, store, location, order_of_registration = world(customers=1000, units=40)
-    start_mail_worker()
+    worker = start_mail_worker()
 
-    result = launch_free_units_serve(launch_id=launch.pk)
-    assert (result.notified, result.held) == (60, 40)
-    assert smtp_sink.wait_for(60, timeout=60)
-    expected = {Customer.objects.get(pk=pk).email: pk for pk in order_of_registration[:60]}
+    # The trigger as a cancellation's nudge sends it: to the worker, by name.
+    current_app.send_task(SERVE_FREED_TASK, args=[launch.pk])
+    assert smtp_sink.wait_for(60, timeout=60), worker.log()[-3000:]
+    told = list(
+        StockNotice.objects.filter(launch=launch).order_by("rank").values_list("customer_id", flat=True)
+    )
+    assert told == order_of_registration[:60]
+    expected = {Customer.objects.get(pk=pk).email: pk for pk in told}
     assert Counter(r.rcpt[0] for r in smtp_sink.received) == Counter(expected.keys())
     assert stock(location, sku).reserved == 40  # held: nobody else can have them
 
-    # A repeated trigger (intake run again) finds nothing free and tells nobody twice.
+    # Repeated triggers (the worker twice, and in process as intake runs it) find nothing
+    # free and tell nobody twice.
+    current_app.send_task(SERVE_FREED_TASK, args=[launch.pk])
+    current_app.send_task(SERVE_FREED_TASK, args=[launch.pk])
     assert launch_free_units_serve(launch_id=launch.pk).notified == 0
+    deadline = time.monotonic() + 30
+    while worker.log().count(f"{SERVE_FREED_TASK}[") < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)  # received and succeeded, three times
+    assert "'notified': 0" in worker.log(), worker.log()[-3000:]
+    time.sleep(1)  # and any email the outbox would have sent
     assert StockNotice.objects.filter(launch=launch).count() == 60
+    assert smtp_sink.count() == 60
 
     # The links in the emails are what the customers click, earliest registered last.
     links = {r.rcpt[0]: CLAIM_LINK.search(r.text()).group(1) for r in smtp_sink.received}
