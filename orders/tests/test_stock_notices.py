@@ -334,3 +334,23 @@ def test_a_held_unit_is_not_sold_to_a_walk_in_and_staff_are_told_why():
     # Nobody claimed: the units came back, and went to the next customers told, not the counter.
     assert stock(location, sku).reserved == 2
     assert StockNotice.objects.filter(launch=launch).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_customers_holding_a_link_are_not_told_sold_out_until_their_window_closes():
+    from customers.models import Campaign
+    from orders.selectors.campaigns import campaign_audience
+
+    launch, sku, store, location, order_of_registration = world(customers=10, units=2)
+    launch_free_units_serve(launch_id=launch.pk)  # the first 3 told
+    audience = {
+        r.customer_id
+        for r in campaign_audience(launch=launch, audience=Campaign.Audience.REGISTERED_WITHOUT_ORDER)
+    }
+    assert audience == set(order_of_registration[3:])
+    ClaimWindow.objects.update(status=ClaimWindow.Status.CLOSED)
+    audience = {
+        r.customer_id
+        for r in campaign_audience(launch=launch, audience=Campaign.Audience.REGISTERED_WITHOUT_ORDER)
+    }
+    assert audience == set(order_of_registration)
