@@ -7,6 +7,7 @@ model instances, and the stdlib's parser reading the bytes back.
 """
 
 import datetime
+import math
 import email
 import email.policy
 
@@ -59,7 +60,7 @@ def reference_render(message: Message) -> tuple[str, str]:
             "closes_at": closes_at,
         }
         token = signing.dumps(
-            {"n": message.context["notice"], "x": int(closes_at.timestamp())},
+            {"n": message.context["notice"], "x": math.ceil(closes_at.timestamp())},
             salt="launchday.orders.stock-notice-claim",
             compress=False,
         )

@@ -354,3 +354,52 @@ def test_customers_holding_a_link_are_not_told_sold_out_until_their_window_close
         for r in campaign_audience(launch=launch, audience=Campaign.Audience.REGISTERED_WITHOUT_ORDER)
     }
     assert audience == set(order_of_registration)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_claims_racing_the_window_closing_never_lose_or_double_a_unit():
+    if connection.vendor != "postgresql":
+        pytest.skip("the race needs PostgreSQL")
+    launch, sku, store, location, order_of_registration = world(customers=60, units=10)
+    launch_free_units_serve(launch_id=launch.pk)
+    window = ClaimWindow.objects.get(launch=launch)
+    links = list(tokens(launch).values())
+    barrier = threading.Barrier(len(links) + 1)
+    outcomes: list[str] = []
+    # Both sides believe they are in time: the claims a moment before the end, the close at it.
+    claim_at = window.closes_at - datetime.timedelta(milliseconds=1)
+
+    def claim(token: str) -> None:
+        try:
+            barrier.wait()
+            stock_notice_claim(token=token, now=claim_at)
+            outcomes.append("order")
+        except ClaimRefused as refused:
+            outcomes.append(refused.problem.name)
+        finally:
+            connections.close_all()
+
+    def close() -> None:
+        try:
+            barrier.wait()
+            time.sleep(0.005)  # a few claims land first, the rest race the close
+            claim_windows_expire(now=window.closes_at)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim, args=(t,)) for t in links] + [threading.Thread(target=close)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    window.refresh_from_db()
+    orders = Order.objects.filter(launch=launch, status=Order.Status.ALLOCATED).count()
+    assert window.status == ClaimWindow.Status.CLOSED
+    assert outcomes.count("order") == window.claimed == orders <= 10
+    assert set(outcomes) <= {"order", "GONE", "EXPIRED"}, outcomes
+    # What was not claimed went back and on to the next customers; nothing else moved.
+    nxt = ClaimWindow.objects.filter(launch=launch, status=ClaimWindow.Status.OPEN).first()
+    assert stock(location, sku).reserved == orders + (nxt.units if nxt else 0)
+    assert (nxt.units if nxt else 0) == 10 - orders
+    assert oversold(launch_id=launch.pk) == []

@@ -10,6 +10,7 @@ judge of whether it is still open.
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -25,7 +26,9 @@ class ClaimLink:
 
 
 def claim_token_make(*, notice_id: int, expires_at: datetime.datetime) -> str:
-    return signing.dumps({"n": notice_id, "x": int(expires_at.timestamp())}, salt=CLAIM_SALT, compress=False)
+    # Whole seconds, rounded up: a link must never read as ended before its window does.
+    expires = math.ceil(expires_at.timestamp())
+    return signing.dumps({"n": notice_id, "x": expires}, salt=CLAIM_SALT, compress=False)
 
 
 def claim_token_read(*, token: str) -> ClaimLink | None:
