@@ -7,9 +7,9 @@ model instances, and the stdlib's parser reading the bytes back.
 """
 
 import datetime
-import math
 import email
 import email.policy
+import math
 
 import psycopg
 import pytest
