@@ -337,7 +337,41 @@ def stock_notice_claim(*, token: str, now: datetime.datetime | None = None) -> O
     its unit was reserved when the window opened. Raises ClaimRefused, changing nothing.
     """
     now = now or timezone.now()
-    notice = _notice_for(token, now)
+    return _claim(_notice_for(token, now), now)
+
+
+def stock_notice_held_for(
+    *, launch_id: int, customer_id: int, sku_id: int, pool_id: int, now: datetime.datetime | None = None
+) -> StockNotice | None:
+    """The customer's notice whose window still holds a unit for exactly this order, if any.
+
+    So the order form honours the link: a notified customer who orders the held SKU from
+    the held pool through the form is served from the hold, not queued behind it.
+    """
+    return (
+        StockNotice.objects.select_related(
+            "window", "window__sku", "window__pool__store", "launch", "customer"
+        )
+        .filter(
+            launch_id=launch_id,
+            customer_id=customer_id,
+            order__isnull=True,
+            window__sku_id=sku_id,
+            window__pool_id=pool_id,
+            window__status=ClaimWindow.Status.OPEN,
+            window__closes_at__gt=now or timezone.now(),
+        )
+        .first()
+    )
+
+
+def stock_notice_claim_held(*, notice: StockNotice, now: datetime.datetime | None = None) -> Order:
+    """stock_notice_claim for a notice the caller found (stock_notice_held_for) rather than
+    read from a link; the same checks and the same first come first served UPDATE."""
+    return _claim(notice, now or timezone.now())
+
+
+def _claim(notice: StockNotice, now: datetime.datetime) -> Order:
     window = notice.window
     launch = notice.launch
     cat = launch_catalogue(slug=launch.slug)

@@ -20,6 +20,7 @@ from inventory.models import Stock
 from inventory.services import location_for_store, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import ClaimWindow, Order, StockNotice
+from orders.services.allocation import launch_allocate
 from orders.services.notices import (
     SERVE_FREED_TASK,
     ClaimProblem,
@@ -403,3 +404,33 @@ def test_claims_racing_the_window_closing_never_lose_or_double_a_unit():
     assert stock(location, sku).reserved == orders + (nxt.units if nxt else 0)
     assert (nxt.units if nxt else 0) == 10 - orders
     assert oversold(launch_id=launch.pk) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_order_form_honours_a_notice_and_serves_the_held_unit(client):
+    launch, sku, store, location, order_of_registration = world(customers=10, units=2)
+    launch_free_units_serve(launch_id=launch.pk)  # 2 held for the first 3
+    told, untold = (Customer.objects.get(pk=order_of_registration[i]) for i in (0, 5))
+
+    def order_form(customer):
+        return client.post(
+            f"/upgrade/{launch.slug}/order/",
+            {
+                "account_number": customer.account_number,
+                "postcode": customer.postcode,
+                "sku": sku.code,
+                "fulfilment": "collect",
+                "store": store.code,
+                "token": "",
+            },
+        )
+
+    assert order_form(told).status_code == 302
+    order = Order.objects.get(customer=told)
+    assert order.status == Order.Status.ALLOCATED and order.stock_notice.window.claimed == 1
+    # Someone not told queues behind the hold, as anyone not notified does.
+    assert order_form(untold).status_code == 302
+    launch_allocate(launch_id=launch.pk)
+    assert Order.objects.get(customer=untold).status == Order.Status.WAITLISTED
+    assert stock(location, sku).reserved == 2
+    assert fcfs_violations(launch_id=launch.pk) == [] and oversold(launch_id=launch.pk) == []
