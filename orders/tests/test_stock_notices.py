@@ -434,3 +434,40 @@ def test_the_order_form_honours_a_notice_and_serves_the_held_unit(client):
     assert Order.objects.get(customer=untold).status == Order.Status.WAITLISTED
     assert stock(location, sku).reserved == 2
     assert fcfs_violations(launch_id=launch.pk) == [] and oversold(launch_id=launch.pk) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancellation_and_an_expired_collection_free_units_that_are_offered_in_order():
+    from orders.services.cancellation import order_cancel
+    from orders.services.collection import collect_deadlines_expire
+
+    launch, sku, store, location, order_of_registration = world(customers=20, units=2)
+    buyers = [Customer.objects.get(pk=pk) for pk in order_of_registration[-2:]]  # registered last
+    orders = [
+        Order.objects.create(
+            reference=f"LDX{n:07d}",
+            launch=launch,
+            customer=customer,
+            sku=sku,
+            channel=Order.Channel.ONLINE,
+            fulfilment=Order.Fulfilment.COLLECT,
+            store=store,
+            pool=location,
+        )
+        for n, customer in enumerate(buyers)
+    ]
+    launch_allocate(launch_id=launch.pk)
+    assert {o.status for o in Order.objects.filter(pk__in=[o.pk for o in orders])} == {Order.Status.ALLOCATED}
+    assert StockNotice.objects.count() == 0  # nothing was free
+
+    # A cancellation: its nudge (eager here) serves the waitlist, then tells 1 x 1.5 = 1.
+    order_cancel(order=orders[0], reason="changed mind")
+    assert list(StockNotice.objects.values_list("customer_id", flat=True)) == order_of_registration[:1]
+
+    # An uncollected unit: back to the pool at its deadline, and on to the next customer.
+    collect_by = Order.objects.get(pk=orders[1].pk).collect_by
+    assert collect_deadlines_expire(now=collect_by + datetime.timedelta(minutes=1)) == 1
+    told = list(StockNotice.objects.order_by("window_id", "rank").values_list("customer_id", flat=True))
+    assert told == order_of_registration[:2]
+    assert stock(location, sku).reserved == 2  # both freed units held, one per window
+    assert oversold(launch_id=launch.pk) == []
