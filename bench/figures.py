@@ -397,6 +397,25 @@ class IntakeFigures:
 
 
 @dataclass
+class NoticeFigures:
+    """bench/notice_bench.py: stock notices for 100,000 freed units, and the claim path."""
+
+    units_freed: int
+    customers_registered: int
+    setup_seconds: float
+    notified: int
+    held: int
+    notices_seconds: float
+    claims: int
+    claim_ms_per_order: float
+    admitted: int
+    admission_ms_per_order: float
+    admission_allocated_ms_per_order: float
+    allocated_after_admission: int
+    problems: list[str]
+
+
+@dataclass
 class BenchRun:
     """Everything one `make bench` run measured, in the order it ran."""
 
@@ -431,6 +450,7 @@ class BenchRun:
     invariants: list[Invariants] = field(default_factory=list)
     email: EmailFigures | None = None
     intake: IntakeFigures | None = None
+    notices: NoticeFigures | None = None
     webhooks: WebhookFigures | None = None
     failures: list[str] = field(default_factory=list)  # phases that raised, and why
     notes: list[str] = field(default_factory=list)

@@ -13,6 +13,7 @@ from bench.figures import (
     EmailFigures,
     IntakeFigures,
     LoadPhase,
+    NoticeFigures,
     RetryPhase,
 )
 
@@ -381,15 +382,35 @@ def intake_rows(f: IntakeFigures) -> list[Row]:
     ]
 
 
+def notice_rows(f: NoticeFigures) -> list[Row]:
+    return [
+        (
+            f"stock notices: {fmt(f.units_freed)} units freed, {fmt(f.customers_registered)} registered",
+            f"{fmt(f.notified)} told and {fmt(f.held)} held in {f.notices_seconds:.1f} s",
+            "seconds",
+            verdict(f.notified == int(f.units_freed * 1.5) and f.held == f.units_freed and not f.problems),
+        ),
+        (
+            "stock notices: claim path vs admission path, per order",
+            f"claim {f.claim_ms_per_order:.2f} ms ({fmt(f.claims)} orders); admission {f.admission_ms_per_order:.2f} ms, "
+            f"with the allocator {f.admission_allocated_ms_per_order:.2f} ms ({fmt(f.admitted)} orders)",
+            "",
+            verdict(not f.problems),
+        ),
+    ]
+
+
 def others_section(r: BenchRun) -> str:
     rows: list[Row] = []
     if r.email:
         rows += email_rows(r.email)
     if r.intake:
         rows += intake_rows(r.intake)
+    if r.notices:
+        rows += notice_rows(r.notices)
     if not rows:
         return ""
-    return "## Email and intake\n\n" + table(("measure", "figure", "target", "verdict"), rows)
+    return "## Email, intake and stock notices\n\n" + table(("measure", "figure", "target", "verdict"), rows)
 
 
 def head(r: BenchRun) -> str:

@@ -25,7 +25,8 @@ Then, on a fresh start of the main server:
 10. chaos (only with --chaos): the retrying clients against a stack on a private
    redis-server stopped for 5 s, then a private PostgreSQL crashed for 5 s
    (bench/chaos_pg.py);
-11. bench/email_bench.py, bench/intake_bench.py and bench/webhook_bench.py.
+11. bench/email_bench.py, bench/intake_bench.py, bench/webhook_bench.py and
+   bench/notice_bench.py (stock notices for 100,000 freed units; claim path vs admission).
 
 It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
 var/bench/results/ instead). Every process it started is stopped at the end, also on
@@ -386,7 +387,7 @@ def database_crash(run: Run) -> None:
 
 
 def other_benches(run: Run) -> None:
-    for name in ("email_bench", "intake_bench", "webhook_bench"):
+    for name in ("email_bench", "intake_bench", "webhook_bench", "notice_bench"):
         log(f"running bench/{name}.py")
         started = time.monotonic()
         try:
@@ -398,6 +399,10 @@ def other_benches(run: Run) -> None:
                 from bench import intake_bench
 
                 run.figures.intake = intake_bench.run()
+            elif name == "notice_bench":
+                from bench import notice_bench
+
+                run.figures.notices = notice_bench.run(**({"claims": 300} if run.args.quick else {}))
             else:
                 from bench import webhook_bench
 

@@ -102,13 +102,15 @@ class Message(models.Model):
         COLLECTION_EXPIRED = "collection_expired", "Collection deadline passed"
         APOLOGY = "apology", "Apology"
         BACK_IN_STOCK = "back_in_stock", "Back in stock"
+        # Freed units held for this customer's claim window, with its signed claim link.
+        STOCK_NOTICE = "stock_notice", "Units held for you"
         # To a partner's contact (to_email), not a customer.
         WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
 
     # Marketing-type mail honours the customer's unsubscribe; order mail always goes. An
     # apology with no order (to a registered customer who never ordered) is marketing-type
     # too: see is_marketing.
-    MARKETING_KINDS = frozenset({Kind.BACK_IN_STOCK})
+    MARKETING_KINDS = frozenset({Kind.BACK_IN_STOCK, Kind.STOCK_NOTICE})
     # Mail to partners' contacts (no customer; to_email), about their integration.
     PARTNER_KINDS = frozenset({Kind.WEBHOOK_DISABLED})
 

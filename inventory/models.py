@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -45,6 +47,14 @@ class Launch(models.Model):
     auto_apply_plans = models.BooleanField(default=False)
     auto_apology = models.BooleanField(default=False)
     collect_hold_days = models.PositiveSmallIntegerField(default=3)
+    # Stock notices (orders.services.notices): units freed after a pool's waitlist is served
+    # are offered to at most free x notice_factor registered customers without an order, and
+    # held for them for claim_window_minutes. A factor of 0 turns the notices off.
+    # Defaults in the database too: the bench's set-based INSERTs of launches leave them out.
+    notice_factor = models.DecimalField(
+        max_digits=4, decimal_places=2, default=Decimal("1.5"), db_default=Decimal("1.5")
+    )
+    claim_window_minutes = models.PositiveIntegerField(default=120, db_default=120)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -54,6 +64,13 @@ class Launch(models.Model):
                 condition=Q(closes_at__gt=models.F("opens_at")), name="launch_window_ordered"
             ),
             models.CheckConstraint(condition=Q(per_customer_limit__gte=1), name="launch_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(notice_factor__gte=0, notice_factor__lte=10), name="launch_notice_factor_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(claim_window_minutes__gte=1, claim_window_minutes__lte=7 * 24 * 60),
+                name="launch_claim_window_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -143,6 +160,9 @@ class StockMovement(models.Model):
         STORE_RECEIPT = "store_receipt", "Received at store"
         ALLOCATION = "allocation", "Allocated to orders"
         RELEASE = "release", "Allocation released"
+        # Freed units held for the customers told about them (a claim window): reserved, so
+        # nobody else is allocated or sold them; what is not claimed is RELEASEd.
+        HOLD = "hold", "Held for notified customers"
         SALE = "sale", "Walk-in sale"
         COLLECTION = "collection", "Collected by customer"
         DISPATCH = "dispatch", "Dispatched for home delivery"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from orders.models import Order, PoolState, Ticket
+from orders.models import ClaimWindow, Order, PoolState, StockNotice, Ticket
 
 
 class ViewOnlyAdmin(admin.ModelAdmin):
@@ -45,6 +45,34 @@ class PoolStateAdmin(ViewOnlyAdmin):
     list_display = ["launch", "sku", "pool", "waitlisted_total", "served_through", "waiting"]
     list_filter = ["launch", "sku", "pool__kind"]
     list_select_related = ["launch", "sku", "pool"]
+
+
+@admin.register(ClaimWindow)
+class ClaimWindowAdmin(ViewOnlyAdmin):
+    list_display = [
+        "pk",
+        "launch",
+        "sku",
+        "pool",
+        "status",
+        "units",
+        "claimed",
+        "notified",
+        "opened_at",
+        "closes_at",
+    ]
+    list_filter = ["launch", "status", "sku", "pool__kind"]
+    list_select_related = ["launch", "sku", "pool"]
+
+
+@admin.register(StockNotice)
+class StockNoticeAdmin(ViewOnlyAdmin):
+    list_display = ["pk", "window", "rank", "customer", "order", "claimed_at"]
+    list_filter = ["launch", "window__status"]
+    search_fields = ["=customer__account_number"]
+    raw_id_fields = ["window", "customer", "order"]
+    list_select_related = ["window", "customer", "order"]
+    show_full_result_count = False
 
 
 @admin.register(Ticket)

@@ -200,3 +200,22 @@ class AvailabilityForm(forms.Form):
     sku = forms.CharField(required=False, max_length=32)
     fulfilment = forms.CharField(required=False, max_length=16)
     store = forms.CharField(required=False, max_length=16)
+
+
+class NoticeSettingsForm(forms.Form):
+    """Head office's stock notice settings of a launch (the launch overview page)."""
+
+    notice_factor = forms.DecimalField(
+        label="Customers told per freed unit",
+        min_value=0,
+        max_value=10,
+        max_digits=4,
+        decimal_places=2,
+        help_text="1.5 tells 60 customers about 40 freed units; 0 turns stock notices off.",
+    )
+    claim_window_minutes = forms.IntegerField(
+        label="Claim window (minutes)",
+        min_value=1,
+        max_value=7 * 24 * 60,
+        help_text="How long freed units are held for the customers told, before they go to the next ones.",
+    )

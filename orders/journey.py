@@ -30,6 +30,13 @@ from orders.selectors.positions import order_queue_position
 from orders.services.admission import AdmissionRefused, order_admit
 from orders.services.catalogue import store_info
 from orders.services.group_commit import BatchFailed, grouped_admission_enabled, order_admit_grouped
+from orders.services.notices import (
+    ClaimRefused,
+    stock_notice_claim,
+    stock_notice_claim_held,
+    stock_notice_held_for,
+    stock_notice_offer,
+)
 from stores.access import HtmxHttpRequest
 from stores.models import Store
 
@@ -162,6 +169,9 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
     extra: dict = {}
     if form.is_valid():
         data = form.cleaned_data
+        held = _held_unit(launch, form.customer.pk, data)
+        if held is not None:
+            return redirect("journey-order", reference=held.reference)
         # Group commit when it is on (as the partner API); the previous path otherwise.
         admit = order_admit_grouped if grouped_admission_enabled() else order_admit
         try:
@@ -186,6 +196,34 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             return redirect("journey-order", reference=admission.order.reference)
     return render(request, "journey/launch_detail.html", _detail_context(launch, form=form, **extra))
+
+
+def _held_unit(launch: Launch, customer_id: int, data: dict) -> Order | None:
+    """The order form honours a stock notice: a customer told that a unit is held for them,
+    ordering that SKU from that pool, gets the held unit (as their link would give it).
+    None when nothing is held for this order, or the held units went meanwhile: then the
+    order is admitted as any other."""
+    sku = {s.code: s for s in launch.skus.all()}.get(data["sku"])
+    if sku is None:
+        return None
+    if data["fulfilment"] == Order.Fulfilment.COLLECT:
+        info = store_info(code=data["store"]) if data["store"] else None
+        if info is None:
+            return None
+        pool_id = info.location_id
+    else:
+        pool_id = location_online_pool_id()
+    if pool_id is None:
+        return None
+    notice = stock_notice_held_for(
+        launch_id=launch.pk, customer_id=customer_id, sku_id=sku.pk, pool_id=pool_id
+    )
+    if notice is None:
+        return None
+    try:
+        return stock_notice_claim_held(notice=notice)
+    except ClaimRefused:
+        return None
 
 
 def _refusal_to_form(form: OrderForm, refused: AdmissionRefused) -> dict:
@@ -332,3 +370,44 @@ def order_status(request: HtmxHttpRequest, reference: str) -> HttpResponse:
     if request.htmx:
         template += "#status-panel"
     return render(request, template, context)
+
+
+# --- a stock notice's claim link ------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def claim(request: HttpRequest, token: str) -> HttpResponse:
+    """The offer behind a stock notice's link (GET, which changes nothing: mail scanners
+    open links), and its button, which places the upgrade order on a held unit (POST).
+
+    Every refusal is its own page with its own status and changes nothing: a link that was
+    not ours or was changed 400, an offer that ended 410, units gone or an order already
+    placed 409.
+    """
+    try:
+        if request.method == "POST":
+            order = stock_notice_claim(token=token)
+            return redirect("journey-order", reference=order.reference)
+        offer = stock_notice_offer(token=token)
+    except ClaimRefused as refused:
+        return render(
+            request,
+            "journey/claim_refused.html",
+            {"problem": refused.problem.value, "message": refused.message, "reference": refused.reference},
+            status=refused.problem.http_status,
+        )
+    window = offer.window
+    store = window.pool.store
+    return render(
+        request,
+        "journey/claim.html",
+        {
+            "launch": offer.notice.launch,
+            "first_name": _first_name(offer.notice.customer.name),
+            "sku": window.sku,
+            "where": f"collection at {store.name}" if store is not None else "home delivery",
+            "closes_at": window.closes_at,
+            "left": offer.left,
+        },
+    )

@@ -178,3 +178,79 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store.code} #{self.number}"
+
+
+class ClaimWindow(models.Model):
+    """Units freed in a pool after its waitlist was served, held for the customers told.
+
+    Opening a window reserves its units in the ledger (a HOLD movement), so available to
+    everyone else is on_hand - reserved as everywhere; each claim turns one held unit into
+    an allocated order (`claimed` rises under a conditional UPDATE, never past `units`);
+    closing returns units - claimed to the pool (a RELEASE movement). So at every moment
+    a pool's reserved = its allocated orders + units - claimed of its open windows.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="claim_windows")
+    sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT, related_name="+")
+    pool = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="+")
+    units = models.PositiveIntegerField(default=0)
+    claimed = models.PositiveIntegerField(default=0)
+    notified = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closes_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(claimed__lte=models.F("units")), name="claim_window_no_oversell"
+            ),
+            models.CheckConstraint(
+                condition=Q(units__lte=models.F("notified")), name="claim_window_units_told"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["closes_at"], condition=Q(status="open"), name="claim_window_open"),
+            models.Index(fields=["launch", "sku", "pool"], name="claim_window_pool"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku_id}@{self.pool_id}: {self.claimed}/{self.units} claimed"
+
+    @property
+    def held(self) -> int:
+        return self.units - self.claimed if self.status == self.Status.OPEN else 0
+
+
+class StockNotice(models.Model):
+    """One customer told about one window's units, in registration order (rank).
+
+    Unique per launch and customer: whoever was told once is never told again, so a
+    repeated trigger, or the next batch after a window closes, reaches only new people.
+    """
+
+    window = models.ForeignKey(ClaimWindow, on_delete=models.CASCADE, related_name="notices")
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Place in the batch: 1 for the earliest registration.
+    rank = models.PositiveIntegerField()
+    order = models.OneToOneField(
+        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="stock_notice"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["launch", "customer"], name="stock_notice_once_per_customer"),
+            models.UniqueConstraint(fields=["window", "rank"], name="stock_notice_rank_in_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"notice {self.pk} to {self.customer_id}"

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from inventory.models import Launch
 from orders.services.allocation import ALLOCATE_TASK, launch_allocate
+from orders.services.notices import SERVE_FREED_TASK, claim_windows_expire, launch_free_units_serve
 
 ALLOCATOR_TASK_KWARGS = {"ignore_result": True, "acks_late": True, "max_retries": 0}
 
@@ -23,3 +24,16 @@ def allocate_open_launches() -> int:
     for launch_id in ids:
         launch_allocate(launch_id=launch_id)
     return len(ids)
+
+
+@shared_task(name=SERVE_FREED_TASK, **ALLOCATOR_TASK_KWARGS)
+def serve_freed_units(launch_id: int) -> dict:
+    """A unit came free (a cancellation): the waitlist first, then stock notices."""
+    result = launch_free_units_serve(launch_id=launch_id)
+    return {"notified": result.notified, "held": result.held}
+
+
+@shared_task(**ALLOCATOR_TASK_KWARGS)
+def expire_claim_windows() -> int:
+    """Beat: close claim windows past their end and offer their units to the next customers."""
+    return claim_windows_expire()

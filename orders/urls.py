@@ -7,4 +7,9 @@ urlpatterns = [
     path("office/launches/", views.launch_list, name="launch-list"),
     path("office/launches/<slug64:slug>/", views.launch_overview, name="launch-overview"),
     path("office/launches/<slug64:slug>/charts.json", views.launch_charts, name="launch-charts"),
+    path(
+        "office/launches/<slug64:slug>/stock-notices/",
+        views.launch_notice_settings,
+        name="launch-notice-settings",
+    ),
 ]

@@ -1,12 +1,16 @@
 """Head-office launch pages. Thin: access check, one selector call, a template."""
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from inventory.models import Launch
 from inventory.selectors import launch_list as launches
+from inventory.services import launch_notice_settings_set
+from orders.forms import NoticeSettingsForm
 from orders.selectors import launches as selectors
+from orders.selectors.notices import stock_notice_summary
 from stores.access import head_office_required
 
 
@@ -16,11 +20,11 @@ def launch_list(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/launch_list.html", {"launches": launches()})
 
 
-@require_GET
-@head_office_required
-def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
-    launch = get_object_or_404(Launch, slug=slug)
+def _overview(request: HttpRequest, launch: Launch, *, notice_form: NoticeSettingsForm | None = None):
     overview = selectors.launch_overview(launch=launch)
+    notice_form = notice_form or NoticeSettingsForm(
+        initial={"notice_factor": launch.notice_factor, "claim_window_minutes": launch.claim_window_minutes}
+    )
     return render(
         request,
         "orders/launch_overview.html",
@@ -30,8 +34,34 @@ def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
             "statuses": selectors.STATUSES,
             # Embedded with json_script, so the charts draw without a second request.
             "charts": selectors.launch_chart_data(overview=overview),
+            "notices": stock_notice_summary(launch=launch),
+            "form": notice_form,
         },
     )
+
+
+@require_GET
+@head_office_required
+def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
+    return _overview(request, get_object_or_404(Launch, slug=slug))
+
+
+@require_POST
+@head_office_required
+def launch_notice_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """Head office sets the launch's stock notice factor and claim window; bad values are
+    form errors on the overview and change nothing."""
+    launch = get_object_or_404(Launch, slug=slug)
+    form = NoticeSettingsForm(request.POST)
+    if not form.is_valid():
+        return _overview(request, launch, notice_form=form)
+    launch_notice_settings_set(
+        launch=launch,
+        notice_factor=form.cleaned_data["notice_factor"],
+        claim_window_minutes=form.cleaned_data["claim_window_minutes"],
+    )
+    messages.success(request, "Stock notice settings saved; they apply to units freed from now on.")
+    return redirect("launch-overview", slug=launch.slug)
 
 
 @require_GET

@@ -472,6 +472,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Every five minutes: uncollected click-and-collect units go back to their pool.
     "expire-collect-deadlines": {"task": "inventory.tasks.expire_collect_deadlines", "schedule": 300.0},
+    # Every thirty seconds: claim windows past their end give their unclaimed units back and
+    # the next registered customers are told (orders.services.notices).
+    "expire-claim-windows": {
+        "task": "orders.tasks.expire_claim_windows",
+        "schedule": 30.0,
+        "options": {"expires": 60},
+    },
     # Weekly, on the supplier's delivery day (INTAKE_WEEKDAY at INTAKE_HOUR): intake.
     "intake-due-deliveries": {
         "task": "inventory.tasks.intake_due_deliveries",

@@ -49,6 +49,7 @@ PAGES: dict[str, tuple[str, list]] = {
         ],
     ),
     "unsubscribe": ("customer", [lambda w: {"token": w.unsubscribe_token}]),
+    "journey-claim": ("customer", [lambda w: {"token": w.claim_token}]),
     "store-detail": ("staff", [{"code": "S001"}]),
     "inventory:store-receiving": ("staff", [{"code": "S001"}]),
     "launch-list": ("head", [{}]),
@@ -76,6 +77,7 @@ NOT_PAGES: dict[str, str] = {
     "store-deliveries": "an htmx fragment of store-detail (without htmx it redirects there), scanned inside it",
     "journey-register": POST_ONLY,
     "journey-order-place": POST_ONLY,
+    "launch-notice-settings": POST_ONLY,
     "inventory:delivery-intake": POST_ONLY,
     "inventory:plan-line": POST_ONLY,
     "inventory:plan-save": POST_ONLY,
@@ -158,6 +160,7 @@ class World:
     webhook_endpoint: int = 0
     customer_with_order: str = ""
     unsubscribe_token: str = ""
+    claim_token: str = ""
     can_order: list[str] = field(default_factory=list)
 
 
@@ -180,6 +183,38 @@ def _webhook_endpoint_with_a_log() -> int:
         event=event, endpoint=endpoint, status="delivered", attempts=1, is_replay=True
     )
     return endpoint.pk
+
+
+def _claim_token_of_a_held_unit(*, can_order: list[str]) -> str:
+    """A stock notice's link, to a customer without an order, for one unit held at S001."""
+    import datetime
+
+    from django.utils import timezone
+
+    from customers.services.outbox import claim_token_make
+    from inventory.models import Launch, Location
+    from orders.models import ClaimWindow, StockNotice
+
+    launch = Launch.objects.get(slug="iphone-3g")
+    told = StockNotice.objects.filter(launch=launch, window__status="open", order__isnull=True).first()
+    if told is not None:  # the demo's story told someone already
+        return claim_token_make(notice_id=told.pk, expires_at=told.window.closes_at)
+    customer = (
+        launch.registrations.filter(customer__account_number__in=can_order)
+        .exclude(customer_id__in=StockNotice.objects.filter(launch=launch).values("customer_id"))
+        .first()
+        .customer
+    )
+    window = ClaimWindow.objects.create(
+        launch=launch,
+        sku=launch.skus.order_by("code").first(),
+        pool=Location.objects.get(code="S001"),
+        units=1,
+        notified=1,
+        closes_at=timezone.now() + datetime.timedelta(hours=2),
+    )
+    notice = StockNotice.objects.create(window=window, launch=launch, customer=customer, rank=1)
+    return claim_token_make(notice_id=notice.pk, expires_at=window.closes_at)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +267,7 @@ def world(django_db_setup, django_db_blocker):
                 .values_list("account_number", flat=True)[:5]
             ),
         )
+        world.claim_token = _claim_token_of_a_held_unit(can_order=world.can_order)
         yield world
         call_command("flush", interactive=False, verbosity=0)
 

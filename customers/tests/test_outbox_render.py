@@ -9,6 +9,7 @@ model instances, and the stdlib's parser reading the bytes back.
 import datetime
 import email
 import email.policy
+import math
 
 import psycopg
 import pytest
@@ -48,6 +49,22 @@ def reference_render(message: Message) -> tuple[str, str]:
             "fulfilment": facts.fulfilment,
             "collect_by": facts.collect_by,
         }
+    offer = None
+    claim_url = ""
+    if message.kind == Message.Kind.STOCK_NOTICE:
+        closes_at = datetime.datetime.fromisoformat(message.context["closes_at"])
+        store_id = message.context["store"]
+        offer = {
+            "sku": SKU.objects.get(pk=message.context["sku"]),
+            "store": Store.objects.get(pk=store_id) if store_id else None,
+            "closes_at": closes_at,
+        }
+        token = signing.dumps(
+            {"n": message.context["notice"], "x": math.ceil(closes_at.timestamp())},
+            salt="launchday.orders.stock-notice-claim",
+            compress=False,
+        )
+        claim_url = f"{settings.SITE_URL.rstrip('/')}/upgrade/claim/{token}/"
     marketing = message.is_marketing
     token = signing.dumps({"c": message.customer.pk}, salt=outbox.UNSUBSCRIBE_SALT, compress=False)
     unsubscribe = reverse("unsubscribe", kwargs={"token": token})
@@ -68,6 +85,8 @@ def reference_render(message: Message) -> tuple[str, str]:
         "store": registration.preferred_store
         if registration and message.kind == Message.Kind.BACK_IN_STOCK
         else None,
+        "offer": offer,
+        "claim_url": claim_url,
     }
     return (
         get_template(f"emails/{message.kind}.txt").render(context),
@@ -100,9 +119,14 @@ def varied_messages(launch_with_sku):
             collect_by=timezone.now() + datetime.timedelta(days=3) if store else None,
         )
         for kind in Message.Kind.values:
-            with_order = kind != Message.Kind.BACK_IN_STOCK and not (
+            with_order = kind not in (Message.Kind.BACK_IN_STOCK, Message.Kind.STOCK_NOTICE) and not (
                 kind == Message.Kind.APOLOGY and index == 4
             )
+            context = facts.context() if with_order else {}
+            if kind == Message.Kind.STOCK_NOTICE:  # a notice names its held units, no order
+                closes_at = timezone.now() + datetime.timedelta(hours=2)
+                context = {"notice": 1000 + index, "sku": sku.pk, "store": store.pk if store else None}
+                context["closes_at"] = closes_at.isoformat()
             messages.append(
                 Message.objects.create(
                     kind=kind,
@@ -110,7 +134,7 @@ def varied_messages(launch_with_sku):
                     customer=customer,
                     order_reference=facts.reference if with_order else "",
                     launch=launch,
-                    context=facts.context() if with_order else {},
+                    context=context,
                 )
             )
     return messages

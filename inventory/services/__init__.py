@@ -1,5 +1,6 @@
 """Inventory's writes, one module per job: stock and the ledger (stock), supplier
-deliveries (deliveries), allocation plans (plans), store receiving (receiving).
+deliveries (deliveries), allocation plans (plans), store receiving (receiving), head
+office's launch settings (launches).
 
 Only these modules write inventory's tables; other apps call them.
 """
@@ -11,6 +12,7 @@ from inventory.services.deliveries import (
     delivery_inbox_scan,
     delivery_receive,
 )
+from inventory.services.launches import launch_notice_settings_set
 from inventory.services.plans import (
     PlanInvalid,
     PlanNotEditable,
@@ -47,6 +49,7 @@ __all__ = [
     "delivery_announce",
     "delivery_inbox_scan",
     "delivery_receive",
+    "launch_notice_settings_set",
     "location_central",
     "location_for_store",
     "location_online_pool",

@@ -23,7 +23,7 @@ from inventory.services import (
     stock_reconcile,
 )
 from inventory.tests.world import add_orders, make_launch, make_stores, waitlist_everything
-from orders.models import Order, Ticket
+from orders.models import ClaimWindow, Order, Ticket
 from orders.services.collection import collect_deadlines_expire, order_collect
 from orders.services.intake import delivery_intake, store_delivery_confirm
 from orders.services.walkin import SoldOut, ticket_issue, ticket_serve_next
@@ -148,14 +148,18 @@ def test_store_receiving_serves_collect_orders_in_sequence_then_walk_ins(world, 
     with pytest.raises(SoldOut):
         ticket_serve_next(launch=launch, store=s0.store, sku=sku, user=staff)
 
-    # S002 had registrations only: its 15 units go on sale to walk-ins, in ticket order.
+    # S002 had registrations only: its customers registered there are told first, and one
+    # unit each is held for them (stock notices); the other 15 - held go on sale to
+    # walk-ins, in ticket order.
     store_delivery_confirm(delivery_id=delivery.pk, location=s2, received={sku.pk: 15}, user=staff)
+    held = ClaimWindow.objects.get(pool=s2).units
+    assert 0 < held < 15
     first, second = ticket_issue(launch=launch, store=s2.store), ticket_issue(launch=launch, store=s2.store)
     assert ticket_serve_next(launch=launch, store=s2.store, sku=sku, user=staff) == first
     assert ticket_serve_next(launch=launch, store=s2.store, sku=sku, user=staff) == second
     assert ticket_serve_next(launch=launch, store=s2.store, sku=sku, user=staff) is None
     assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.WAITING
-    assert level(s2, sku) == (13, 0, 0)
+    assert level(s2, sku) == (13, held, 0)
     assert stock_reconcile() == []
 
 

@@ -4,7 +4,7 @@ from customers.models import Campaign
 from customers.services.campaigns import CampaignRecipient
 from customers.services.outbox import OrderFacts
 from inventory.models import Launch
-from orders.models import Order
+from orders.models import ClaimWindow, Order, StockNotice
 from orders.selectors.positions import waitlisted_positions
 
 
@@ -35,9 +35,15 @@ def campaign_audience(*, launch: Launch, audience: str) -> list[CampaignRecipien
             for customer_id, sequence, reference, sku_id, fulfilment, store_id in first.values()
         ]
     ordered = Order.objects.filter(launch=launch).exclude(status=Order.Status.CANCELLED).values("customer_id")
+    # A customer holding a stock notice's link is not told "sold out" while its window is
+    # open; a campaign started again after the window closed reaches them.
+    holding = StockNotice.objects.filter(
+        launch=launch, window__status=ClaimWindow.Status.OPEN, order__isnull=True
+    ).values("customer_id")
     return [
         CampaignRecipient(customer_id=customer_id)
         for customer_id in launch.registrations.exclude(customer_id__in=ordered)
+        .exclude(customer_id__in=holding)
         .order_by("customer_id")
         .values_list("customer_id", flat=True)
     ]

@@ -9,8 +9,8 @@ from django.db.models import F
 from inventory.models import StockMovement
 from inventory.services import StockChange, stock_apply
 from orders.models import Order, PoolState
-from orders.services.allocation import allocation_nudge
 from orders.services.locks import allocator_lock
+from orders.services.notices import free_units_nudge
 from orders.services.status import order_transition
 from orders.services.webhooks import order_webhook
 from stores.models import WebhookEventType
@@ -28,7 +28,8 @@ def order_cancel(
     """Cancel a queued, waitlisted or allocated order, releasing an allocated unit.
 
     Takes the allocator lock, so it never races an allocator batch over the same order.
-    The released unit goes to the next waiting order of the pool on the next run. A
+    The released unit goes to the next waiting order of the pool on the next run, or,
+    when nobody waits there, to the pool's next registered customers (stock notices). A
     partner's order makes one webhook event, `webhook` (order.cancelled, or the caller's
     more telling type, such as order.collection_expired).
     """
@@ -55,5 +56,5 @@ def order_cancel(
             user=user,
         )
     order_webhook(order=order, type=webhook, extra=webhook_extra)
-    transaction.on_commit(partial(allocation_nudge, launch_id=order.launch_id))
+    transaction.on_commit(partial(free_units_nudge, launch_id=order.launch_id))
     return order

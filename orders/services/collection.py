@@ -12,8 +12,8 @@ from customers.services.outbox import OrderFacts, messages_enqueue, order_messag
 from inventory.models import StockMovement
 from inventory.services import StockChange, stock_apply
 from orders.models import Order
-from orders.services.allocation import launch_allocate
 from orders.services.cancellation import order_cancel
+from orders.services.notices import launch_free_units_serve
 from orders.services.status import InvalidTransition, order_transition
 from orders.services.webhooks import order_webhook
 from stores.models import WebhookEventType
@@ -96,5 +96,5 @@ def collect_deadlines_expire(*, now: datetime.datetime | None = None, limit: int
         expired += 1
         launches.add(order.launch_id)
     for launch_id in sorted(launches):
-        launch_allocate(launch_id=launch_id)
+        launch_free_units_serve(launch_id=launch_id, now=now)
     return expired

@@ -24,6 +24,7 @@ from inventory.services import (
 )
 from orders.selectors.demand import demand_by_pool
 from orders.services.allocation import launch_allocate
+from orders.services.notices import stock_notices_open
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class IntakeResult:
     plan_status: str = ""
     distributed: bool = False
     allocated: int = 0
+    notified: int = 0
     waiting_for_approval: bool = False
 
 
@@ -91,6 +93,8 @@ def delivery_intake(
 
     if delivery.status == Delivery.Status.DISTRIBUTED and delivery.launch_id:
         result.allocated = launch_allocate(launch_id=delivery.launch_id).allocated
+        # What the waitlists did not take is offered to the next registered customers.
+        result.notified = stock_notices_open(launch_id=delivery.launch_id).notified
     step("allocate")
     if plan is not None:
         plan.refresh_from_db()
@@ -127,4 +131,6 @@ def store_delivery_confirm(
     delivery = Delivery.objects.get(pk=delivery_id)
     if not delivery.launch_id:
         return 0
-    return launch_allocate(launch_id=delivery.launch_id).allocated
+    allocated = launch_allocate(launch_id=delivery.launch_id).allocated
+    stock_notices_open(launch_id=delivery.launch_id)
+    return allocated

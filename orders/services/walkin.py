@@ -13,7 +13,7 @@ from inventory.services import (
     stock_apply,
     stock_rows_for_update,
 )
-from orders.models import Order, Ticket
+from orders.models import ClaimWindow, Order, Ticket
 from stores.models import Store
 
 
@@ -90,8 +90,30 @@ def ticket_serve_next(*, launch: Launch, store: Store, sku: SKU, user: User | No
             user=user,
         )
     except InsufficientStock:
+        held = _held_for_notices(launch=launch, location=location, sku=sku)
+        if held:
+            raise SoldOut(held) from None
         raise SoldOut(f"No {sku} left to sell at {store.code}.") from None
     return _close(ticket, status=Ticket.Status.SERVED, user=user, sku=sku)
+
+
+def _held_for_notices(*, launch: Launch, location, sku: SKU) -> str:
+    """Why a unit on the shelf is not for sale: held for customers told by a stock notice.
+
+    Held units are reserved, so the sale's guard refuses them like any reserved unit; this
+    only puts the reason into words for the staff at the counter.
+    """
+    windows = list(
+        ClaimWindow.objects.filter(launch=launch, pool=location, sku=sku, status=ClaimWindow.Status.OPEN)
+    )
+    held = sum(w.held for w in windows)
+    if not held:
+        return ""
+    until = timezone.localtime(max(w.closes_at for w in windows))
+    return (
+        f"{held} unit(s) of {sku} are held for customers told by a stock notice, until {until:%H:%M}; "
+        "what they do not order then comes back for sale."
+    )
 
 
 @transaction.atomic

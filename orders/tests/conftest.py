@@ -1,6 +1,7 @@
 import pytest
 
 from customers.models import UpgradeRegistration
+from customers.tests.conftest import smtp_sink  # noqa: F401 - the real SMTP server, for stock notices
 from customers.tests.factories import CustomerFactory
 from inventory.services import location_for_store, location_online_pool, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory

@@ -5,7 +5,7 @@ from collections import defaultdict
 from django.db.models import Sum
 
 from inventory.models import Stock, StockMovement
-from orders.models import Order
+from orders.models import ClaimWindow, Order
 from orders.selectors.positions import order_queue_position
 
 SERVED = (Order.Status.ALLOCATED, Order.Status.FULFILLED)
@@ -13,12 +13,16 @@ WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
 
 
 def fcfs_violations(*, launch_id: int) -> list[str]:
-    """Pools where an order was served while an earlier order of the same pool still waits."""
+    """Pools where an order was served while an earlier order of the same pool still waits.
+
+    An order placed through a stock notice's claim link is served from units held before
+    it (and before anyone now waiting) was placed, so it is not part of the queue.
+    """
     served_max: dict = defaultdict(int)
     waiting_min: dict = {}
-    for seq, sku, pool, status in Order.objects.filter(launch_id=launch_id).values_list(
-        "sequence", "sku_id", "pool_id", "status"
-    ):
+    for seq, sku, pool, status in Order.objects.filter(
+        launch_id=launch_id, stock_notice__isnull=True
+    ).values_list("sequence", "sku_id", "pool_id", "status"):
         key = (sku, pool)
         if status in SERVED:
             served_max[key] = max(served_max[key], seq)
@@ -32,7 +36,10 @@ def fcfs_violations(*, launch_id: int) -> list[str]:
 
 
 def oversold(*, launch_id: int) -> list[str]:
-    """Pools where allocated orders exceed units, or stock disagrees with the ledger."""
+    """Pools where allocated orders exceed units, or stock disagrees with the ledger.
+
+    Units held by open claim windows are reserved too: reserved = allocated + held.
+    """
     problems = []
     for stock in Stock.objects.all():
         ledger = StockMovement.objects.filter(location_id=stock.location_id, sku_id=stock.sku_id).aggregate(
@@ -45,8 +52,19 @@ def oversold(*, launch_id: int) -> list[str]:
         allocated = Order.objects.filter(
             launch_id=launch_id, pool_id=stock.location_id, sku_id=stock.sku_id, status=Order.Status.ALLOCATED
         ).count()
-        if allocated != stock.reserved:
-            problems.append(f"{stock}: {allocated} allocated orders but {stock.reserved} reserved")
+        held = sum(
+            w.held
+            for w in ClaimWindow.objects.filter(
+                launch_id=launch_id,
+                pool_id=stock.location_id,
+                sku_id=stock.sku_id,
+                status=ClaimWindow.Status.OPEN,
+            )
+        )
+        if allocated + held != stock.reserved:
+            problems.append(
+                f"{stock}: {allocated} allocated orders + {held} held but {stock.reserved} reserved"
+            )
     return problems
 
 

@@ -123,3 +123,40 @@ def test_register_order_and_see_the_position_update_without_reloading(page: Page
     expect(page.locator("#status-panel")).to_have_attribute("hx-trigger", re.compile("every 2s"))
     expect(page.locator('#status-panel [data-step="reserved"]')).to_have_class("done")
     assert Order.objects.get(customer=anna).status == Order.Status.ALLOCATED
+
+
+@pytest.mark.browser
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_stock_notice_link_orders_a_held_phone_and_a_second_click_is_told_honestly(page: Page, live_server):
+    from customers.services.outbox import claim_token_make
+    from orders.models import StockNotice
+    from orders.services.notices import launch_free_units_serve
+
+    catalogue_clear()
+    sku = SKUFactory(code=SKU, name="iPhone 3G 8GB Black")
+    launch = LaunchFactory(slug="iphone-3g-notice", name="iPhone 3G upgrade", skus=[sku])
+    people = [CustomerFactory(account_number=f"K{n:07d}", name=f"Kim {n}") for n in (1, 2)]
+    UpgradeRegistration.objects.bulk_create(
+        [UpgradeRegistration(customer=c, launch=launch, preferred_sku=sku) for c in people]
+    )
+    for customer in people:
+        eligibility_forget(launch_id=launch.pk, account_number=customer.account_number)
+    stock_receive(location=location_online_pool(), sku=sku, quantity=1, reference="freed")
+    launch_free_units_serve(launch_id=launch.pk)  # one unit held, one customer told (factor 1.5)
+    notice = StockNotice.objects.select_related("window").get(launch=launch)
+    link = f"{live_server.url}/upgrade/claim/{claim_token_make(notice_id=notice.pk, expires_at=notice.window.closes_at)}/"
+
+    page.goto(link)
+    expect(page.get_by_role("heading", name=re.compile("A phone is held for you"))).to_be_visible()
+    page.get_by_role("button", name="Order this phone").click()
+    expect(page.get_by_role("heading", name="Your phone is reserved")).to_be_visible()
+    order = Order.objects.get(launch=launch)
+    assert order.customer_id == notice.customer_id and order.status == Order.Status.ALLOCATED
+
+    # The same link again (a second click from the email): an honest page, nothing ordered.
+    response = page.goto(link)
+    assert response is not None
+    page.get_by_role("link", name=re.compile("Follow your order")).wait_for()
+    assert response.status == 409
+    assert Order.objects.filter(launch=launch).count() == 1

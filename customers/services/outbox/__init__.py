@@ -33,10 +33,12 @@ from customers.services.outbox.enqueue import (
     order_message,
     outbox_nudge,
     outbox_nudge_now,
+    stock_notices_enqueue,
 )
 from customers.services.outbox.facts import OrderFacts
-from customers.services.outbox.keys import campaign_message_key, order_message_key
+from customers.services.outbox.keys import campaign_message_key, order_message_key, stock_notice_key
 from customers.services.outbox.mime import message_mime
+from customers.services.outbox.notice_links import ClaimLink, claim_token_make, claim_token_read, claim_url
 from customers.services.outbox.render import RenderCache, RenderedEmail, message_email, message_render
 from customers.services.outbox.sender import (
     BatchResult,
@@ -58,12 +60,16 @@ __all__ = [
     "UNSUBSCRIBE_SALT",
     "WAKE_KEY",
     "BatchResult",
+    "ClaimLink",
     "OrderFacts",
     "OutboxConnectionError",
     "OutboxMessage",
     "RenderCache",
     "RenderedEmail",
     "campaign_message_key",
+    "claim_token_make",
+    "claim_token_read",
+    "claim_url",
     "customer_unsubscribe",
     "message_email",
     "message_mime",
@@ -79,6 +85,8 @@ __all__ = [
     "outbox_nudge",
     "outbox_nudge_now",
     "outbox_send_batch",
+    "stock_notice_key",
+    "stock_notices_enqueue",
     "unsubscribe_token_make",
     "unsubscribe_token_verify",
     "unsubscribe_url",

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 
 from customers.models import Message
 from customers.services.outbox.facts import OrderFacts
-from customers.services.outbox.keys import order_message_key, order_message_key_sql
+from customers.services.outbox.keys import order_message_key, order_message_key_sql, stock_notice_key_sql
 from customers.services.outbox.sender import outbox_drain
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,45 @@ def order_events_enqueue(*, source: str, params: Mapping[str, Any]) -> None:
     key = order_message_key_sql(kind="e.kind", reference="e.reference")
     with connection.cursor() as cursor:
         cursor.execute(_ORDER_EVENTS_INSERT.format(source=source, key=key), params)
+
+
+# What a statement feeding stock_notices_enqueue returns, one row per customer told.
+STOCK_NOTICE_COLUMNS = (
+    "notice_id",
+    "window_id",
+    "customer_id",
+    "launch_id",
+    "sku_id",
+    "store_id",
+    "closes_at",
+)
+
+_STOCK_NOTICES_INSERT = """
+WITH notices AS ({source})
+INSERT INTO customers_message (kind, dedupe_key, customer_id, order_reference, launch_id, campaign_id,
+  context, message_id, status, attempts, last_error, created_at)
+SELECT %(kind)s, {key}, n.customer_id, '', n.launch_id, NULL,
+  jsonb_build_object('notice', n.notice_id, 'sku', n.sku_id, 'store', n.store_id, 'closes_at', n.closes_at),
+  gen_random_uuid(), 'pending', 0, '', now()
+FROM notices n ORDER BY n.notice_id
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def stock_notices_enqueue(*, source: str, params: Mapping[str, Any]) -> int:
+    """Run `source` (the caller's INSERT of its notices, RETURNING STOCK_NOTICE_COLUMNS)
+    and write one stock_notice email per row, as ONE statement. Returns the emails written.
+
+    The notices and their mail commit together, and a hundred thousand cost one round
+    trip. PostgreSQL only; the claim link is signed when the email is rendered.
+    """
+    key = stock_notice_key_sql(window_id="n.window_id", customer_id="n.customer_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STOCK_NOTICES_INSERT.format(source=source, key=key),
+            {**params, "kind": Message.Kind.STOCK_NOTICE},
+        )
+        return cursor.rowcount
 
 
 def order_message(*, kind: str, customer_id: int, launch_id: int, order: OrderFacts) -> OutboxMessage:

@@ -30,3 +30,13 @@ def order_message_key_sql(*, kind: str, reference: str) -> str:
     """order_message_key as SQL over two columns, for statements that write many rows."""
     whens = " ".join(f"WHEN '{k.value}' THEN '{prefix}:'" for k, prefix in _ORDER_PREFIX.items())
     return f"(CASE {kind} {whens} END || {reference})"
+
+
+def stock_notice_key(*, window_id: int, customer_id: int) -> str:
+    """A stock notice tells a customer once per freed batch (its claim window)."""
+    return f"stock_notice:{window_id}:{customer_id}"
+
+
+def stock_notice_key_sql(*, window_id: str, customer_id: str) -> str:
+    """stock_notice_key as SQL over two columns."""
+    return f"('stock_notice:' || {window_id} || ':' || {customer_id})"

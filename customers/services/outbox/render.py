@@ -18,6 +18,7 @@ reads no order; names of SKUs, stores and launches are read from their own table
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 from html import escape as html_escape
@@ -30,6 +31,7 @@ from django.utils import formats
 
 from customers.models import Message, UpgradeRegistration
 from customers.services.outbox.facts import OrderFacts
+from customers.services.outbox.notice_links import claim_url
 from customers.services.outbox.unsubscribe import UnsubscribeLinks
 from inventory.models import SKU, Launch
 from inventory.selectors import delivery_next
@@ -42,10 +44,11 @@ SUBJECTS = {
     Message.Kind.COLLECTION_EXPIRED: "Collection deadline passed: order {reference}",
     Message.Kind.APOLOGY: "We're sorry: {launch}",
     Message.Kind.BACK_IN_STOCK: "{launch} is back in stock",
+    Message.Kind.STOCK_NOTICE: "{launch}: a phone is held for you for a short while",
     Message.Kind.WEBHOOK_DISABLED: "Webhook endpoint switched off: {partner}",
 }
 
-SLOTS = ("customer_name", "customer_postcode", "reference", "position", "unsubscribe_url")
+SLOTS = ("customer_name", "customer_postcode", "reference", "position", "unsubscribe_url", "claim_url")
 # Private-use characters never occur in our data; "&" shows whether the template escaped
 # the marker at that place (it becomes "&amp;").
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
@@ -144,9 +147,12 @@ def preload(rows: list[dict], cache_: RenderCache) -> None:
     for launch in Launch.objects.filter(pk__in=launch_ids):
         cache_.launches[launch.pk] = launch
     facts = [f for r in rows if (f := _facts(r)) is not None]
-    sku_ids = {f.sku_id for f in facts} - set(cache_.sku_names)
+    offers = [_offer(r) for r in rows if r["kind"] == Message.Kind.STOCK_NOTICE]
+    sku_ids = ({f.sku_id for f in facts} | {o[0] for o in offers}) - set(cache_.sku_names)
     cache_.sku_names.update(SKU.objects.filter(pk__in=sku_ids).values_list("pk", "name"))
-    store_ids = {f.store_id for f in facts if f.store_id is not None} - set(cache_.store_names)
+    store_ids = (
+        {f.store_id for f in facts if f.store_id is not None} | {o[1] for o in offers if o[1] is not None}
+    ) - set(cache_.store_names)
     cache_.store_names.update(Store.objects.filter(pk__in=store_ids).values_list("pk", "name"))
     for row in rows:
         if row["kind"] == Message.Kind.APOLOGY and row["launch_id"] is not None:
@@ -169,6 +175,17 @@ def preload(rows: list[dict], cache_: RenderCache) -> None:
                 cache_.preferred_store[(customer_id, launch_id)] = store_name
 
 
+def _offer(row: dict) -> tuple[int, int | None, datetime.datetime | None]:
+    """A stock notice's (SKU id, store id or None, window's end), from its row's context."""
+    context = row["context"] or {}
+    closes_at = context.get("closes_at")
+    return (
+        context.get("sku") or 0,
+        context.get("store"),
+        datetime.datetime.fromisoformat(closes_at) if closes_at else None,
+    )
+
+
 def _delivery_key(row: dict) -> tuple[int, int | None]:
     """An apology about an order names the next delivery bringing its SKU; one to a
     customer without an order, the launch's next delivery."""
@@ -188,7 +205,18 @@ def _slot_values(row: dict, cache_: RenderCache) -> list:
         row["order_reference"] or "",
         position,
         cache_.unsubscribe_url(row["customer_id"]) if row_is_marketing(row) else "",
+        _claim_url(row),
     ]
+
+
+def _claim_url(row: dict) -> str:
+    if row["kind"] != Message.Kind.STOCK_NOTICE:
+        return ""
+    expires_at = _offer(row)[2]
+    notice_id = (row["context"] or {}).get("notice")
+    if notice_id is None or expires_at is None:
+        return ""
+    return claim_url(notice_id=notice_id, expires_at=expires_at)
 
 
 def _template_context(
@@ -223,6 +251,17 @@ def _template_context(
         if kind == Message.Kind.BACK_IN_STOCK
         else None
     )
+    offer = None
+    offer_key = None
+    if kind == Message.Kind.STOCK_NOTICE:
+        sku_id, offer_store_id, closes_at = _offer(row)
+        offer_store = cache_.store_names.get(offer_store_id) if offer_store_id is not None else None
+        offer_key = (cache_.sku_names.get(sku_id, ""), offer_store, closes_at)
+        offer = {
+            "sku": {"name": offer_key[0]},
+            "store": {"name": offer_store} if offer_store is not None else None,
+            "closes_at": closes_at,
+        }
     context = {
         "customer": {"name": shown[0], "postcode": shown[1]},
         "order": order,
@@ -230,6 +269,8 @@ def _template_context(
         "reference": shown[2],
         "position": shown[3],
         "unsubscribe_url": shown[4],
+        "claim_url": shown[5],
+        "offer": offer,
         "site_url": settings.SITE_URL.rstrip("/"),
         "next_delivery": next_delivery,
         "store": {"name": store_name} if store_name else None,
@@ -242,6 +283,7 @@ def _template_context(
         order_key,
         next_delivery.pk if next_delivery is not None else None,
         store_name,
+        offer_key,
         tuple(value if not value else True for value in slots),
         row["id"] if kind == Message.Kind.WEBHOOK_DISABLED else None,  # never shared
     )
