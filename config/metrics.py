@@ -67,8 +67,9 @@ WEBHOOKS = Counter(
     ["outcome"],
 )
 
-# The ASGI front and the WSGI shedder name why they shed; every other refusal is its code.
-OVERLOAD_REASONS = frozenset({"queued_too_long", "too_many_in_flight", "database_unavailable"})
+_LAUNCHDAY_METRICS = (
+    ORDERS_ADMITTED, ORDERS_REFUSED, ADMISSION_QUEUE_SECONDS, BATCH_SIZE, ALLOCATOR_BATCH_SECONDS, EMAILS, WEBHOOKS,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -119,17 +120,35 @@ class BacklogCollector(Collector):
             yield GaugeMetricFamily(name, help_text, value=value)
 
 
-def exposition(*, backlog: Callable[[], dict[str, tuple[str, float]]]) -> bytes:
-    """The text format of every metric, summed over the stack's processes."""
-    registry: CollectorRegistry
+def _summed() -> CollectorRegistry:
+    """A registry of the stack's metrics: with PROMETHEUS_MULTIPROC_DIR every process's
+    files added up, else (manage.py runserver, tests) this process's own."""
+    registry = CollectorRegistry()
     if multiprocess_dir():
-        registry = CollectorRegistry()
         MultiProcessCollector(registry)
     else:
-        # One process (manage.py runserver, tests): its own metrics, as they are.
-        registry = CollectorRegistry()
-        for collector in (ORDERS_ADMITTED, ORDERS_REFUSED, ADMISSION_QUEUE_SECONDS, BATCH_SIZE,
-                          ALLOCATOR_BATCH_SECONDS, EMAILS, WEBHOOKS):  # fmt: skip
+        for collector in _LAUNCHDAY_METRICS:
             registry.register(collector)
+    return registry
+
+
+def exposition(*, backlog: Callable[[], dict[str, tuple[str, float]]]) -> bytes:
+    """The text format of every metric, summed over the stack's processes."""
+    registry = _summed()
     registry.register(BacklogCollector(backlog))
     return generate_latest(registry)
+
+
+def counted() -> dict[str, float]:
+    """The stack's counters now, summed over processes: `name` or `name{label=value}` ->
+    value (head office's System page turns two readings into rates)."""
+    totals: dict[str, float] = {}
+    for family in _summed().collect():
+        if family.type != "counter":
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            key = sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items()))
+            totals[key] = totals.get(key, 0.0) + sample.value
+    return totals

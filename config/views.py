@@ -1,10 +1,12 @@
-"""Project-wide pages that belong to no app: the brand stylesheet, /metrics."""
+"""Project-wide pages that belong to no app: the brand stylesheet, /metrics, head office's
+System page."""
 
 import hmac
 import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
@@ -13,8 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from config.client_ip import client_ip
 from config.context_processors import brand_palette
 from config.metrics import exposition
+from config.watch import RATE_WINDOW_SECONDS, system_figures
 from customers.selectors import outbox_backlog
 from orders.selectors.launches import allocator_backlog
+from stores.access import HtmxHttpRequest, head_office_required
 from stores.selectors import webhook_backlog
 
 
@@ -77,3 +81,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Forbidden: /metrics answers loopback or a bearer token.\n", status=403,
                             content_type="text/plain; charset=utf-8")  # fmt: skip
     return HttpResponse(exposition(backlog=backlog_figures), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+@never_cache
+@head_office_required
+def system(request: HtmxHttpRequest) -> HttpResponse:
+    """Head office's System page, or (for htmx polling) just its live panel."""
+    template = "system.html#system-panel" if request.htmx else "system.html"
+    return render(request, template, {"figures": system_figures(), "rate_window": RATE_WINDOW_SECONDS})
