@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from psycopg import pq
 
+from config.logcontext import log_context
 from config.metrics import EMAILS
 from customers.models import Message
 from customers.services.outbox.claim import attempt_failed, backoff, outbox_claim, release
@@ -208,6 +209,8 @@ class BatchSend:
         assert self.marker is not None
         current, self.upcoming = self.upcoming, None
         assert current is not None
+        # What this send's log lines (a failure, a render fault) are about.
+        log_context(order=current.row["order_reference"] or None, launch=current.row["launch_id"])
 
         def prepare_next() -> None:
             self.upcoming = self.prepare(index + 1)
