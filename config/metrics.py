@@ -33,7 +33,9 @@ from prometheus_client.registry import Collector
 ORDERS_ADMITTED = Counter(
     "launchday_orders_admitted",
     "Orders admitted (a new order row; a replayed Idempotency-Key is not counted).",
-    ["path"],  # single: POST /api/v1/orders/; bulk: an item of POST /api/v1/orders/bulk
+    # single: POST /api/v1/orders/; bulk: an item of POST /api/v1/orders/bulk; web: the
+    # customer's order form. Walk-in sales at the counter are tickets, not admissions.
+    ["path"],
 )
 ORDERS_REFUSED = Counter(
     "launchday_orders_refused",
