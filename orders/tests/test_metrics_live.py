@@ -108,3 +108,36 @@ def test_refusals_of_the_django_view_are_counted_by_reason(client, launch_with_s
         client.post(ORDERS, orjson.dumps(order_body("D0000001")), content_type="application/json", **headers)
     after = counted()
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_sheds_under_overload_are_counted_by_reason_and_admissions_still_equal_the_rows(
+    launch_with_stock, live_front_factory, tmp_path
+):
+    """A front told to answer within 1 ms sheds much of a burst: every 503 is counted under
+    why it shed, and the admitted count still equals the rows written."""
+    launch_with_stock(online_units=0, customers=400)
+    caller = partner_caller()
+    live = live_front_factory(
+        workers=2,
+        extra_env={
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "ADMISSION_DEADLINE_MS": "1",
+            "ADMISSION_MIN_IN_FLIGHT": "2",
+        },
+    )
+    bodies = [orjson.dumps(order_body(f"D{n:07d}")) for n in range(1, 401)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(lambda body: post(live.port, caller.key, body), bodies))
+    assert set(statuses) <= {202, 503}, set(statuses)
+    assert statuses.count(503) > 0  # the burst was shed in part, as intended
+
+    _, samples = scrape(live.port)
+    assert samples[("launchday_orders_admitted_total", (("path", "single"),))] == Order.objects.count()
+    assert Order.objects.count() == statuses.count(202)
+    shed = {
+        dict(labels)["reason"]: value
+        for (name, labels), value in samples.items()
+        if name == "launchday_orders_refused_total"
+    }
+    assert set(shed) <= {"too_many_in_flight", "queued_too_long"}, shed
+    assert sum(shed.values()) == statuses.count(503)
