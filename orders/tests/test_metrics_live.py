@@ -1,8 +1,11 @@
-"""/metrics from the real stack agrees with the database: two uvicorn workers count into
-their own files (PROMETHEUS_MULTIPROC_DIR) and one scrape adds them up, so orders
-admitted equal the orders table's rows, and each refusal is counted under its reason."""
+"""/metrics from the real stack agrees with the database: two uvicorn workers and a Celery
+worker count into their own files (PROMETHEUS_MULTIPROC_DIR) and one scrape adds them up,
+so orders admitted equal the orders table's rows, each refusal (and each shed 503) is
+counted under its reason, allocator batches add up to the orders settled, and emails sent
+equal the outbox rows sent."""
 
 import http.client
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
@@ -141,3 +144,44 @@ def test_sheds_under_overload_are_counted_by_reason_and_admissions_still_equal_t
     }
     assert set(shed) <= {"too_many_in_flight", "queued_too_long"}, shed
     assert sum(shed.values()) == statuses.count(503)
+
+
+def test_one_scrape_adds_the_web_workers_and_the_celery_worker_and_agrees_with_the_tables(
+    launch_with_stock, live_front_factory, celery_worker_factory, tmp_path
+):
+    """The morning's whole path: two web workers admit, a Celery worker allocates and sends
+    the emails, all counting into one directory; one scrape agrees with every table."""
+    from celery import current_app
+
+    from customers.models import Message
+    from orders.services.allocation import ALLOCATE_TASK
+
+    launch, *_ = launch_with_stock(online_units=30, customers=60)
+    caller = partner_caller()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    celery_worker_factory(concurrency=2, extra_env=env)
+    live = live_front_factory(workers=2, extra_env=env)
+    bodies = [orjson.dumps(order_body(f"D{n:07d}")) for n in range(1, 61)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(lambda body: post(live.port, caller.key, body), bodies)) == {202}
+    # Beat is not running: a last nudge settles orders that came after the last one.
+    current_app.send_task(ALLOCATE_TASK, args=[launch.pk])
+
+    deadline = time.monotonic() + 60
+    while (
+        Order.objects.filter(status="queued").exists()
+        or Message.objects.filter(status__in=["pending", "sending"]).exists()
+    ):
+        assert time.monotonic() < deadline, "the worker did not settle the orders and send their mail"
+        time.sleep(0.2)
+
+    _, samples = scrape(live.port)
+    assert samples[("launchday_orders_admitted_total", (("path", "single"),))] == Order.objects.count() == 60
+    allocated = samples[("launchday_batch_size_sum", (("stage", "allocation"),))]
+    assert allocated == Order.objects.filter(status__in=["allocated", "waitlisted"]).count() == 60
+    assert samples[("launchday_allocator_batch_seconds_count", ())] >= 1
+    assert samples[("launchday_orders_queued", ())] == 0
+    assert samples[("launchday_allocator_lag_seconds", ())] == 0
+    sent = samples[("launchday_emails_total", (("outcome", "sent"),))]
+    assert sent == Message.objects.filter(status="sent").count() > 0
+    assert samples[("launchday_outbox_depth", ())] == 0
