@@ -38,6 +38,7 @@ CHECK_SECONDS = 2.0
 class PostgreSQL(HealthCheck):
     """SELECT 1 on a connection of its own, opened with connect_timeout."""
 
+    label = "PostgreSQL"
     timeout = datetime.timedelta(seconds=CHECK_SECONDS)
 
     def run(self) -> None:
@@ -68,6 +69,7 @@ class CeleryBroker(HealthCheck):
     """The broker takes a connection: tasks (the allocator's nudge, email) can be sent.
     Not whether workers run: a web process is ready to admit orders without them."""
 
+    label = "Celery broker"
     timeout = datetime.timedelta(seconds=CHECK_SECONDS)
 
     def run(self) -> None:
@@ -89,14 +91,17 @@ def _redis_client() -> RedisClient:
     )
 
 
-class Redis2s(Redis):
+class RedisPing(Redis):
+    """The library's PING of Redis (the cache, and the broker by default), within CHECK_SECONDS."""
+
+    label = "Redis"
     timeout = datetime.timedelta(seconds=CHECK_SECONDS)
 
 
 def readiness_checks() -> list[HealthCheck]:
     checks: list[HealthCheck] = [PostgreSQL()]
     if settings.REDIS_URL:
-        checks.append(Redis2s(client_factory=_redis_client))
+        checks.append(RedisPing(client_factory=_redis_client))
     checks.append(CeleryBroker())
     return checks
 
@@ -117,18 +122,15 @@ class ReadinessView(HealthCheckView):
 
 async def _readiness() -> dict[str, str]:
     results = await asyncio.gather(*(check.get_result() for check in readiness_checks()))
-    return {_name(r.check): "OK" if r.error is None else str(r.error) for r in results}
+    return {
+        getattr(r.check, "label", type(r.check).__name__): "OK" if r.error is None else str(r.error)
+        for r in results
+    }
 
 
 def readiness() -> dict[str, str]:
     """Each service's state now ("OK" or why not), for head office's System page."""
     return async_to_sync(_readiness)()
-
-
-def _name(check: HealthCheck) -> str:
-    return {"PostgreSQL": "PostgreSQL", "Redis2s": "Redis", "CeleryBroker": "Celery broker"}.get(
-        type(check).__name__, type(check).__name__
-    )
 
 
 @require_GET
