@@ -383,7 +383,7 @@ DELIVERY_INBOX_DIR = env.str("DELIVERY_INBOX_DIR", default=str(BASE_DIR / "var" 
 # the web processes and in the Celery tasks it caused. LOG_JSON=0 writes plain text.
 LOG_JSON = env.bool("LOG_JSON", default=True)
 LOG_JSON_FORMAT = (
-    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(launch)s %(partner)s %(store)s %(order)s"
+    "%(levelname)s %(name)s %(message)s %(request_id)s %(launch)s %(partner)s %(store)s %(order)s"
 )
 LOGGING = {
     "version": 1,
@@ -396,7 +396,9 @@ LOGGING = {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": LOG_JSON_FORMAT,
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # "time": ISO 8601 in UTC with milliseconds, whatever the machine's zone.
+            "timestamp": "time",
+            "rename_fields": {"levelname": "level", "name": "logger"},
         },
     },
     "handlers": {
