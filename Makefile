@@ -45,9 +45,14 @@ lint: install
 	$(MANAGE) makemigrations --check --dry-run
 
 serve: export DJANGO_SETTINGS_MODULE = config.settings.production
+# Every process of the stack (uvicorn's workers, Celery's pool) counts its metrics into
+# files here and /metrics adds them up (config/metrics.py); emptied at each start, so the
+# counts are this run's and no dead process's files linger.
+serve: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 serve: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q celery,email,intake,webhooks -l warning --concurrency 3 & \
 	$(BIN)/celery -A config beat -l warning & \

@@ -10,3 +10,11 @@ def post_worker_init(worker) -> None:
     from orders.services.catalogue import admission_warm
 
     admission_warm()
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone (ended, or killed and replaced): tell the metrics' multiprocess
+    files (config/metrics.py), as prometheus_client asks of gunicorn."""
+    from config.metrics import process_exited
+
+    process_exited(worker.pid)

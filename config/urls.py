@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
-from config.views import brand_stylesheet
+from config.health import ReadinessView, healthz
+from config.views import brand_stylesheet, metrics, system
 
 # /admin/ needs head office's second factor too: django-otp's admin site lets in only a
 # session that proved a one-time code (its sign-in form asks for the code).
@@ -10,6 +11,11 @@ admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("brand.css", brand_stylesheet, name="brand-css"),
+    # For machines (orchestrator probes, Prometheus): config/health.py, config/metrics.py.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", ReadinessView.as_view(), name="readyz"),
+    path("metrics", metrics, name="metrics"),
+    path("office/system/", system, name="system"),
     path("admin/", admin.site.urls),
     path("api/v1/deliveries/", include("inventory.api_urls")),
     path("api/", include("orders.api.urls")),

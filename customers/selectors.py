@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 
+from config.metrics import Backlog
 from customers.models import Campaign, Customer, Message
 
 
@@ -65,3 +66,16 @@ def customer_registrations(*, customer: Customer):
 
 def customer_messages(*, customer: Customer):
     return customer.messages.select_related("launch", "campaign").order_by("-created_at", "-id")
+
+
+def outbox_backlog() -> Backlog:
+    """Email waiting to go (pending, or claimed by a sender and not yet sent) and the
+    oldest one's age, the figure that says whether the senders keep up on the morning."""
+    waiting = Message.objects.filter(status__in=(Message.Status.PENDING, Message.Status.SENDING))
+    figures = waiting.aggregate(n=Count("pk"), oldest=Min("created_at"))
+    return Backlog(waiting=figures["n"], oldest_at=figures["oldest"])
+
+
+def outbox_failed_count() -> int:
+    """Email given up on (OUTBOX_MAX_ATTEMPTS spent or refused for good)."""
+    return Message.objects.filter(status=Message.Status.FAILED).count()

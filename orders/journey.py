@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.logcontext import log_context
+from config.metrics import order_refused, orders_admitted
 from customers.services.registration import RegistrationRefused, registration_create
 from inventory.models import Launch
 from inventory.selectors import delivery_next, location_online_pool_id
@@ -186,14 +188,19 @@ def launch_order(request: HttpRequest, slug: str) -> HttpResponse:
                 idempotency_scope="web",
             )
         except AdmissionRefused as refused:
+            order_refused(refused.code.value)
             extra = _refusal_to_form(form, refused)
         except (BatchFailed, DatabaseError):
+            order_refused("database_unavailable")
             form.add_error(
                 None, "We couldn't take your order just now and nothing was ordered. Please try again."
             )
             context = _detail_context(launch, form=form)
             return render(request, "journey/launch_detail.html", context, status=503)
         else:
+            if not admission.replayed:
+                orders_admitted(path="web")
+            log_context(launch=launch.slug, order=admission.order.reference)
             return redirect("journey-order", reference=admission.order.reference)
     return render(request, "journey/launch_detail.html", _detail_context(launch, form=form, **extra))
 

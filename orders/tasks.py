@@ -1,18 +1,29 @@
 """Thin Celery tasks for the allocator. They take ids and are safe to run twice."""
 
+import logging
+
 from celery import shared_task
 from django.utils import timezone
 
+from config.logcontext import log_context
 from inventory.models import Launch
 from orders.services.allocation import ALLOCATE_TASK, launch_allocate
 from orders.services.notices import SERVE_FREED_TASK, claim_windows_expire, launch_free_units_serve
+
+logger = logging.getLogger(__name__)
 
 ALLOCATOR_TASK_KWARGS = {"ignore_result": True, "acks_late": True, "max_retries": 0}
 
 
 @shared_task(name=ALLOCATE_TASK, **ALLOCATOR_TASK_KWARGS)
 def allocate_launch(launch_id: int) -> dict:
+    log_context(launch=launch_id)
     result = launch_allocate(launch_id=launch_id)
+    logger.info(
+        "allocator run: %s allocated, %s waitlisted in %s batches",
+        result.allocated, result.waitlisted, result.batches,
+        extra={"allocated": result.allocated, "waitlisted": result.waitlisted, "batches": result.batches},
+    )  # fmt: skip
     return {"allocated": result.allocated, "waitlisted": result.waitlisted}
 
 

@@ -17,6 +17,7 @@ from django.shortcuts import redirect, resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from config.logcontext import log_context
 from stores.models import Store
 from stores.selectors import stores_for_user, user_is_head_office
 
@@ -86,6 +87,7 @@ def store_for_staff(request: HttpRequest, code: str) -> Store:
     """
     store = stores_for_user(user=request.user).select_related("partner").filter(code=code).first()
     if store is not None:
+        log_context(store=store.code)
         return store
     if user_is_head_office(user=request.user):
         raise Http404("No such store.")

@@ -2,8 +2,9 @@
 templates), and the webhook endpoints and their delivery log."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Min, QuerySet
 
+from config.metrics import Backlog
 from stores.models import StaffMembership, Store, WebhookDelivery, WebhookEndpoint
 
 
@@ -83,3 +84,17 @@ def webhook_endpoint_counts(*, endpoint_ids: list[int]) -> dict[int, dict[str, i
     for endpoint_id, status, n in rows:
         counts[endpoint_id][status] = n
     return counts
+
+
+def webhook_backlog() -> Backlog:
+    """Webhook deliveries still to make (pending or being sent) and the oldest one's age."""
+    waiting = WebhookDelivery.objects.filter(
+        status__in=(WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
+    )
+    figures = waiting.aggregate(n=Count("pk"), oldest=Min("created_at"))
+    return Backlog(waiting=figures["n"], oldest_at=figures["oldest"])
+
+
+def webhook_failed_count() -> int:
+    """Deliveries given up on (retries spent, or the endpoint gone or switched off)."""
+    return WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED).count()

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "csp",
+    # /readyz (config/health.py): its view and page.
+    "health_check",
     "stores",
     "inventory",
     "customers",
@@ -82,6 +84,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Every request runs under a request id (X-Request-ID), in its log lines and its tasks.
+    "config.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Pages and polled panels leave compressed (a store panel's 5 KB is about 1.5 KB on the
     # wire); Django's gzip pads each response at random against BREACH. Static files come
@@ -355,6 +359,13 @@ BRAND_COLOUR = env.str("BRAND_COLOUR", default="#0550ae")
 if not re.fullmatch(r"#[0-9a-fA-F]{6}", BRAND_COLOUR):
     raise ImproperlyConfigured(f"BRAND_COLOUR must be a colour like #0550ae, not {BRAND_COLOUR!r}.")
 
+# --- Watching it live (config/health.py, config/metrics.py) --------------------------------
+# /metrics answers this machine, or anyone sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Probes and Prometheus speak plain HTTP to the process itself, behind the TLS proxy:
+# redirecting them to https would fail every probe.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
 # --- Launch-day behaviour -----------------------------------------------------------------
 # Measured: 20,000 orders per batch allocate about 10% faster than 5,000; a batch holds
 # the launch's stock rows for about a second.
@@ -367,13 +378,36 @@ ELIGIBILITY_REFRESH_SECONDS = env.float("ELIGIBILITY_REFRESH_SECONDS", default=5
 ELIGIBILITY_RELOAD_SECONDS = env.float("ELIGIBILITY_RELOAD_SECONDS", default=300.0)
 DELIVERY_INBOX_DIR = env.str("DELIVERY_INBOX_DIR", default=str(BASE_DIR / "var" / "inbox"))
 
+# One JSON object a line (python-json-logger), each with the request id and what the work
+# concerns (config.logcontext): a log search for one order or request finds its lines in
+# the web processes and in the Celery tasks it caused. LOG_JSON=0 writes plain text.
+LOG_JSON = env.bool("LOG_JSON", default=True)
+LOG_JSON_FORMAT = (
+    "%(levelname)s %(name)s %(message)s %(request_id)s %(launch)s %(partner)s %(store)s %(order)s"
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "one_line_4xx": {"()": "django.utils.log.CallbackFilter", "callback": client_errors_in_one_line}
+        "one_line_4xx": {"()": "django.utils.log.CallbackFilter", "callback": client_errors_in_one_line},
+        "request_context": {"()": "config.logcontext.RequestContextFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": LOG_JSON_FORMAT,
+            # "time": ISO 8601 in UTC with milliseconds, whatever the machine's zone.
+            "timestamp": "time",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["one_line_4xx", "request_context"],
+            **({"formatter": "json"} if LOG_JSON else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
 

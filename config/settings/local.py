@@ -29,3 +29,6 @@ STORAGES["staticfiles"]["BACKEND"] = env.str(
 )
 # A laptop's own receiver (a local tunnel, a test server) is usually plain HTTP.
 WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=False)
+# Plain log lines on a laptop unless asked for JSON.
+if DEBUG and not env.bool("LOG_JSON", default=False):
+    LOGGING["handlers"]["console"].pop("formatter", None)  # noqa: F405

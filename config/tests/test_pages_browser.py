@@ -65,12 +65,16 @@ PAGES: dict[str, tuple[str, list]] = {
     "campaign-detail": ("head", [lambda w: {"pk": w.campaign}]),
     "webhook-list": ("head", [{}]),
     "webhook-endpoint": ("head", [lambda w: {"pk": w.webhook_endpoint}]),
+    "system": ("head", [{}]),
 }
 POST_ONLY = "an action (POST only); its page is the one it redirects to"
 NOT_PAGES: dict[str, str] = {
     "home": "redirects to the user's own page",
     "logout": POST_ONLY,
     "brand-css": "a stylesheet",
+    "healthz": "a probe for orchestrators (plain text)",
+    "readyz": "a probe for load balancers (django-health-check's answer)",
+    "metrics": "Prometheus's scrape (text format)",
     "launch-charts": "JSON for the overview's charts",
     "journey-availability": "an htmx fragment of journey-launch, scanned inside it",
     "store-collect-list": "an htmx fragment of store-detail (without htmx it redirects there), scanned inside it",

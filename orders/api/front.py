@@ -35,6 +35,8 @@ from django.db import DatabaseError, connection
 from django.http.request import split_domain_port, validate_host
 
 from config.cache import NotCached
+from config.logcontext import log_context, log_context_end, log_context_start, request_id_from
+from config.metrics import order_refused, orders_admitted, process_exited
 from orders.api.auth import (
     HasOrdersScope,
     PartnerKey,
@@ -132,14 +134,32 @@ class LoopLag:
 
 
 class Answer:
-    """A prepared HTTP answer: status, JSON body, extra headers."""
+    """A prepared HTTP answer: status, JSON body, extra headers; for the metrics, why an
+    order was refused (`refusal`) or whether a new one was written (`admitted`)."""
 
-    __slots__ = ("status", "body", "headers")
+    __slots__ = ("status", "body", "headers", "refusal", "admitted")
 
-    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        refusal: str | None = None,
+        admitted: bool = False,
+    ):
         self.status = status
         self.body = body
         self.headers = headers or []
+        self.refusal = refusal
+        self.admitted = admitted
+
+    def count(self) -> None:
+        """Add this answer to the stack's admission figures (config.metrics)."""
+        if self.admitted:
+            orders_admitted(path="single")
+        elif self.refusal is not None:
+            order_refused(self.refusal)
 
     async def send(self, send: Send) -> None:
         headers = [
@@ -157,16 +177,19 @@ def envelope(code: ErrorCode, message: str, details: dict | None = None, **heade
         code.status,
         orjson.dumps(error_body(code, message, details)),
         [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()],
+        refusal=code.value,
     )
 
 
 def overloaded(reason: str) -> Answer:
-    return envelope(
+    answer = envelope(
         ErrorCode.OVERLOADED,
         MESSAGES[ErrorCode.OVERLOADED],
         {"reason": reason},
         retry_after=str(settings.ADMISSION_RETRY_AFTER_SECONDS),
     )
+    answer.refusal = reason
+    return answer
 
 
 class Pace:
@@ -203,14 +226,19 @@ class AdmissionFront:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
-        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
-            if self.fast_path_fits(scope):
+            return
+        if scope["type"] != "http":
+            return  # Websockets are not served.
+        scope, request_id = with_request_id(scope)
+        token = log_context_start(request_id)
+        send = echo_request_id(send, request_id)
+        try:
+            if scope["method"] == "POST" and scope["path"] in self.paths and self.fast_path_fits(scope):
                 await self.admit(scope, receive, send)
             else:
                 await self.to_django(scope, receive, send)
-        elif scope["type"] == "http":
-            await self.to_django(scope, receive, send)
-        # Websockets are not served.
+        finally:
+            log_context_end(token)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -221,6 +249,7 @@ class AdmissionFront:
                 await asyncio.to_thread(admission_warm)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                process_exited()  # this worker's metrics files (config.metrics)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -240,6 +269,7 @@ class AdmissionFront:
     async def admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         answer = self.door()
         if answer is not None:
+            answer.count()
             await answer.send(send)
             return
         try:
@@ -266,6 +296,7 @@ class AdmissionFront:
             finally:
                 self.in_flight -= 1
             self.pace.done()
+        answer.count()
         await answer.send(send)
 
     def door(self) -> Answer | None:
@@ -314,6 +345,33 @@ class AdmissionFront:
             await self.django(scope, replay, send)
             return
         await self.django(scope, receive, send)
+
+
+def with_request_id(scope: Scope) -> tuple[Scope, str]:
+    """The request's id (config.logcontext), written into its headers so Django's
+    RequestIdMiddleware runs it under the same id."""
+    sent = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
+    request_id = request_id_from(sent)
+    if sent is None or sent != request_id.encode("latin-1"):
+        scope = dict(scope)
+        scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"x-request-id"] + [
+            (b"x-request-id", request_id.encode("latin-1"))
+        ]
+    return scope, request_id
+
+
+def echo_request_id(send: Send, request_id: str) -> Send:
+    """send, with X-Request-ID on the answer (Django's answers carry it already)."""
+    value = request_id.encode("latin-1")
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                message = {**message, "headers": [*headers, (b"x-request-id", value)]}
+        await send(message)
+
+    return sending
 
 
 async def _caller(key: str) -> PartnerKey | None:
@@ -373,6 +431,7 @@ async def admission_answer(headers: dict[bytes, bytes], body: bytes) -> Answer:
     request, errors = order_request_validate(data)
     if request is None:
         return envelope(ErrorCode.VALIDATION_ERROR, MESSAGES[ErrorCode.VALIDATION_ERROR], errors)
+    log_context(launch=request.launch, partner=holder.partner_id, store=request.store)
     try:
         admission = await order_admit_grouped_async(
             launch=request.launch,
@@ -393,4 +452,9 @@ async def admission_answer(headers: dict[bytes, bytes], body: bytes) -> Answer:
     except (BatchFailed, DatabaseError):
         # The database is away: nothing of this request was committed.
         return overloaded("database_unavailable")
-    return Answer(202, orjson.dumps(order_json(admission.order), default=orjson_default))
+    log_context(order=admission.order.reference)
+    return Answer(
+        202,
+        orjson.dumps(order_json(admission.order), default=orjson_default),
+        admitted=not admission.replayed,
+    )

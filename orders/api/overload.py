@@ -41,6 +41,7 @@ import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from config.metrics import order_refused
 from orders.api.errors import MESSAGES
 from orders.codes import ErrorCode, error_body
 
@@ -131,6 +132,7 @@ class AdmissionShedder:
 
     def _refuse(self, reason: str) -> HttpResponse:
         self.shed += 1
+        order_refused(reason)
         return overloaded_response(reason)
 
 
@@ -157,6 +159,7 @@ class AdmissionShedderWSGI:
         ):
             waited = queued_ms(environ)
             if waited is not None and waited > max_queue:
+                order_refused("queued_too_long")
                 response = overloaded_response("queued_too_long")
                 start_response(
                     "503 Service Unavailable",

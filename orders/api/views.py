@@ -13,6 +13,8 @@ from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.logcontext import log_context
+from config.metrics import order_refused, orders_admitted
 from inventory.models import Launch
 from inventory.selectors import location_online_pool_id, store_stock_document
 from orders.api import serializers as s
@@ -106,6 +108,16 @@ class PartnerAPIView(APIView):
     @property
     def caller(self) -> PartnerKey:
         return self.request.auth
+
+
+def refusal_counted(response) -> None:
+    """Count a refused order request by its envelope's code (for a 503, why it shed)."""
+    error = response.data.get("error") if isinstance(response.data, dict) else None
+    if isinstance(error, dict):
+        reason = (
+            (error.get("details") or {}).get("reason") if error.get("code") == ErrorCode.OVERLOADED else None
+        )
+        order_refused(reason or str(error.get("code")))
 
 
 class LaunchListView(PartnerAPIView):
@@ -281,8 +293,9 @@ class OrderCollectionView(PartnerAPIView):
         order_request, errors = order_request_validate(body)
         if order_request is None:
             raise ApiError(ErrorCode.VALIDATION_ERROR, "Some fields are missing or invalid.", details=errors)
+        log_context(launch=order_request.launch, partner=self.caller.partner_id, store=order_request.store)
         try:
-            summary = _admit_one(order_request, caller=self.caller, idempotency_key=key)
+            summary, self.replayed = _admit_one(order_request, caller=self.caller, idempotency_key=key)
         except AdmissionRefused as refused:
             if refused.failed_proof:
                 proof_failures_add(key_id=self.caller.key_id)
@@ -290,7 +303,17 @@ class OrderCollectionView(PartnerAPIView):
         except (BatchFailed, DatabaseError):
             # The database is away: nothing of this request was committed.
             raise _database_unavailable() from None
+        log_context(order=summary.reference)
         return Response(order_json(summary), status=202)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if request.method == "POST":
+            if response.status_code == 202:
+                if not getattr(self, "replayed", True):
+                    orders_admitted(path="single")
+            else:
+                refusal_counted(response)
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 def _database_unavailable(
@@ -301,9 +324,10 @@ def _database_unavailable(
 
 def _admit_one(
     order_request: OrderRequest, *, caller: PartnerKey, idempotency_key: str | None
-) -> OrderSummary:
-    """One order: by group commit (the default), or one INSERT of its own (the path
-    before it, kept behind ADMISSION_GROUP_COMMIT=0 so the bench can compare)."""
+) -> tuple[OrderSummary, bool]:
+    """One order, and whether it was a replay: by group commit (the default), or one
+    INSERT of its own (the path before it, kept behind ADMISSION_GROUP_COMMIT=0 so the
+    bench can compare)."""
     arguments = {
         "launch": order_request.launch,
         "customer": order_request.customer,
@@ -317,13 +341,14 @@ def _admit_one(
         "idempotency_scope": caller.idempotency_scope,
     }
     if grouped_admission_enabled():
-        return order_admit_grouped(**arguments).order
+        grouped = order_admit_grouped(**arguments)
+        return grouped.order, grouped.replayed
     admission = order_admit(**arguments)
     order = admission.order
     if admission.replayed:  # loaded with its relations: answer its current state
-        return order_summary(order)
+        return order_summary(order), True
     # Fresh: the request's codes are the row's, no query needed.
-    return OrderSummary(
+    summary = OrderSummary(
         reference=order.reference,
         launch=order_request.launch,
         customer=order_request.customer,
@@ -335,6 +360,7 @@ def _admit_one(
         queue_position=admission.position,
         created_at=order.created_at,
     )
+    return summary, False
 
 
 class OrderBulkView(PartnerAPIView):
@@ -399,7 +425,17 @@ class OrderBulkView(PartnerAPIView):
             key_id=self.caller.key_id,
             count=sum(1 for o in admitted if o.refusal is not None and o.refusal.failed_proof),
         )
+        for outcome in outcomes.values():
+            if outcome.refusal is not None:
+                order_refused(outcome.refusal.code.value)
+        orders_admitted(path="bulk", count=sum(1 for o in outcomes.values() if o.order is not None))
+        self.items_counted = True
         return Response({"results": [_bulk_result(outcomes[index]) for index in range(len(items))]})
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if request.method == "POST" and not getattr(self, "items_counted", False):
+            refusal_counted(response)  # the whole bulk refused (its body, the throttle...)
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class OrderDetailView(PartnerAPIView):

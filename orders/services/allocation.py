@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from config.metrics import ALLOCATOR_BATCH_SECONDS, BATCH_SIZE
 from customers.models import Message
 from customers.services.outbox import (
     OrderFacts,
@@ -121,6 +122,7 @@ def launch_allocate(*, launch_id: int, batch_size: int | None = None) -> Allocat
     # batch's read as cheap as the first.
     after = 0
     while True:
+        started = time.monotonic()
         with transaction.atomic():
             allocator_lock(launch_id=launch_id)
             moved, after = _allocate_batch(
@@ -128,6 +130,8 @@ def launch_allocate(*, launch_id: int, batch_size: int | None = None) -> Allocat
             )
         if not moved:
             break
+        ALLOCATOR_BATCH_SECONDS.observe(time.monotonic() - started)
+        BATCH_SIZE.labels(stage="allocation").observe(moved)
         result.batches += 1
     if result.waitlisted:
         _apologise_if_sold_out(launch_id=launch_id)

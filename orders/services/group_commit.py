@@ -37,6 +37,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.cache import NotCached
+from config.metrics import ADMISSION_QUEUE_SECONDS, BATCH_SIZE
 from orders.codes import ErrorCode
 from orders.models import Order
 from orders.selectors.orders import OrderSummary, order_summary
@@ -189,6 +190,9 @@ class GroupCommit:
                     ticket.error = exc
             else:
                 self.stats.add(len(batch), time.monotonic() - started)
+                BATCH_SIZE.labels(stage="admission").observe(len(batch))
+                for ticket in batch:
+                    ADMISSION_QUEUE_SECONDS.observe(started - ticket.joined)
                 for ticket, outcome in zip(batch, outcomes, strict=True):
                     ticket.outcome = outcome
             finally:

@@ -428,6 +428,7 @@ def test_head_office_nav_links_every_office_page_and_each_one_opens(client, shop
         "campaigns": reverse("campaigns"),
         "customers": reverse("customer-lookup"),
         "webhooks": reverse("webhook-list"),
+        "system": reverse("system"),
         "admin": reverse("admin:index"),
     }
     for name, hrefs in links.items():

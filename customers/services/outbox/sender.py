@@ -19,6 +19,8 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from psycopg import pq
 
+from config.logcontext import log_context
+from config.metrics import EMAILS
 from customers.models import Message
 from customers.services.outbox.claim import attempt_failed, backoff, outbox_claim, release
 from customers.services.outbox.mime import envelope_address, message_mime
@@ -207,6 +209,8 @@ class BatchSend:
         assert self.marker is not None
         current, self.upcoming = self.upcoming, None
         assert current is not None
+        # What this send's log lines (a failure, a render fault) are about.
+        log_context(order=current.row["order_reference"] or None, launch=current.row["launch_id"])
 
         def prepare_next() -> None:
             self.upcoming = self.prepare(index + 1)
@@ -246,6 +250,7 @@ class BatchSend:
             return True
         self.marker.mark(current.row["id"])
         self.result.sent += 1
+        EMAILS.labels(outcome="sent").inc()
         if self.upcoming is None:  # not prepared while sending (a non-SMTP backend)
             self.marker.wait()
             prepare_next()
@@ -255,6 +260,7 @@ class BatchSend:
         status = attempt_failed(prepared.row, error)
         self.result.failed += status == Message.Status.FAILED
         self.result.retried += status != Message.Status.FAILED
+        EMAILS.labels(outcome="failed" if status == Message.Status.FAILED else "retried").inc()
 
     def hand_back(self, start: int, delay=None) -> None:
         rest = [r["id"] for r in self.rows[start:]]

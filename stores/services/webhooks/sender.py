@@ -54,6 +54,7 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from config.metrics import WEBHOOKS
 from stores.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, webhook_id
 from stores.services.webhooks.endpoints import signing_keys, webhook_endpoint_disable
 from stores.services.webhooks.signing import signature
@@ -513,6 +514,7 @@ class BatchSend:
         if outcome.succeeded:
             self.note(Record(claimed, outcome, WebhookDelivery.Status.DELIVERED, None, now))
             self.result.delivered += 1
+            WEBHOOKS.labels(outcome="sent").inc()
             if self.endpoint.failing_since is not None:
                 WebhookEndpoint.objects.filter(pk=self.endpoint.pk).update(failing_since=None)
                 self.endpoint.failing_since = None
@@ -521,6 +523,7 @@ class BatchSend:
             self.note(Record(claimed, outcome, WebhookDelivery.Status.FAILED, None, now))
             self.record()
             self.result.failed += 1
+            WEBHOOKS.labels(outcome="failed").inc()
             if webhook_endpoint_disable(
                 endpoint_id=self.endpoint.pk, reason=WebhookEndpoint.DisabledReason.GONE
             ):
@@ -534,6 +537,7 @@ class BatchSend:
         self.record()
         self.result.retried += delay is not None
         self.result.failed += delay is None
+        WEBHOOKS.labels(outcome="retried" if delay is not None else "failed").inc()
         if self.failing(now):
             return datetime.timedelta(0)  # switched off: the rest of the batch fails with it
         if outcome.connection_failed:
