@@ -7,7 +7,8 @@ from django.views.decorators.http import require_GET
 from inventory.models import Launch
 from inventory.selectors import launch_list as launches
 from orders.selectors import launches as selectors
-from stores.access import head_office_required
+from orders.selectors.pulse import launch_pulse
+from stores.access import HtmxHttpRequest, head_office_required
 
 
 @require_GET
@@ -16,20 +17,28 @@ def launch_list(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/launch_list.html", {"launches": launches()})
 
 
+TEMPLATE = "orders/launch_overview.html"
+
+
 @require_GET
 @head_office_required
-def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
+def launch_overview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The whole overview, or (for htmx polling) just its live figures and last-hour chart."""
     launch = get_object_or_404(Launch, slug=slug)
-    overview = selectors.launch_overview(launch=launch)
+    pulse = launch_pulse(launch=launch)
+    if request.htmx:
+        return render(request, TEMPLATE + "#pulse", {"launch": launch, "pulse": pulse})
+    overview = selectors.launch_overview_cached(launch=launch)
     return render(
         request,
-        "orders/launch_overview.html",
+        TEMPLATE,
         {
             "launch": launch,
+            "pulse": pulse,
             "overview": overview,
             "statuses": selectors.STATUSES,
             # Embedded with json_script, so the charts draw without a second request.
-            "charts": selectors.launch_chart_data(overview=overview),
+            "charts": selectors.launch_chart_data(overview=overview, with_window_series=False),
         },
     )
 
@@ -39,5 +48,5 @@ def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
 def launch_charts(request: HttpRequest, slug: str) -> JsonResponse:
     """The overview's chart data alone, for a page that wants to redraw without reloading."""
     launch = get_object_or_404(Launch, slug=slug)
-    overview = selectors.launch_overview(launch=launch)
+    overview = selectors.launch_overview_cached(launch=launch)
     return JsonResponse(selectors.launch_chart_data(overview=overview))
