@@ -28,13 +28,13 @@ from inventory.models import (
     ReceiptOverCount,
     StockMovement,
 )
-from inventory.selectors import plan_remaining, store_deliveries, store_delivery_expected
+from inventory.selectors import store_deliveries, store_delivery_expected
 from inventory.services import (
     DeliveryError,
     over_count_approve,
     over_count_reject,
     plan_approve,
-    plan_line_set,
+    plan_lines_set,
     store_delivery_receive,
 )
 from inventory.services.receiving import REASON_MAX
@@ -83,46 +83,72 @@ def delivery_intake_now(request, reference: str):
 # --- Allocation plans -------------------------------------------------------------------
 
 
-def _plan_context(plan: AllocationPlan) -> dict:
-    lines = list(
-        plan.lines.select_related("sku", "location", "location__store").order_by(
-            "sku__code", "location__code"
-        )
-    )
-    remaining = plan_remaining(plan=plan)
+PLAN_FIGURE_ERROR = "Enter a whole number of units, 0 or more."
+
+
+def _plan_context(
+    plan: AllocationPlan, *, posted: dict[int, str] | None = None, errors: dict[int, str] | None = None
+) -> dict:
+    """The plan as a grid: a row per pool, a column per SKU, a cell per plan line.
+
+    `posted` and `errors` (line id -> what was typed, and its problem) redisplay a save that
+    was refused, so each error sits on the cell that holds it and the units left to give
+    are counted from the figures on the screen, never from older saved ones.
+    """
+    posted, errors = posted or {}, errors or {}
+    lines = list(plan.lines.select_related("sku", "location", "location__store"))
     delivered = dict(plan.delivery.lines.values_list("sku_id", "quantity"))
-    by_sku: dict[int, dict] = {}
+    skus = sorted({line.sku for line in lines}, key=lambda sku: sku.code)
+    locations = sorted(
+        {line.location for line in lines}, key=lambda loc: (loc.kind != Location.Kind.ONLINE, loc.code)
+    )
+    cells = {(line.location_id, line.sku_id): line for line in lines}
+    columns = {
+        sku.pk: {"sku": sku, "delivered": delivered.get(sku.pk, 0), "left": 0, "unknown": False}
+        for sku in skus
+    }
+    for column in columns.values():
+        column["left"] = column["delivered"]
     for line in lines:
-        group = by_sku.setdefault(
-            line.sku_id,
-            {
-                "sku": line.sku,
-                "lines": [],
-                "remaining": remaining.get(line.sku_id, 0),
-                "delivered": delivered.get(line.sku_id, 0),
-            },
-        )
-        group["lines"].append(line)
-    history = (
+        line.shown = posted.get(line.pk, str(line.quantity))
+        line.error = errors.get(line.pk, "")
+        figure = _int_or_none(line.shown)
+        if figure is None:
+            columns[line.sku_id]["unknown"] = True
+        else:
+            columns[line.sku_id]["left"] -= figure
+    rows = [{"location": loc, "cells": [cells.get((loc.pk, sku.pk)) for sku in skus]} for loc in locations]
+    line_history = (
         AllocationPlanLine.history.filter(plan_id=plan.pk, history_type="~")
         .select_related("history_user")
         .order_by("-history_date")[:30]
     )
-    sku_codes = {line.sku_id: line.sku.code for line in lines}
-    loc_codes = {line.location_id: line.location.code for line in lines}
+    suggestions = (
+        AllocationPlan.history.filter(id=plan.pk, history_change_reason__isnull=False)
+        .select_related("history_user")
+        .order_by("-history_date")[:10]
+    )
+    sku_codes = {sku.pk: sku.code for sku in skus}
+    loc_codes = {loc.pk: loc.code for loc in locations}
+    history = [
+        {
+            "at": h.history_date,
+            "who": h.history_user,
+            "what": f"set {sku_codes.get(h.sku_id, h.sku_id)} at {loc_codes.get(h.location_id, h.location_id)} "
+            f"to {h.quantity}",
+        }
+        for h in line_history
+    ] + [{"at": h.history_date, "who": h.history_user, "what": h.history_change_reason} for h in suggestions]
+    history.sort(key=lambda entry: entry["at"], reverse=True)
     return {
         "plan": plan,
         "delivery": plan.delivery,
-        "groups": list(by_sku.values()),
+        "columns": list(columns.values()),
+        "rows": rows,
+        "errors": errors,
         "editable": plan.status == AllocationPlan.Status.DRAFT,
-        "history": [
-            {
-                "h": h,
-                "sku": sku_codes.get(h.sku_id, h.sku_id),
-                "location": loc_codes.get(h.location_id, h.location_id),
-            }
-            for h in history
-        ],
+        "last_saved": history[0] if history else None,
+        "history": history[:30],
     }
 
 
@@ -149,57 +175,40 @@ def plan_detail(request, reference: str):
 
 @require_POST
 @head_office_required
-def plan_line_update(request, reference: str, line_id: int):
-    """One figure changed: save it and answer with the SKU's remaining units (htmx)."""
-    plan = _get_plan(reference)
-    line = get_object_or_404(AllocationPlanLine, pk=line_id, plan=plan)
-    quantity = _int_or_none(request.POST.get(f"line-{line.pk}", request.POST.get("quantity")))
-    error = ""
-    if quantity is None:
-        error = "Enter a whole number of units, 0 or more."
-    else:
-        try:
-            line = plan_line_set(line_id=line.pk, quantity=quantity, user=request.user)
-        except DeliveryError as exc:
-            error = str(exc)
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        return redirect("inventory:plan-detail", reference=reference)
-    remaining = plan_remaining(plan=plan).get(line.sku_id, 0)
-    response = render(
-        request,
-        "inventory/plan.html#remaining",
-        {"group": {"sku": line.sku, "remaining": remaining}, "error": error},
-        status=200,
-    )
-    return response
-
-
-@require_POST
-@head_office_required
 def plan_save_all(request, reference: str):
-    """The form without JavaScript: every figure at once."""
+    """The plan's one Save: every figure of the grid at once, all or none."""
     plan = _get_plan(reference)
-    problems = []
-    for line in plan.lines.select_related("location", "sku"):
-        raw = request.POST.get(f"line-{line.pk}")
+    posted: dict[int, str] = {}
+    quantities: dict[int, int] = {}
+    errors: dict[int, str] = {}
+    for line_id in plan.lines.values_list("pk", flat=True):
+        raw = request.POST.get(f"line-{line_id}")
         if raw is None:
             continue
+        posted[line_id] = raw[:20]
         quantity = _int_or_none(raw)
         if quantity is None:
-            problems.append(f"{line.sku.code} at {line.location.code}: enter a whole number, 0 or more.")
-            continue
+            errors[line_id] = PLAN_FIGURE_ERROR
+        else:
+            quantities[line_id] = quantity
+    if not errors:
         try:
-            plan_line_set(line_id=line.pk, quantity=quantity, user=request.user)
+            changed = plan_lines_set(plan_id=plan.pk, quantities=quantities, user=request.user)
         except DeliveryError as exc:
-            problems.append(str(exc))
-            break
-    for problem in problems:
-        messages.error(request, problem)
-    if not problems:
-        messages.success(request, "Plan saved.")
-    return redirect("inventory:plan-detail", reference=reference)
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Saved: {changed} figure{'s' if changed != 1 else ''} changed."
+                if changed
+                else "Saved: nothing had changed.",
+            )
+        return redirect("inventory:plan-detail", reference=reference)
+    # Nothing saved: the grid again, as typed, each problem on its cell.
+    plan.refresh_from_db()
+    return render(
+        request, "inventory/plan.html", _plan_context(plan, posted=posted, errors=errors), status=400
+    )
 
 
 @require_POST

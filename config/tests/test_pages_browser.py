@@ -77,7 +77,6 @@ NOT_PAGES: dict[str, str] = {
     "journey-register": POST_ONLY,
     "journey-order-place": POST_ONLY,
     "inventory:delivery-intake": POST_ONLY,
-    "inventory:plan-line": POST_ONLY,
     "inventory:plan-save": POST_ONLY,
     "inventory:plan-suggest": POST_ONLY,
     "inventory:plan-approve": POST_ONLY,

@@ -17,6 +17,7 @@ from inventory.services.plans import (
     plan_apply,
     plan_approve,
     plan_line_set,
+    plan_lines_set,
     plan_pool_locations,
     plan_suggest,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "plan_apply",
     "plan_approve",
     "plan_line_set",
+    "plan_lines_set",
     "plan_pool_locations",
     "plan_suggest",
     "stock_adjust",
