@@ -70,14 +70,31 @@ def delivery_list(request):
     return render(request, "inventory/delivery_list.html", {"deliveries": deliveries})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @head_office_required
 def delivery_intake_now(request, reference: str):
-    delivery = get_object_or_404(Delivery, reference=reference)
-    # Enqueued after commit; with the embedded default (eager Celery) it runs right here.
-    intake_delivery.delay_on_commit(delivery.pk, request.user.pk)
-    messages.info(request, f"Intake of {delivery.reference} started.")
-    return redirect("inventory:delivery-list")
+    """Intake moves stock and cannot be undone: a page first says what it will do, and
+    only its confirmed POST starts it (a POST without the confirmation shows the page)."""
+    delivery = get_object_or_404(
+        Delivery.objects.select_related("launch", "plan").annotate(units=Sum("lines__quantity")),
+        reference=reference,
+    )
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        # Enqueued after commit; with the embedded default (eager Celery) it runs right here.
+        intake_delivery.delay_on_commit(delivery.pk, request.user.pk)
+        messages.info(request, f"Intake of {delivery.reference} started.")
+        return redirect("inventory:delivery-list")
+    plan = getattr(delivery, "plan", None)
+    return render(
+        request,
+        "inventory/intake_confirm.html",
+        {
+            "delivery": delivery,
+            "plan": plan,
+            "auto_apply": delivery.launch is not None and delivery.launch.auto_apply_plans,
+            "finished": delivery.status not in (Delivery.Status.ANNOUNCED, Delivery.Status.RECEIVED),
+        },
+    )
 
 
 # --- Allocation plans -------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_start_campaign_from_the_page_twice_queues_one_per_customer(office, laun
         order_make(
             launch=launch, customer=CustomerFactory(), sku=sku, status="waitlisted", wait_number=number
         )
-    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted", "confirm": "yes"}
     first = office.post(reverse("campaigns"), data)
     second = office.post(reverse("campaigns"), data)
     campaign = Campaign.objects.get()
@@ -48,6 +48,34 @@ def test_start_campaign_from_the_page_twice_queues_one_per_customer(office, laun
     assert fragment.status_code == 200
     assert b"<html" not in fragment.content and b'id="progress"' in fragment.content
     assert b"data-queued>3<" in fragment.content
+
+
+def test_a_campaign_shows_its_recipient_count_and_starts_only_when_confirmed(office, launch_with_sku):
+    launch, sku = launch_with_sku
+    for number in (1, 2):
+        order_make(
+            launch=launch, customer=CustomerFactory(), sku=sku, status="waitlisted", wait_number=number
+        )
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    asked = office.post(reverse("campaigns"), data)
+    assert asked.status_code == 200
+    assert b"Email 2 customers?" in asked.content and b'data-field="recipients">2<' in asked.content
+    assert b'name="confirm" value="yes"' in asked.content
+    assert not Campaign.objects.exists() and not Message.objects.exists()
+    started = office.post(reverse("campaigns"), data | {"confirm": "yes"})
+    assert started.status_code == 302
+    assert Campaign.objects.get().messages.count() == 2
+
+
+def test_a_campaign_with_no_recipients_cannot_start(office, launch_with_sku):
+    launch, _ = launch_with_sku
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    for attempt in (data, data | {"confirm": "yes"}):  # a forged confirmation is refused too
+        refused = office.post(reverse("campaigns"), attempt)
+        assert refused.status_code == 400
+        assert b"Nobody is in the audience" in refused.content
+        assert b'name="confirm"' not in refused.content
+    assert not Campaign.objects.exists() and not Message.objects.exists()
 
 
 def test_bad_campaign_form_shows_errors_not_500(office, launch_with_sku):

@@ -145,9 +145,20 @@ def test_plan_page_is_head_office_only_and_saves_every_figure_at_once_or_none(
     late = client.post(save, {f"line-{line.pk}": "1"}, follow=True)
     assert b"can no longer change" in late.content
 
-    # Intake now (eager Celery in tests): received, distributed, S000's share in transit.
+    # Intake now asks first: the page says what moves, and a POST without the
+    # confirmation changes nothing.
+    intake = reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"})
+    listing = client.get(reverse("inventory:delivery-list")).content.decode()
+    assert f'href="{intake}"' in listing
+    asked = client.get(intake).content.decode()
+    assert "cannot be undone" in asked and "apply the approved plan" in asked
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}))
+        unconfirmed = client.post(intake)
+    assert unconfirmed.status_code == 200 and "cannot be undone" in unconfirmed.content.decode()
+    assert Delivery.objects.get().status == "announced"
+    # Confirmed (eager Celery in tests): received, distributed, S000's share in transit.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(intake, {"confirm": "yes"})
     assert Delivery.objects.get().status == "distributed"
     assert Stock.objects.get(location=s0, sku=sku).in_transit == 6
     listing = client.get(reverse("inventory:delivery-list"))
@@ -163,7 +174,7 @@ def test_store_receiving_is_for_that_stores_staff_and_serves_collect_orders(
     post_manifest(client, supplier_key[0], manifest(quantity=6))
     head_office_login(client, head)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}))
+        client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}), {"confirm": "yes"})
     url = reverse("inventory:store-receiving", kwargs={"code": s0.code})
     client.force_login(staff1)
     assert client.get(url).status_code == 403
