@@ -270,51 +270,76 @@ def plan_approve_view(request, reference: str):
 # --- Demand against supply ------------------------------------------------------------
 
 
+DEMAND_COLUMNS = (
+    "registered",
+    "registered_without_order",
+    "ordered",
+    "allocated",
+    "sold",
+    "waiting",
+    "available",
+    "delivered",
+    "shortfall",
+)
+DEMAND_SORTS = ("pool", "sku", *DEMAND_COLUMNS)
+
+
+def _demand_view(request, rows):
+    """The rows the page's filter (pool, SKU) and sort (any column, either way) ask for, and
+    a problem sentence when the query names a pool, SKU or column the report does not have."""
+    pools = sorted({r.location_code for r in rows}, key=lambda code: (code != "ONLINE", code))
+    skus = sorted({r.sku_code for r in rows})
+    pool, sku = request.GET.get("pool", ""), request.GET.get("sku", "")
+    sort = request.GET.get("sort", "pool")
+    descending = sort.startswith("-")
+    key = sort.removeprefix("-")
+    problem = ""
+    if (pool and pool not in pools) or (sku and sku not in skus) or key not in DEMAND_SORTS:
+        problem = "Choose a pool and SKU from the lists, and sort by one of the columns."
+        pool, sku, key, descending = "", "", "pool", False
+    shown = [r for r in rows if (not pool or r.location_code == pool) and (not sku or r.sku_code == sku)]
+    order = {code: i for i, code in enumerate(pools)}
+    if key == "pool":
+        shown.sort(key=lambda r: (order[r.location_code], r.sku_code), reverse=descending)
+    elif key == "sku":
+        shown.sort(key=lambda r: (r.sku_code, order[r.location_code]), reverse=descending)
+    else:
+        shown.sort(key=lambda r: (getattr(r, key), r.location_code, r.sku_code), reverse=descending)
+    columns = [
+        {
+            "key": c,
+            "sort": f"-{c}" if c == key and not descending else c,
+            "aria": ("descending" if descending else "ascending") if c == key else "",
+        }
+        for c in DEMAND_SORTS
+    ]
+    return shown, {
+        "pools": pools,
+        "skus": skus,
+        "pool": pool,
+        "sku": sku,
+        "columns": {c["key"]: c for c in columns},
+        "problem": problem,
+    }
+
+
 @require_GET
 @head_office_required
 def demand_report(request, slug: str):
     launch = get_object_or_404(Launch, slug=slug)
-    rows, supply = demand_vs_supply(launch=launch)
+    all_rows, supply = demand_vs_supply(launch=launch)
+    rows, view = _demand_view(request, all_rows)
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="demand-{launch.slug}.csv"'
         writer = csv.writer(response)
-        writer.writerow(
-            [
-                "location",
-                "store",
-                "sku",
-                "registered",
-                "ordered",
-                "allocated",
-                "sold",
-                "waiting",
-                "delivered",
-                "available",
-                "shortfall",
-            ]
-        )
+        writer.writerow(["location", "store", "sku", *DEMAND_COLUMNS])
         for r in rows:
             writer.writerow(
-                [
-                    r.location_code,
-                    r.store_name,
-                    r.sku_code,
-                    r.registered,
-                    r.ordered,
-                    r.allocated,
-                    r.sold,
-                    r.waiting,
-                    r.delivered,
-                    r.available,
-                    r.shortfall,
-                ]
+                [r.location_code, r.store_name, r.sku_code, *(getattr(r, c) for c in DEMAND_COLUMNS)]
             )
         return response
-    totals = {
-        field: sum(getattr(r, field) for r in rows)
-        for field in ("registered", "ordered", "allocated", "sold", "waiting", "delivered", "shortfall")
-    }
+    totals = {field: sum(getattr(r, field) for r in rows) for field in DEMAND_COLUMNS}
     chart = {}
     for r in rows:
         entry = chart.setdefault(r.location_code, {"demand": 0, "delivered": 0})
@@ -328,12 +353,15 @@ def demand_report(request, slug: str):
             "rows": rows,
             "supply": supply,
             "totals": totals,
+            "view": view,
+            "query": request.GET.urlencode(),
             "chart": {
                 "labels": list(chart),
                 "demand": [v["demand"] for v in chart.values()],
                 "delivered": [v["delivered"] for v in chart.values()],
             },
         },
+        status=400 if view["problem"] else 200,
     )
 
 
