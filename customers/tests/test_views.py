@@ -1,6 +1,9 @@
 """Head office's pages and the public unsubscribe link."""
 
+import re
+
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -151,3 +154,24 @@ def test_tampered_unsubscribe_link_is_refused(client):
     assert client.post(reverse("unsubscribe", kwargs={"token": foreign})).status_code == 400
     customer.refresh_from_db()
     assert not customer.marketing_opt_out
+
+
+def test_customer_search_finds_by_account_number_email_or_part_of_a_name(office):
+    jo = CustomerFactory(account_number="D0001234", name="Jo Bloggs", email="jo@example.com")
+    CustomerFactory(account_number="D0009999", name="Sam Smith", email="sam@example.com")
+    for query in ("d0001234", "JO@example.com", "bloggs", "o Blo"):
+        page = office.get(reverse("customer-lookup"), {"q": query})
+        assert page.status_code == 200
+        assert re.findall(r'href="/office/customers/c/(\w+)/"', page.content.decode()) == [
+            jo.account_number
+        ], query
+    assert b"No customer matches" in office.get(reverse("customer-lookup"), {"q": "D000123"}).content
+
+
+def test_customer_search_indexes_exist_for_every_way_it_searches():
+    if connection.vendor != "postgresql":
+        pytest.skip("the search indexes are PostgreSQL's (SQLite scans its small table)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'customers_customer'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {"customer_account_upper", "customer_email_upper", "customer_name_trgm"} <= names
