@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 from inventory.models import Launch
 from inventory.selectors import launch_list as launches
 from orders.selectors import launches as selectors
-from orders.selectors.pulse import launch_pulse
+from orders.selectors.pulse import launch_pulse_shared
 from stores.access import HtmxHttpRequest, head_office_required
 
 
@@ -25,7 +25,7 @@ TEMPLATE = "orders/launch_overview.html"
 def launch_overview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The whole overview, or (for htmx polling) just its live figures and last-hour chart."""
     launch = get_object_or_404(Launch, slug=slug)
-    pulse = launch_pulse(launch=launch)
+    pulse = launch_pulse_shared(launch=launch)
     if request.htmx:
         return render(request, TEMPLATE + "#pulse", {"launch": launch, "pulse": pulse})
     overview = selectors.launch_overview_cached(launch=launch)

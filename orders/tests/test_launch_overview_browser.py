@@ -65,8 +65,14 @@ def test_the_overview_figures_change_without_a_reload_while_orders_arrive(page: 
     orders_arrive(launch, sku, online, 4)
     expect(per_minute).to_contain_text("7")
     expect(waitlist).to_contain_text("7")
-    page.wait_for_function(chart_points.replace("() =>", "() => (") + ") === 7")
+    # Between a swap and its redraw the new canvas has no chart yet: wait for one that adds up.
+    page.wait_for_function(
+        "() => { const c = Chart.getChart('rate-chart');"
+        " return !!c && c.data.datasets[0].data.reduce((a, b) => a + b, 0) === 7; }"
+    )
     # The y axis counts orders: whole-number ticks only.
-    ticks = page.evaluate("() => Chart.getChart('rate-chart').scales.y.ticks.map(t => t.value)")
+    ticks = page.evaluate(
+        "() => { const c = Chart.getChart('rate-chart'); return c ? c.scales.y.ticks.map(t => t.value) : null; }"
+    )
     assert ticks and all(float(t).is_integer() for t in ticks)
     assert page.evaluate("window.__marker") == "still here"
