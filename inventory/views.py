@@ -282,6 +282,19 @@ DEMAND_COLUMNS = (
     "shortfall",
 )
 DEMAND_SORTS = ("pool", "sku", *DEMAND_COLUMNS)
+# The CSV keeps the columns it always had in their order; the new one goes last, so a
+# spreadsheet reading them by position still reads the same figures.
+DEMAND_CSV_COLUMNS = (
+    "registered",
+    "ordered",
+    "allocated",
+    "sold",
+    "waiting",
+    "delivered",
+    "available",
+    "shortfall",
+    "registered_without_order",
+)
 
 
 def _demand_view(request, rows):
@@ -333,10 +346,10 @@ def demand_report(request, slug: str):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="demand-{launch.slug}.csv"'
         writer = csv.writer(response)
-        writer.writerow(["location", "store", "sku", *DEMAND_COLUMNS])
+        writer.writerow(["location", "store", "sku", *DEMAND_CSV_COLUMNS])
         for r in rows:
             writer.writerow(
-                [r.location_code, r.store_name, r.sku_code, *(getattr(r, c) for c in DEMAND_COLUMNS)]
+                [r.location_code, r.store_name, r.sku_code, *(getattr(r, c) for c in DEMAND_CSV_COLUMNS)]
             )
         return response
     totals = {field: sum(getattr(r, field) for r in rows) for field in DEMAND_COLUMNS}
