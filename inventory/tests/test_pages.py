@@ -215,5 +215,5 @@ def test_demand_page_and_csv(client, world, supplier_key):
         == "location,store,sku,registered,ordered,allocated,sold,waiting,delivered,available,shortfall,"
         "registered_without_order"
     )
-    assert "S000,Store S000,IP3G-0,0,4,0,0,4,0,0,4" in lines
+    assert "S000,Store S000,IP3G-0,0,4,0,0,4,0,0,4,0" in lines
     assert client.get(reverse("inventory:demand", kwargs={"slug": "nope"})).status_code == 404
