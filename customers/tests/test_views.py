@@ -175,3 +175,13 @@ def test_customer_search_indexes_exist_for_every_way_it_searches():
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'customers_customer'")
         names = {row[0] for row in cursor.fetchall()}
     assert {"customer_account_upper", "customer_email_upper", "customer_name_trgm"} <= names
+
+
+def test_a_campaign_without_messages_reads_as_nobody_to_send_to_not_finished(office, launch_with_sku):
+    launch, _ = launch_with_sku
+    campaign = Campaign.objects.create(
+        launch=launch, kind="apology", audience="waitlisted"
+    )  # recorded before the refusal
+    page = office.get(reverse("campaign-detail", kwargs={"pk": campaign.pk})).content.decode()
+    assert "Nobody to send to" in page and "Finished." not in page
+    assert 'value="0"' in page and "every 2s" not in page

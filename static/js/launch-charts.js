@@ -4,7 +4,8 @@
    the chart is drawn again from them. */
 (function () {
   "use strict";
-  var base = {animation: false, responsive: true, maintainAspectRatio: true};
+  // The chart fills its .chart-box (full width, a fixed height in the stylesheet).
+  var base = {animation: false, responsive: true, maintainAspectRatio: false};
   // Counts of orders: ticks at whole numbers only, never "0.5 orders".
   var wholeY = {beginAtZero: true, ticks: {precision: 0}};
   var rateChart = null;
