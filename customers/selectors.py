@@ -29,7 +29,9 @@ class CampaignProgress:
 
     @property
     def percent(self) -> int:
-        return 100 if self.total == 0 else int(100 * self.done / self.total)
+        # A campaign with no message (recorded before empty audiences were refused) has
+        # done nothing: 0 %, not a full bar.
+        return 0 if self.total == 0 else int(100 * self.done / self.total)
 
     @property
     def finished(self) -> bool:

@@ -16,8 +16,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from config.inputs import clean_text
 from customers import selectors
 from customers.forms import CampaignPreviewForm, CampaignStartForm
-from customers.models import Campaign, Customer
+from customers.models import Campaign, Customer, Message
+from customers.services.campaigns import CampaignHasNoRecipients
 from customers.services.outbox import customer_unsubscribe, unsubscribe_token_verify
+from orders.selectors.campaigns import campaign_audience_count
 from orders.selectors.orders import customer_orders
 from orders.services.campaigns import campaign_preview, launch_campaign_start
 from stores.access import head_office_required
@@ -59,16 +61,34 @@ def customer_detail(request: HttpRequest, account_number: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @head_office_required
 def campaigns(request: HttpRequest) -> HttpResponse:
+    """Start a campaign in two steps: the form, then a page that says how many customers
+    it emails and starts it only when confirmed. An empty audience is refused at both."""
     form = CampaignStartForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        campaign = launch_campaign_start(
-            launch=form.cleaned_data["launch"],
-            kind=form.cleaned_data["kind"],
-            audience=form.cleaned_data["audience"],
-            started_by=request.user,
-        )
-        flash.success(request, f"Campaign started: {campaign.queued} customers in the outbox.")
-        return redirect("campaign-detail", pk=campaign.pk)
+        launch, kind, audience = (form.cleaned_data[k] for k in ("launch", "kind", "audience"))
+        recipients = campaign_audience_count(launch=launch, audience=audience)
+        if recipients and request.POST.get("confirm") == "yes":
+            try:
+                campaign = launch_campaign_start(
+                    launch=launch, kind=kind, audience=audience, started_by=request.user
+                )
+            except CampaignHasNoRecipients as exc:  # the audience emptied since the count
+                form.add_error(None, str(exc))
+            else:
+                flash.success(request, f"Campaign started: {campaign.queued} customers in the outbox.")
+                return redirect("campaign-detail", pk=campaign.pk)
+        elif recipients:
+            return render(
+                request,
+                "customers/campaign_confirm.html",
+                {"form": form, "recipients": recipients, "kind_label": Message.Kind(kind).label},
+            )
+        else:
+            form.add_error(
+                None,
+                f"Nobody is in the audience “{Campaign.Audience(audience).label}” of {launch} now: "
+                "the campaign was not started.",
+            )
     status = 400 if request.method == "POST" else 200
     rows = [(c, selectors.campaign_progress(campaign=c)) for c in selectors.campaign_list()[:50]]
     return render(

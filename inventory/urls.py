@@ -9,9 +9,6 @@ urlpatterns = [
     path("deliveries/", views.delivery_list, name="delivery-list"),
     path("deliveries/<delivery:reference>/intake/", views.delivery_intake_now, name="delivery-intake"),
     path("deliveries/<delivery:reference>/plan/", views.plan_detail, name="plan-detail"),
-    path(
-        "deliveries/<delivery:reference>/plan/lines/<int:line_id>/", views.plan_line_update, name="plan-line"
-    ),
     path("deliveries/<delivery:reference>/plan/save/", views.plan_save_all, name="plan-save"),
     path("deliveries/<delivery:reference>/plan/suggest/", views.plan_suggest_again, name="plan-suggest"),
     path("deliveries/<delivery:reference>/plan/approve/", views.plan_approve_view, name="plan-approve"),

@@ -28,18 +28,18 @@ from inventory.models import (
     ReceiptOverCount,
     StockMovement,
 )
-from inventory.selectors import plan_remaining, store_deliveries, store_delivery_expected
+from inventory.selectors import store_deliveries, store_delivery_expected
 from inventory.services import (
     DeliveryError,
     over_count_approve,
     over_count_reject,
     plan_approve,
-    plan_line_set,
+    plan_lines_set,
     store_delivery_receive,
 )
 from inventory.services.receiving import REASON_MAX
 from inventory.tasks import allocate_after_store_receipt, intake_delivery
-from orders.selectors.demand import demand_vs_supply
+from orders.selectors.demand import DEMAND_SNAPSHOT_SECONDS, demand_vs_supply_cached
 from orders.services.intake import delivery_plan_suggest
 from stores.access import head_office_required, staff_login_required, store_for_staff
 
@@ -70,59 +70,102 @@ def delivery_list(request):
     return render(request, "inventory/delivery_list.html", {"deliveries": deliveries})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @head_office_required
 def delivery_intake_now(request, reference: str):
-    delivery = get_object_or_404(Delivery, reference=reference)
-    # Enqueued after commit; with the embedded default (eager Celery) it runs right here.
-    intake_delivery.delay_on_commit(delivery.pk, request.user.pk)
-    messages.info(request, f"Intake of {delivery.reference} started.")
-    return redirect("inventory:delivery-list")
+    """Intake moves stock and cannot be undone: a page first says what it will do, and
+    only its confirmed POST starts it (a POST without the confirmation shows the page)."""
+    delivery = get_object_or_404(
+        Delivery.objects.select_related("launch", "plan").annotate(units=Sum("lines__quantity")),
+        reference=reference,
+    )
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        # Enqueued after commit; with the embedded default (eager Celery) it runs right here.
+        intake_delivery.delay_on_commit(delivery.pk, request.user.pk)
+        messages.info(request, f"Intake of {delivery.reference} started.")
+        return redirect("inventory:delivery-list")
+    plan = getattr(delivery, "plan", None)
+    return render(
+        request,
+        "inventory/intake_confirm.html",
+        {
+            "delivery": delivery,
+            "plan": plan,
+            "auto_apply": delivery.launch is not None and delivery.launch.auto_apply_plans,
+            "finished": delivery.status not in (Delivery.Status.ANNOUNCED, Delivery.Status.RECEIVED),
+        },
+    )
 
 
 # --- Allocation plans -------------------------------------------------------------------
 
 
-def _plan_context(plan: AllocationPlan) -> dict:
-    lines = list(
-        plan.lines.select_related("sku", "location", "location__store").order_by(
-            "sku__code", "location__code"
-        )
-    )
-    remaining = plan_remaining(plan=plan)
+PLAN_FIGURE_ERROR = "Enter a whole number of units, 0 or more."
+
+
+def _plan_context(
+    plan: AllocationPlan, *, posted: dict[int, str] | None = None, errors: dict[int, str] | None = None
+) -> dict:
+    """The plan as a grid: a row per pool, a column per SKU, a cell per plan line.
+
+    `posted` and `errors` (line id -> what was typed, and its problem) redisplay a save that
+    was refused, so each error sits on the cell that holds it and the units left to give
+    are counted from the figures on the screen, never from older saved ones.
+    """
+    posted, errors = posted or {}, errors or {}
+    lines = list(plan.lines.select_related("sku", "location", "location__store"))
     delivered = dict(plan.delivery.lines.values_list("sku_id", "quantity"))
-    by_sku: dict[int, dict] = {}
+    skus = sorted({line.sku for line in lines}, key=lambda sku: sku.code)
+    locations = sorted(
+        {line.location for line in lines}, key=lambda loc: (loc.kind != Location.Kind.ONLINE, loc.code)
+    )
+    cells = {(line.location_id, line.sku_id): line for line in lines}
+    columns = {
+        sku.pk: {"sku": sku, "delivered": delivered.get(sku.pk, 0), "left": 0, "unknown": False}
+        for sku in skus
+    }
+    for column in columns.values():
+        column["left"] = column["delivered"]
     for line in lines:
-        group = by_sku.setdefault(
-            line.sku_id,
-            {
-                "sku": line.sku,
-                "lines": [],
-                "remaining": remaining.get(line.sku_id, 0),
-                "delivered": delivered.get(line.sku_id, 0),
-            },
-        )
-        group["lines"].append(line)
-    history = (
+        line.shown = posted.get(line.pk, str(line.quantity))
+        line.error = errors.get(line.pk, "")
+        figure = _int_or_none(line.shown)
+        if figure is None:
+            columns[line.sku_id]["unknown"] = True
+        else:
+            columns[line.sku_id]["left"] -= figure
+    rows = [{"location": loc, "cells": [cells.get((loc.pk, sku.pk)) for sku in skus]} for loc in locations]
+    line_history = (
         AllocationPlanLine.history.filter(plan_id=plan.pk, history_type="~")
         .select_related("history_user")
         .order_by("-history_date")[:30]
     )
-    sku_codes = {line.sku_id: line.sku.code for line in lines}
-    loc_codes = {line.location_id: line.location.code for line in lines}
+    suggestions = (
+        AllocationPlan.history.filter(id=plan.pk, history_change_reason__isnull=False)
+        .select_related("history_user")
+        .order_by("-history_date")[:10]
+    )
+    sku_codes = {sku.pk: sku.code for sku in skus}
+    loc_codes = {loc.pk: loc.code for loc in locations}
+    history = [
+        {
+            "at": h.history_date,
+            "who": h.history_user,
+            "what": f"set {sku_codes.get(h.sku_id, h.sku_id)} at {loc_codes.get(h.location_id, h.location_id)} "
+            f"to {h.quantity}",
+        }
+        for h in line_history
+    ] + [{"at": h.history_date, "who": h.history_user, "what": h.history_change_reason} for h in suggestions]
+    history.sort(key=lambda entry: entry["at"], reverse=True)
     return {
         "plan": plan,
         "delivery": plan.delivery,
-        "groups": list(by_sku.values()),
+        "columns": list(columns.values()),
+        "rows": rows,
+        "errors": errors,
         "editable": plan.status == AllocationPlan.Status.DRAFT,
-        "history": [
-            {
-                "h": h,
-                "sku": sku_codes.get(h.sku_id, h.sku_id),
-                "location": loc_codes.get(h.location_id, h.location_id),
-            }
-            for h in history
-        ],
+        "last_saved": history[0] if history else None,
+        "history": history[:30],
     }
 
 
@@ -149,57 +192,40 @@ def plan_detail(request, reference: str):
 
 @require_POST
 @head_office_required
-def plan_line_update(request, reference: str, line_id: int):
-    """One figure changed: save it and answer with the SKU's remaining units (htmx)."""
-    plan = _get_plan(reference)
-    line = get_object_or_404(AllocationPlanLine, pk=line_id, plan=plan)
-    quantity = _int_or_none(request.POST.get(f"line-{line.pk}", request.POST.get("quantity")))
-    error = ""
-    if quantity is None:
-        error = "Enter a whole number of units, 0 or more."
-    else:
-        try:
-            line = plan_line_set(line_id=line.pk, quantity=quantity, user=request.user)
-        except DeliveryError as exc:
-            error = str(exc)
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        return redirect("inventory:plan-detail", reference=reference)
-    remaining = plan_remaining(plan=plan).get(line.sku_id, 0)
-    response = render(
-        request,
-        "inventory/plan.html#remaining",
-        {"group": {"sku": line.sku, "remaining": remaining}, "error": error},
-        status=200,
-    )
-    return response
-
-
-@require_POST
-@head_office_required
 def plan_save_all(request, reference: str):
-    """The form without JavaScript: every figure at once."""
+    """The plan's one Save: every figure of the grid at once, all or none."""
     plan = _get_plan(reference)
-    problems = []
-    for line in plan.lines.select_related("location", "sku"):
-        raw = request.POST.get(f"line-{line.pk}")
+    posted: dict[int, str] = {}
+    quantities: dict[int, int] = {}
+    errors: dict[int, str] = {}
+    for line_id in plan.lines.values_list("pk", flat=True):
+        raw = request.POST.get(f"line-{line_id}")
         if raw is None:
             continue
+        posted[line_id] = raw[:20]
         quantity = _int_or_none(raw)
         if quantity is None:
-            problems.append(f"{line.sku.code} at {line.location.code}: enter a whole number, 0 or more.")
-            continue
+            errors[line_id] = PLAN_FIGURE_ERROR
+        else:
+            quantities[line_id] = quantity
+    if not errors:
         try:
-            plan_line_set(line_id=line.pk, quantity=quantity, user=request.user)
+            changed = plan_lines_set(plan_id=plan.pk, quantities=quantities, user=request.user)
         except DeliveryError as exc:
-            problems.append(str(exc))
-            break
-    for problem in problems:
-        messages.error(request, problem)
-    if not problems:
-        messages.success(request, "Plan saved.")
-    return redirect("inventory:plan-detail", reference=reference)
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Saved: {changed} figure{'s' if changed != 1 else ''} changed."
+                if changed
+                else "Saved: nothing had changed.",
+            )
+        return redirect("inventory:plan-detail", reference=reference)
+    # Nothing saved: the grid again, as typed, each problem on its cell.
+    plan.refresh_from_db()
+    return render(
+        request, "inventory/plan.html", _plan_context(plan, posted=posted, errors=errors), status=400
+    )
 
 
 @require_POST
@@ -244,51 +270,89 @@ def plan_approve_view(request, reference: str):
 # --- Demand against supply ------------------------------------------------------------
 
 
+DEMAND_COLUMNS = (
+    "registered",
+    "registered_without_order",
+    "ordered",
+    "allocated",
+    "sold",
+    "waiting",
+    "available",
+    "delivered",
+    "shortfall",
+)
+DEMAND_SORTS = ("pool", "sku", *DEMAND_COLUMNS)
+# The CSV keeps the columns it always had in their order; the new one goes last, so a
+# spreadsheet reading them by position still reads the same figures.
+DEMAND_CSV_COLUMNS = (
+    "registered",
+    "ordered",
+    "allocated",
+    "sold",
+    "waiting",
+    "delivered",
+    "available",
+    "shortfall",
+    "registered_without_order",
+)
+
+
+def _demand_view(request, rows):
+    """The rows the page's filter (pool, SKU) and sort (any column, either way) ask for, and
+    a problem sentence when the query names a pool, SKU or column the report does not have."""
+    pools = sorted({r.location_code for r in rows}, key=lambda code: (code != "ONLINE", code))
+    skus = sorted({r.sku_code for r in rows})
+    pool, sku = request.GET.get("pool", ""), request.GET.get("sku", "")
+    sort = request.GET.get("sort", "pool")
+    descending = sort.startswith("-")
+    key = sort.removeprefix("-")
+    problem = ""
+    if (pool and pool not in pools) or (sku and sku not in skus) or key not in DEMAND_SORTS:
+        problem = "Choose a pool and SKU from the lists, and sort by one of the columns."
+        pool, sku, key, descending = "", "", "pool", False
+    shown = [r for r in rows if (not pool or r.location_code == pool) and (not sku or r.sku_code == sku)]
+    order = {code: i for i, code in enumerate(pools)}
+    if key == "pool":
+        shown.sort(key=lambda r: (order[r.location_code], r.sku_code), reverse=descending)
+    elif key == "sku":
+        shown.sort(key=lambda r: (r.sku_code, order[r.location_code]), reverse=descending)
+    else:
+        shown.sort(key=lambda r: (getattr(r, key), r.location_code, r.sku_code), reverse=descending)
+    columns = [
+        {
+            "key": c,
+            "sort": f"-{c}" if c == key and not descending else c,
+            "aria": ("descending" if descending else "ascending") if c == key else "",
+        }
+        for c in DEMAND_SORTS
+    ]
+    return shown, {
+        "pools": pools,
+        "skus": skus,
+        "pool": pool,
+        "sku": sku,
+        "columns": {c["key"]: c for c in columns},
+        "problem": problem,
+    }
+
+
 @require_GET
 @head_office_required
 def demand_report(request, slug: str):
     launch = get_object_or_404(Launch, slug=slug)
-    rows, supply = demand_vs_supply(launch=launch)
+    all_rows, supply = demand_vs_supply_cached(launch=launch)
+    rows, view = _demand_view(request, all_rows)
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="demand-{launch.slug}.csv"'
         writer = csv.writer(response)
-        writer.writerow(
-            [
-                "location",
-                "store",
-                "sku",
-                "registered",
-                "ordered",
-                "allocated",
-                "sold",
-                "waiting",
-                "delivered",
-                "available",
-                "shortfall",
-            ]
-        )
+        writer.writerow(["location", "store", "sku", *DEMAND_CSV_COLUMNS])
         for r in rows:
             writer.writerow(
-                [
-                    r.location_code,
-                    r.store_name,
-                    r.sku_code,
-                    r.registered,
-                    r.ordered,
-                    r.allocated,
-                    r.sold,
-                    r.waiting,
-                    r.delivered,
-                    r.available,
-                    r.shortfall,
-                ]
+                [r.location_code, r.store_name, r.sku_code, *(getattr(r, c) for c in DEMAND_CSV_COLUMNS)]
             )
         return response
-    totals = {
-        field: sum(getattr(r, field) for r in rows)
-        for field in ("registered", "ordered", "allocated", "sold", "waiting", "delivered", "shortfall")
-    }
+    totals = {field: sum(getattr(r, field) for r in rows) for field in DEMAND_COLUMNS}
     chart = {}
     for r in rows:
         entry = chart.setdefault(r.location_code, {"demand": 0, "delivered": 0})
@@ -302,12 +366,16 @@ def demand_report(request, slug: str):
             "rows": rows,
             "supply": supply,
             "totals": totals,
+            "view": view,
+            "query": request.GET.urlencode(),
+            "snapshot_seconds": DEMAND_SNAPSHOT_SECONDS,
             "chart": {
                 "labels": list(chart),
                 "demand": [v["demand"] for v in chart.values()],
                 "delivered": [v["delivered"] for v in chart.values()],
             },
         },
+        status=400 if view["problem"] else 200,
     )
 
 

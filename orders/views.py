@@ -11,7 +11,8 @@ from inventory.services import launch_notice_settings_set
 from orders.forms import NoticeSettingsForm
 from orders.selectors import launches as selectors
 from orders.selectors.notices import stock_notice_summary
-from stores.access import head_office_required
+from orders.selectors.pulse import launch_pulse_shared
+from stores.access import HtmxHttpRequest, head_office_required
 
 
 @require_GET
@@ -20,20 +21,29 @@ def launch_list(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/launch_list.html", {"launches": launches()})
 
 
-def _overview(request: HttpRequest, launch: Launch, *, notice_form: NoticeSettingsForm | None = None):
-    overview = selectors.launch_overview(launch=launch)
+TEMPLATE = "orders/launch_overview.html"
+
+
+def _overview(
+    request: HtmxHttpRequest, launch: Launch, *, notice_form: NoticeSettingsForm | None = None
+) -> HttpResponse:
+    pulse = launch_pulse_shared(launch=launch)
+    if request.htmx and notice_form is None:
+        return render(request, TEMPLATE + "#pulse", {"launch": launch, "pulse": pulse})
+    overview = selectors.launch_overview_cached(launch=launch)
     notice_form = notice_form or NoticeSettingsForm(
         initial={"notice_factor": launch.notice_factor, "claim_window_minutes": launch.claim_window_minutes}
     )
     return render(
         request,
-        "orders/launch_overview.html",
+        TEMPLATE,
         {
             "launch": launch,
+            "pulse": pulse,
             "overview": overview,
             "statuses": selectors.STATUSES,
             # Embedded with json_script, so the charts draw without a second request.
-            "charts": selectors.launch_chart_data(overview=overview),
+            "charts": selectors.launch_chart_data(overview=overview, with_window_series=False),
             "notices": stock_notice_summary(launch=launch),
             "form": notice_form,
         },
@@ -42,13 +52,14 @@ def _overview(request: HttpRequest, launch: Launch, *, notice_form: NoticeSettin
 
 @require_GET
 @head_office_required
-def launch_overview(request: HttpRequest, slug: str) -> HttpResponse:
+def launch_overview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The whole overview, or (for htmx polling) just its live figures and last-hour chart."""
     return _overview(request, get_object_or_404(Launch, slug=slug))
 
 
 @require_POST
 @head_office_required
-def launch_notice_settings(request: HttpRequest, slug: str) -> HttpResponse:
+def launch_notice_settings(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Head office sets the launch's stock notice factor and claim window; bad values are
     form errors on the overview and change nothing."""
     launch = get_object_or_404(Launch, slug=slug)
@@ -69,5 +80,5 @@ def launch_notice_settings(request: HttpRequest, slug: str) -> HttpResponse:
 def launch_charts(request: HttpRequest, slug: str) -> JsonResponse:
     """The overview's chart data alone, for a page that wants to redraw without reloading."""
     launch = get_object_or_404(Launch, slug=slug)
-    overview = selectors.launch_overview(launch=launch)
+    overview = selectors.launch_overview_cached(launch=launch)
     return JsonResponse(selectors.launch_chart_data(overview=overview))

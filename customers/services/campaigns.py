@@ -36,6 +36,11 @@ class CampaignNotAllowed(ValueError):
     """This kind of message cannot go to this audience."""
 
 
+class CampaignHasNoRecipients(ValueError):
+    """Nobody is in the audience: a campaign to no one is not started (it would read as
+    finished at once, which says nothing true)."""
+
+
 @dataclass(frozen=True)
 class CampaignRecipient:
     """One customer of an audience, with the order the email is about (if any) as it is now."""
@@ -63,9 +68,12 @@ def campaign_start(
     Safe to call again and from several places at once: the Campaign row is unique per
     (launch, kind, audience) and every message is deduplicated per customer, so a second
     start only reaches customers who joined the audience since. Sending begins after
-    commit.
+    commit. Refused (CampaignHasNoRecipients) when the audience is empty.
     """
     campaign_check(kind=kind, audience=audience)
+    recipients = list(recipients)
+    if not recipients:
+        raise CampaignHasNoRecipients("Nobody is in this audience now: there is no one to send it to.")
     with transaction.atomic():
         try:
             with transaction.atomic():

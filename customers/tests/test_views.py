@@ -1,6 +1,9 @@
 """Head office's pages and the public unsubscribe link."""
 
+import re
+
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -36,7 +39,7 @@ def test_start_campaign_from_the_page_twice_queues_one_per_customer(office, laun
         order_make(
             launch=launch, customer=CustomerFactory(), sku=sku, status="waitlisted", wait_number=number
         )
-    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted", "confirm": "yes"}
     first = office.post(reverse("campaigns"), data)
     second = office.post(reverse("campaigns"), data)
     campaign = Campaign.objects.get()
@@ -48,6 +51,34 @@ def test_start_campaign_from_the_page_twice_queues_one_per_customer(office, laun
     assert fragment.status_code == 200
     assert b"<html" not in fragment.content and b'id="progress"' in fragment.content
     assert b"data-queued>3<" in fragment.content
+
+
+def test_a_campaign_shows_its_recipient_count_and_starts_only_when_confirmed(office, launch_with_sku):
+    launch, sku = launch_with_sku
+    for number in (1, 2):
+        order_make(
+            launch=launch, customer=CustomerFactory(), sku=sku, status="waitlisted", wait_number=number
+        )
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    asked = office.post(reverse("campaigns"), data)
+    assert asked.status_code == 200
+    assert b"Email 2 customers?" in asked.content and b'data-field="recipients">2<' in asked.content
+    assert b'name="confirm" value="yes"' in asked.content
+    assert not Campaign.objects.exists() and not Message.objects.exists()
+    started = office.post(reverse("campaigns"), data | {"confirm": "yes"})
+    assert started.status_code == 302
+    assert Campaign.objects.get().messages.count() == 2
+
+
+def test_a_campaign_with_no_recipients_cannot_start(office, launch_with_sku):
+    launch, _ = launch_with_sku
+    data = {"launch": launch.slug, "kind": "apology", "audience": "waitlisted"}
+    for attempt in (data, data | {"confirm": "yes"}):  # a forged confirmation is refused too
+        refused = office.post(reverse("campaigns"), attempt)
+        assert refused.status_code == 400
+        assert b"Nobody is in the audience" in refused.content
+        assert b'name="confirm"' not in refused.content
+    assert not Campaign.objects.exists() and not Message.objects.exists()
 
 
 def test_bad_campaign_form_shows_errors_not_500(office, launch_with_sku):
@@ -123,3 +154,34 @@ def test_tampered_unsubscribe_link_is_refused(client):
     assert client.post(reverse("unsubscribe", kwargs={"token": foreign})).status_code == 400
     customer.refresh_from_db()
     assert not customer.marketing_opt_out
+
+
+def test_customer_search_finds_by_account_number_email_or_part_of_a_name(office):
+    jo = CustomerFactory(account_number="D0001234", name="Jo Bloggs", email="jo@example.com")
+    CustomerFactory(account_number="D0009999", name="Sam Smith", email="sam@example.com")
+    for query in ("d0001234", "JO@example.com", "bloggs", "o Blo"):
+        page = office.get(reverse("customer-lookup"), {"q": query})
+        assert page.status_code == 200
+        assert re.findall(r'href="/office/customers/c/(\w+)/"', page.content.decode()) == [
+            jo.account_number
+        ], query
+    assert b"No customer matches" in office.get(reverse("customer-lookup"), {"q": "D000123"}).content
+
+
+def test_customer_search_indexes_exist_for_every_way_it_searches():
+    if connection.vendor != "postgresql":
+        pytest.skip("the search indexes are PostgreSQL's (SQLite scans its small table)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'customers_customer'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {"customer_account_upper", "customer_email_upper", "customer_name_trgm"} <= names
+
+
+def test_a_campaign_without_messages_reads_as_nobody_to_send_to_not_finished(office, launch_with_sku):
+    launch, _ = launch_with_sku
+    campaign = Campaign.objects.create(
+        launch=launch, kind="apology", audience="waitlisted"
+    )  # recorded before the refusal
+    page = office.get(reverse("campaign-detail", kwargs={"pk": campaign.pk})).content.decode()
+    assert "Nobody to send to" in page and "Finished." not in page
+    assert 'value="0"' in page and "every 2s" not in page

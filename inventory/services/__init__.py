@@ -19,6 +19,7 @@ from inventory.services.plans import (
     plan_apply,
     plan_approve,
     plan_line_set,
+    plan_lines_set,
     plan_pool_locations,
     plan_suggest,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "plan_apply",
     "plan_approve",
     "plan_line_set",
+    "plan_lines_set",
     "plan_pool_locations",
     "plan_suggest",
     "stock_adjust",

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_update_with_history
 
 from inventory.fair_share import Demand, plan_split
 from inventory.models import SKU, AllocationPlan, AllocationPlanLine, Delivery, Location, StockMovement
@@ -30,6 +30,12 @@ def _set_history_user(instance: AllocationPlan | AllocationPlanLine, user: User 
     know it and it is set by name.
     """
     setattr(instance, "_history_user", user)  # noqa: B010 - see the docstring
+
+
+def _set_history_reason(instance: AllocationPlan, reason: str) -> None:
+    """The sentence simple_history records as the next history row's change reason (its
+    `_change_reason` convention, set by name for the same reason as _set_history_user)."""
+    setattr(instance, "_change_reason", reason)  # noqa: B010 - see _set_history_user
 
 
 def plan_pool_locations() -> tuple[Location, list[Location]]:
@@ -56,6 +62,8 @@ def plan_suggest(
     """Suggest (or suggest again) the split of a delivery, per SKU, between the pools.
 
     `demand` maps (location id, SKU id) to what waits there; pools not in it have none.
+    The suggestion is one entry in the plan's history (its change reason says so), not one
+    per figure: the lines' own history keeps head office's edits.
     A plan that is approved or applied is not touched (PlanNotEditable). Passing
     minimum_per_store / partner_share_percent changes the plan's settings first
     (partner_share_percent=None clears it; the default -1 keeps it).
@@ -73,6 +81,13 @@ def plan_suggest(
         if partner_share_percent != -1:
             plan.partner_share_percent = partner_share_percent
         _set_history_user(plan, user)
+        suggested_before = plan.lines.exists()
+        share = "none" if plan.partner_share_percent is None else f"{plan.partner_share_percent}%"
+        _set_history_reason(
+            plan,
+            f"{'suggested again' if suggested_before else 'suggested'} from demand "
+            f"(minimum per store {plan.minimum_per_store}, partners' share {share})",
+        )
         plan.save()
         existing = {(line.sku_id, line.location_id): line for line in plan.lines.all()}
         to_create, to_update = [], []
@@ -97,12 +112,9 @@ def plan_suggest(
                 line.quantity = line.suggested_quantity = split[loc.pk]
                 line.demand_waitlisted = d.waiting
                 line.demand_registered = d.registered
-        bulk_create_with_history(to_create, AllocationPlanLine, default_user=user)
-        bulk_update_with_history(
-            to_update,
-            AllocationPlanLine,
-            ["quantity", "suggested_quantity", "demand_waitlisted", "demand_registered"],
-            default_user=user,
+        AllocationPlanLine.objects.bulk_create(to_create)
+        AllocationPlanLine.objects.bulk_update(
+            to_update, ["quantity", "suggested_quantity", "demand_waitlisted", "demand_registered"]
         )
     return plan
 
@@ -115,22 +127,36 @@ class PlanInvalid(DeliveryError):
     pass
 
 
-def plan_line_set(*, line_id: int, quantity: int, user: User | None = None) -> AllocationPlanLine:
-    """Head office changes one figure of a draft plan; the history keeps who and when."""
-    if quantity < 0:
+def plan_lines_set(*, plan_id: int, quantities: Mapping[int, int], user: User | None = None) -> int:
+    """Head office saves the figures of a draft plan (line id -> units), all or none; the
+    lines' history keeps who changed which figure and when. Returns how many changed.
+
+    Giving a SKU more than was delivered is allowed while drafting (approval refuses it),
+    so a figure can be raised before another is lowered.
+    """
+    if any(quantity < 0 for quantity in quantities.values()):
         raise PlanInvalid("A quantity cannot be negative.")
     with transaction.atomic():
-        line = AllocationPlanLine.objects.select_related("plan").get(pk=line_id)
-        plan = AllocationPlan.objects.select_for_update().get(pk=line.plan_id)
+        plan = AllocationPlan.objects.select_for_update().get(pk=plan_id)
         if plan.status != AllocationPlan.Status.DRAFT:
             raise PlanNotEditable(
                 f"The plan is {plan.get_status_display().lower()}; it can no longer change."
             )
-        if line.quantity != quantity:
-            line.quantity = quantity
-            _set_history_user(line, user)
-            line.save(update_fields=["quantity"])
-    return line
+        lines = {line.pk: line for line in plan.lines.filter(pk__in=list(quantities))}
+        if len(lines) != len(quantities):
+            raise PlanInvalid("A figure belongs to no line of this plan.")
+        changed = [line for pk, line in lines.items() if line.quantity != quantities[pk]]
+        for line in changed:
+            line.quantity = quantities[line.pk]
+        bulk_update_with_history(changed, AllocationPlanLine, ["quantity"], default_user=user)
+    return len(changed)
+
+
+def plan_line_set(*, line_id: int, quantity: int, user: User | None = None) -> AllocationPlanLine:
+    """Head office changes one figure of a draft plan (plan_lines_set for one line)."""
+    plan_id = AllocationPlanLine.objects.values_list("plan_id", flat=True).get(pk=line_id)
+    plan_lines_set(plan_id=plan_id, quantities={line_id: quantity}, user=user)
+    return AllocationPlanLine.objects.get(pk=line_id)
 
 
 def plan_approve(*, plan_id: int, user: User | None = None) -> AllocationPlan:

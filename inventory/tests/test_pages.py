@@ -2,6 +2,7 @@
 what, and that bad input gets a clear answer and changes nothing."""
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -97,12 +98,13 @@ def test_supplier_api_announces_once_and_refuses_bad_manifests_with_the_envelope
     assert set(Delivery.objects.values_list("reference", flat=True)) == {"DLV-API", "DLV-CSV"}
 
 
-def test_plan_page_is_head_office_only_and_updates_remaining_units_live(
+def test_plan_page_is_head_office_only_and_saves_every_figure_at_once_or_none(
     client, world, supplier_key, django_capture_on_commit_callbacks
 ):
     launch, sku, (s0, s1), head, staff0, staff1 = world
     post_manifest(client, supplier_key[0], manifest(quantity=10))
     url = reverse("inventory:plan-detail", kwargs={"reference": "DLV-API"})
+    save = reverse("inventory:plan-save", kwargs={"reference": "DLV-API"})
     client.force_login(staff0)
     assert client.get(url).status_code == 403
     head_office_login(client, head)
@@ -112,29 +114,51 @@ def test_plan_page_is_head_office_only_and_updates_remaining_units_live(
     client.post(reverse("inventory:plan-suggest", kwargs={"reference": "DLV-API"}))
     page = client.get(url)
     assert page.status_code == 200
-    assert b"0 units left to give" in page.content
+    assert f'id="remaining-{sku.pk}"'.encode() in page.content and b'data-remaining="0"' in page.content
     line = AllocationPlanLine.objects.get(location=s0)
+    other = AllocationPlanLine.objects.get(location=s1)
     # Four wait at S000, six more follow nobody's registration: equal shares of 2 for the three pools.
     assert line.quantity == 6 and line.demand_waitlisted == 4
-    line_url = reverse("inventory:plan-line", kwargs={"reference": "DLV-API", "line_id": line.pk})
-    partial = client.post(line_url, {f"line-{line.pk}": "2"}, HTTP_HX_REQUEST="true")
-    assert partial.status_code == 200
-    assert b'data-remaining="4"' in partial.content and b"<html" not in partial.content
-    bad = client.post(line_url, {f"line-{line.pk}": "-2"}, HTTP_HX_REQUEST="true")
-    assert b"Enter a whole number" in bad.content
-    too_many = client.post(line_url, {f"line-{line.pk}": "8"}, HTTP_HX_REQUEST="true")
-    assert b"2 units too many" in too_many.content
+    assert b"suggested from demand" in page.content  # the suggestion is one history entry
+
+    # One bad cell refuses the whole save: nothing changes, the error is on that cell,
+    # and the units left are counted from what was typed.
+    refused = client.post(save, {f"line-{line.pk}": "2", f"line-{other.pk}": "lots"})
+    assert refused.status_code == 400
+    cell = re.search(rf'<td class="num has-error">\s*<input[^>]*name="line-{other.pk}"[^>]*>', refused.text)
+    assert cell and 'aria-invalid="true"' in cell.group(0) and 'value="lots"' in cell.group(0)
+    assert re.search(rf'id="error-{other.pk}">Enter a whole number', refused.text)
+    assert "Fix the marked figure" in refused.text and "Nothing was saved" in refused.text
+    assert AllocationPlanLine.objects.get(pk=line.pk).quantity == 6
+
+    client.post(save, {f"line-{line.pk}": "8"})
     approve = client.post(reverse("inventory:plan-approve", kwargs={"reference": "DLV-API"}), follow=True)
     assert b"more than was delivered" in approve.content
-    client.post(line_url, {f"line-{line.pk}": "6"}, HTTP_HX_REQUEST="true")
+    saved = client.post(save, {f"line-{line.pk}": "2", f"line-{other.pk}": "6"}, follow=True)
+    assert b"Saved: 2 figures changed." in saved.content and b"Saved " in saved.content
+    assert b'data-remaining="0"' in saved.content  # online's 2, S000's 2, S001's 6
+    client.post(save, {f"line-{line.pk}": "6", f"line-{other.pk}": "2"})
     client.post(reverse("inventory:plan-approve", kwargs={"reference": "DLV-API"}))
     assert AllocationPlan.objects.get().status == "approved"
     history = " ".join(client.get(url).content.decode().split())
     assert "head set IP3G-0 at S000 to 2" in history
+    late = client.post(save, {f"line-{line.pk}": "1"}, follow=True)
+    assert b"can no longer change" in late.content
 
-    # Intake now (eager Celery in tests): received, distributed, S000's share in transit.
+    # Intake now asks first: the page says what moves, and a POST without the
+    # confirmation changes nothing.
+    intake = reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"})
+    listing = client.get(reverse("inventory:delivery-list")).content.decode()
+    assert f'href="{intake}"' in listing
+    asked = client.get(intake).content.decode()
+    assert "cannot be undone" in asked and "apply the approved plan" in asked
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}))
+        unconfirmed = client.post(intake)
+    assert unconfirmed.status_code == 200 and "cannot be undone" in unconfirmed.content.decode()
+    assert Delivery.objects.get().status == "announced"
+    # Confirmed (eager Celery in tests): received, distributed, S000's share in transit.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(intake, {"confirm": "yes"})
     assert Delivery.objects.get().status == "distributed"
     assert Stock.objects.get(location=s0, sku=sku).in_transit == 6
     listing = client.get(reverse("inventory:delivery-list"))
@@ -150,7 +174,7 @@ def test_store_receiving_is_for_that_stores_staff_and_serves_collect_orders(
     post_manifest(client, supplier_key[0], manifest(quantity=6))
     head_office_login(client, head)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}))
+        client.post(reverse("inventory:delivery-intake", kwargs={"reference": "DLV-API"}), {"confirm": "yes"})
     url = reverse("inventory:store-receiving", kwargs={"code": s0.code})
     client.force_login(staff1)
     assert client.get(url).status_code == 403
@@ -188,7 +212,8 @@ def test_demand_page_and_csv(client, world, supplier_key):
     lines = csv_text.strip().splitlines()
     assert (
         lines[0]
-        == "location,store,sku,registered,ordered,allocated,sold,waiting,delivered,available,shortfall"
+        == "location,store,sku,registered,ordered,allocated,sold,waiting,delivered,available,shortfall,"
+        "registered_without_order"
     )
-    assert "S000,Store S000,IP3G-0,0,4,0,0,4,0,0,4" in lines
+    assert "S000,Store S000,IP3G-0,0,4,0,0,4,0,0,4,0" in lines
     assert client.get(reverse("inventory:demand", kwargs={"slug": "nope"})).status_code == 404

@@ -8,6 +8,29 @@ from orders.models import ClaimWindow, Order, StockNotice
 from orders.selectors.positions import waitlisted_positions
 
 
+def _registered_without_order(*, launch: Launch):
+    ordered = Order.objects.filter(launch=launch).exclude(status=Order.Status.CANCELLED).values("customer_id")
+    # A customer holding a stock notice's link is not told "sold out" while its window is
+    # open; a campaign started again after the window closed reaches them.
+    holding = StockNotice.objects.filter(
+        launch=launch, window__status=ClaimWindow.Status.OPEN, order__isnull=True
+    ).values("customer_id")
+    return launch.registrations.exclude(customer_id__in=ordered).exclude(customer_id__in=holding)
+
+
+def campaign_audience_count(*, launch: Launch, audience: str) -> int:
+    """How many customers campaign_audience would return, counted in the database: what
+    head office confirms before a campaign starts."""
+    if audience == Campaign.Audience.WAITLISTED:
+        return (
+            Order.objects.filter(launch=launch, status=Order.Status.WAITLISTED)
+            .values("customer_id")
+            .distinct()
+            .count()
+        )
+    return _registered_without_order(launch=launch).count()
+
+
 def campaign_audience(*, launch: Launch, audience: str) -> list[CampaignRecipient]:
     """Each customer of the audience once, in order: waitlisted customers with their
     earliest waiting order and its place now; or registered customers without an order."""
@@ -34,16 +57,9 @@ def campaign_audience(*, launch: Launch, audience: str) -> list[CampaignRecipien
             )
             for customer_id, sequence, reference, sku_id, fulfilment, store_id in first.values()
         ]
-    ordered = Order.objects.filter(launch=launch).exclude(status=Order.Status.CANCELLED).values("customer_id")
-    # A customer holding a stock notice's link is not told "sold out" while its window is
-    # open; a campaign started again after the window closed reaches them.
-    holding = StockNotice.objects.filter(
-        launch=launch, window__status=ClaimWindow.Status.OPEN, order__isnull=True
-    ).values("customer_id")
     return [
         CampaignRecipient(customer_id=customer_id)
-        for customer_id in launch.registrations.exclude(customer_id__in=ordered)
-        .exclude(customer_id__in=holding)
+        for customer_id in _registered_without_order(launch=launch)
         .order_by("customer_id")
         .values_list("customer_id", flat=True)
     ]

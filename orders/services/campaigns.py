@@ -8,7 +8,7 @@ office's pages and the allocator's automatic apology start campaigns here.
 from django.contrib.auth.models import User
 
 from customers.models import Campaign, Customer, Message
-from customers.services.campaigns import campaign_check, campaign_start
+from customers.services.campaigns import CampaignHasNoRecipients, campaign_check, campaign_start
 from customers.services.outbox import OrderFacts, RenderedEmail, message_render
 from inventory.models import Launch
 from inventory.selectors import location_online_pool_id, pool_available
@@ -49,10 +49,17 @@ def launch_sold_out_notify(*, launch: Launch) -> list[Campaign]:
     sku_ids = list(launch.skus.values_list("pk", flat=True))
     if any(pool_available(pool_id=location_online_pool_id(), sku_ids=sku_ids).values()):
         return []
-    return [
-        launch_campaign_start(launch=launch, kind=Message.Kind.APOLOGY, audience=audience, automatic=True)
-        for audience in (Campaign.Audience.WAITLISTED, Campaign.Audience.REGISTERED_WITHOUT_ORDER)
-    ]
+    started = []
+    for audience in (Campaign.Audience.WAITLISTED, Campaign.Audience.REGISTERED_WITHOUT_ORDER):
+        try:
+            started.append(
+                launch_campaign_start(
+                    launch=launch, kind=Message.Kind.APOLOGY, audience=audience, automatic=True
+                )
+            )
+        except CampaignHasNoRecipients:
+            continue  # nobody to apologise to in that audience
+    return started
 
 
 def campaign_preview(*, launch: Launch, kind: str, customer: Customer) -> RenderedEmail:

@@ -4,9 +4,11 @@ audiences, the automatic apology."""
 import pytest
 
 from customers.models import Campaign, Message
-from customers.services.campaigns import CampaignNotAllowed
+from customers.services.campaigns import CampaignHasNoRecipients, CampaignNotAllowed
 from customers.tests.conftest import order_make
 from customers.tests.factories import CustomerFactory, RegistrationFactory
+from orders.models import Order
+from orders.selectors.campaigns import campaign_audience, campaign_audience_count
 from orders.services.campaigns import campaign_preview, launch_sold_out_notify
 from orders.services.campaigns import launch_campaign_start as campaign_start
 
@@ -91,3 +93,20 @@ def test_preview_renders_for_a_real_customer_and_sends_nothing(audience):
     order = waiting[1].orders.get()
     assert order.reference in rendered.text and "number 2 in the queue" in rendered.text
     assert not Message.objects.exists()
+
+
+def test_the_confirmed_count_is_the_audience_that_gets_the_email(audience):
+    launch, waiting, without = audience
+    for kind_audience in (Campaign.Audience.WAITLISTED, Campaign.Audience.REGISTERED_WITHOUT_ORDER):
+        assert campaign_audience_count(launch=launch, audience=kind_audience) == len(
+            campaign_audience(launch=launch, audience=kind_audience)
+        )
+    assert campaign_audience_count(launch=launch, audience=Campaign.Audience.WAITLISTED) == len(waiting)
+
+
+def test_a_campaign_to_nobody_is_refused_and_records_nothing(audience):
+    launch, _, _ = audience
+    Order.objects.filter(launch=launch, status=Order.Status.WAITLISTED).update(status=Order.Status.CANCELLED)
+    with pytest.raises(CampaignHasNoRecipients):
+        campaign_start(launch=launch, kind=Message.Kind.APOLOGY, audience=Campaign.Audience.WAITLISTED)
+    assert not Campaign.objects.exists()

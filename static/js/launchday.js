@@ -40,6 +40,15 @@
     }
   });
 
+  // Back on the tab: a panel that listens for "poll-now" refreshes at once, rather than
+  // showing figures from before the tab was hidden until its next tick.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible" || !window.htmx) return;
+    document.querySelectorAll("[data-poll-visible-only]").forEach(function (elt) {
+      window.htmx.trigger(elt, "poll-now");
+    });
+  });
+
   // A form marked data-reset-on-success (the store's hand-over box) is emptied and ready
   // for the next scan once the store's notice says the action worked.
   document.addEventListener("htmx:afterRequest", function (event) {
