@@ -7,4 +7,7 @@ urlpatterns = [
     path("office/launches/", views.launch_list, name="launch-list"),
     path("office/launches/<slug64:slug>/", views.launch_overview, name="launch-overview"),
     path("office/launches/<slug64:slug>/charts.json", views.launch_charts, name="launch-charts"),
+    path("office/rehearsals/", views.rehearsal_list, name="rehearsal-list"),
+    path("office/rehearsals/<int:pk>/report.html", views.rehearsal_report, name="rehearsal-report"),
+    path("office/rehearsals/<int:pk>/report.json", views.rehearsal_report_json, name="rehearsal-report-json"),
 ]

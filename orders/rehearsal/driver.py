@@ -14,17 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
 import orjson
 
 from orders.rehearsal.arrivals import Shape, arrival_times
 from orders.rehearsal.crowd import Behaviour, Customer, Person, person_draw, retry_wait
+from orders.rehearsal.http import Client
 
 ORDERS_PATH = "/api/v1/orders/"
 BULK_PATH = "/api/v1/orders/bulk"
 TRY_AGAIN = (429, 503)
 REQUEST_TIMEOUT = 10.0
-MAX_CONNECTIONS = 512
+MAX_CONNECTIONS = 4000
 
 
 @dataclass(frozen=True)
@@ -92,33 +92,30 @@ class Crowd:
     async def go(self) -> CrowdRun:
         self.start = time.monotonic()
         self.hard_stop = self.shape.duration + self.grace
-        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-        async with httpx.AsyncClient(
-            base_url=self.target.url, limits=limits, timeout=httpx.Timeout(REQUEST_TIMEOUT)
-        ) as client:
-            self.client = client
-            tasks: set[asyncio.Task] = set()
-            last_progress = 0.0
-            for number, at in enumerate(arrival_times(self.shape, rng=self.rng)):
-                delay = at - self.now()
-                if delay > 0.001:
-                    await asyncio.sleep(delay)
-                self.run.client_lag.append(max(self.now() - at, 0.0))
-                person = person_draw(
-                    number=number, arrived=at, rng=self.rng, behaviour=self.behaviour, take=self.take
-                )
-                if person is None:
-                    break  # every registered customer has come
-                self.run.people.append(person)
-                task = asyncio.create_task(self.serve(person))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                if self.progress and at - last_progress >= 1.0:
-                    last_progress = at
-                    # The callback may write to the database: not from the event loop's thread.
-                    asyncio.get_running_loop().run_in_executor(None, self.progress, self.tally())
-            if tasks:
-                await asyncio.gather(*tasks)
+        self.client = Client(self.target.url, max_connections=MAX_CONNECTIONS, timeout=REQUEST_TIMEOUT)
+        tasks: set[asyncio.Task] = set()
+        last_progress = 0.0
+        for number, at in enumerate(arrival_times(self.shape, rng=self.rng)):
+            delay = at - self.now()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            self.run.client_lag.append(max(self.now() - at, 0.0))
+            person = person_draw(
+                number=number, arrived=at, rng=self.rng, behaviour=self.behaviour, take=self.take
+            )
+            if person is None:
+                break  # every registered customer has come
+            self.run.people.append(person)
+            task = asyncio.create_task(self.serve(person))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if self.progress and at - last_progress >= 1.0:
+                last_progress = at
+                # The callback may write to the database: not from the event loop's thread.
+                asyncio.get_running_loop().run_in_executor(None, self.progress, self.tally())
+        if tasks:
+            await asyncio.gather(*tasks)
+        await self.client.close()
         self.run.customers_left = len(self.customers) - self.next_customer
         self.run.finished_at = self.now()
         return self.run
@@ -186,7 +183,9 @@ class Crowd:
             status, code, retry_after, payload = await self.post(path, content, headers)
             t = self.now()
             person.answers.append((round(t, 3), status, code))
-            if status in TRY_AGAIN or status < 0 or status >= 500:
+            # Before opening, people keep refreshing: "not open yet" is "try again" to them.
+            not_yet = status == 409 and code == "launch_not_open"
+            if status in TRY_AGAIN or status < 0 or status >= 500 or not_yet:
                 wait = retry_wait(
                     retry_after=retry_after if status in TRY_AGAIN else 1.0,
                     jitter=self.behaviour.jitter,
@@ -221,24 +220,18 @@ class Crowd:
 
     async def post(self, path: str, content: bytes, headers: dict) -> tuple[int, str, float | None, dict]:
         """(status, error code, Retry-After seconds, body); status -1 when no answer came."""
-        try:
-            response = await self.client.post(path, content=content, headers=headers)
-        except httpx.HTTPError:
+        reply = await self.client.post(path, content, headers)
+        if reply.status < 0:
             return -1, "no_answer", None, {}
         try:
-            payload = orjson.loads(response.content) if response.content else {}
+            payload = orjson.loads(reply.body) if reply.body else {}
         except orjson.JSONDecodeError:
             payload = {}
-        code = ""
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            code = str(payload["error"].get("code", ""))
-        retry_after = None
-        if "retry-after" in response.headers:
-            try:
-                retry_after = float(response.headers["retry-after"])
-            except ValueError:
-                retry_after = None
-        return response.status_code, code, retry_after, payload if isinstance(payload, dict) else {}
+        if not isinstance(payload, dict):
+            payload = {}
+        error = payload.get("error")
+        code = str(error.get("code", "")) if isinstance(error, dict) else ""
+        return reply.status, code, reply.retry_after, payload
 
 
 @dataclass

@@ -20,8 +20,29 @@ def rehearsal_progress(*, rehearsal_id: int, progress: dict) -> None:
 
 
 def rehearsal_finish(*, rehearsal_id: int, summary: dict, report_html: str) -> None:
+    found = summary["invariants"]
+    # The headline the list shows, kept apart so the list need not load whole reports.
+    headline = {
+        "people": summary["people"],
+        "admitted_peak_per_second": summary["admitted_peak_per_second"],
+        **{
+            k: found[k]
+            for k in (
+                "acknowledged",
+                "orders_in_database",
+                "oversold",
+                "lost",
+                "duplicated",
+                "fcfs_violations",
+            )
+        },
+    }
     Rehearsal.objects.filter(pk=rehearsal_id).update(
-        status=Rehearsal.Status.DONE, summary=summary, report_html=report_html, finished_at=timezone.now()
+        status=Rehearsal.Status.DONE,
+        progress=headline,
+        summary=summary,
+        report_html=report_html,
+        finished_at=timezone.now(),
     )
 
 
