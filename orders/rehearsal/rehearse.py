@@ -41,6 +41,7 @@ class Options:
     walk_ins: bool = True
     partner: str | None = None  # the partner whose keys send the orders; the first retail one by default
     seed: int = 1
+    capacity: float | None = None  # admissions/s measured beforehand, to state the spike against
 
     def as_dict(self) -> dict:
         return dict(vars(self))

@@ -48,6 +48,29 @@ def per_second(instants: Iterable[float], seconds: int) -> list[int]:
     return counts
 
 
+def capacity_while_refusing(*, admissions: list[int], refusals: list[int]) -> float | None:
+    """The stack's measured capacity: admissions per second from its first refusal to its last.
+
+    While it refuses, it is admitting as fast as it can; a run that never refused did not
+    find the limit (None).
+    """
+    busy = [i for i, n in enumerate(refusals) if n]
+    if not busy:
+        return None
+    window = admissions[busy[0] : busy[-1] + 1]
+    return round(sum(window) / len(window), 1)
+
+
+def spike(*, arrivals: list[int], capacity: float | None) -> dict:
+    """The busiest second's arrivals, and how many times a given capacity that is."""
+    peak = max(arrivals, default=0)
+    return {
+        "peak_arrivals_per_second": peak,
+        "capacity": capacity,
+        "times_capacity": round(peak / capacity, 2) if capacity else None,
+    }
+
+
 def invariants(*, launch: Launch, acknowledged: list[str], since) -> dict:
     """All zero after a sound run; `acknowledged` is every reference a 202 named, repeats included."""
     unique = set(acknowledged)
@@ -147,6 +170,13 @@ def summarise(*, crowd, samples, mornings, launch: Launch, since, shape, behavio
             "rejections": per_second((t for t, s, _ in answers if 400 <= s < 500 and s != 429), seconds),
         },
         "admitted_peak_per_second": max(per_second((t for t, s, _ in answers if s in (200, 202)), seconds)),
+        "capacity": capacity_while_refusing(
+            admissions=per_second((t for t, s, _ in answers if s in (200, 202)), seconds),
+            refusals=per_second((t for t, s, _ in answers if s in (429, 503)), seconds),
+        ),
+        "spike": spike(
+            arrivals=per_second((p.arrived for p in people), seconds), capacity=options.get("capacity")
+        ),
         "time_to_verdict": {
             "p50": percentile(verdicts, 50),
             "p99": percentile(verdicts, 99),
@@ -269,6 +299,8 @@ def render_html(summary: dict) -> str:
         ("outcomes", summary["outcomes"]),
         ("requests (by status)", f"{summary['requests']} {summary['answers_by_status']}"),
         ("admitted, peak per second", summary["admitted_peak_per_second"]),
+        ("capacity measured here (admitted/s while refusing)", summary["capacity"]),
+        ("spike (busiest second's arrivals, x the capacity given)", summary["spike"]),
         (
             "time to a verdict p50 / p99 (s)",
             f"{summary['time_to_verdict']['p50']} / {summary['time_to_verdict']['p99']}",

@@ -38,6 +38,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-walk-ins", action="store_true", help="leave the stores' doors shut")
         parser.add_argument("--partner", default=None, help="partner code whose keys send the orders")
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--capacity",
+            type=float,
+            default=None,
+            help="admissions/s measured before (the report states the spike as x it)",
+        )
         parser.add_argument("--out", default=None, help="file stem: writes STEM.html and STEM.json")
 
     def handle(self, *args, **opts) -> None:
@@ -58,6 +64,7 @@ class Command(BaseCommand):
             walk_ins=not opts["no_walk_ins"],
             partner=opts["partner"],
             seed=opts["seed"],
+            capacity=opts["capacity"],
         )
         rehearsal = rehearsal_queue(launch=launch, options=options.as_dict())
 
@@ -82,6 +89,7 @@ class Command(BaseCommand):
             f"rehearsal {rehearsal.pk}: {summary['people']} people, {inv['acknowledged']} acknowledged, "
             f"{inv['orders_in_database']} in the database; oversold {inv['oversold']}, lost {inv['lost']}, "
             f"duplicated {inv['duplicated']}, FCFS violations {inv['fcfs_violations']}; "
-            f"admitted peak {summary['admitted_peak_per_second']}/s; "
+            f"admitted peak {summary['admitted_peak_per_second']}/s, capacity (while refusing) {summary['capacity']}/s, "
+            f"spike {summary['spike']}; "
             f"time to verdict p50 {summary['time_to_verdict']['p50']} s, p99 {summary['time_to_verdict']['p99']} s"
         )
