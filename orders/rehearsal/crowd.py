@@ -42,6 +42,9 @@ class Person:
     verdict_at: float | None = None  # first answer that is not "try again"
     outcome: str = "pending"  # admitted, refused code, gave_up, unanswered
     orders: int = 0  # orders it asked for
+    # Requests that got no answer before the person left: the order may exist all the same.
+    unanswered: list[tuple[str, bytes, dict]] = field(default_factory=list)
+    told_late: int = 0  # references learnt only by the replay after the run
 
     @property
     def time_to_verdict(self) -> float | None:

@@ -12,13 +12,19 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
+from django.db import connection
 
+from inventory.models import Launch, Stock
+from inventory.services import location_for_store
 from orders.rehearsal.arrivals import Shape, arrival_times
 from orders.rehearsal.crowd import Behaviour, Customer, Person, person_draw, retry_wait
 from orders.rehearsal.http import Client
+from orders.services.walkin import SoldOut, ticket_issue, ticket_pass_over, ticket_serve_next
+from stores.models import Store
 
 ORDERS_PATH = "/api/v1/orders/"
 BULK_PATH = "/api/v1/orders/bulk"
@@ -115,6 +121,10 @@ class Crowd:
                 asyncio.get_running_loop().run_in_executor(None, self.progress, self.tally())
         if tasks:
             await asyncio.gather(*tasks)
+        # A request that got no answer may have been admitted: the device asks again once
+        # (same Idempotency-Key, same body), as a phone back online would, so every order
+        # the stack kept is one the simulator can account for.
+        await asyncio.gather(*(self.replay(p, *req) for p in self.run.people for req in p.unanswered))
         await self.client.close()
         self.run.customers_left = len(self.customers) - self.next_customer
         self.run.finished_at = self.now()
@@ -178,11 +188,13 @@ class Crowd:
             # gets the original answer back, never a second order.
             headers["Idempotency-Key"] = idempotency_key
         content = orjson.dumps(body)
+        no_answer = False
         while True:
             person.attempts += 1
             status, code, retry_after, payload = await self.post(path, content, headers)
             t = self.now()
             person.answers.append((round(t, 3), status, code))
+            no_answer = no_answer or status < 0
             # Before opening, people keep refreshing: "not open yet" is "try again" to them.
             not_yet = status == 409 and code == "launch_not_open"
             if status in TRY_AGAIN or status < 0 or status >= 500 or not_yet:
@@ -191,13 +203,12 @@ class Crowd:
                     jitter=self.behaviour.jitter,
                     rng=self.rng,
                 )
-                if t + wait - person.arrived > person.patience:
+                leaving = t + wait - person.arrived > person.patience or t + wait > self.hard_stop
+                if leaving:
                     if person.outcome == "pending":
-                        person.outcome = "gave_up"
-                    return
-                if t + wait > self.hard_stop:
-                    if person.outcome == "pending":
-                        person.outcome = "unanswered"
+                        person.outcome = "gave_up" if t + wait <= self.hard_stop else "unanswered"
+                    if no_answer:
+                        person.unanswered.append((path, content, headers))
                     return
                 await asyncio.sleep(wait)
                 continue
@@ -206,13 +217,30 @@ class Crowd:
             self.verdict(person, status, code, payload)
             return
 
+    async def replay(self, person: Person, path: str, content: bytes, headers: dict) -> None:
+        for _ in range(5):
+            status, code, retry_after, payload = await self.post(path, content, headers)
+            if status in TRY_AGAIN or status < 0 or status >= 500:
+                await asyncio.sleep(retry_after or 1.0)
+                continue
+            known = len(person.references)
+            self.verdict(person, status, code, payload)
+            person.told_late += len(person.references) - known
+            return
+
     def verdict(self, person: Person, status: int, code: str, payload: dict) -> None:
         if status == 202:
             person.references.append(payload["reference"])
         elif status == 200 and "results" in payload:
             for result in payload["results"]:
+                error = result.get("error") or {}
                 if result.get("status") == 202:
                     person.references.append(result["order"]["reference"])
+                elif error.get("code") == "already_ordered" and (error.get("details") or {}).get("reference"):
+                    # A bulk has no Idempotency-Key: sent again after no answer, the orders
+                    # admitted the first time answer already_ordered, naming the partner's
+                    # own order (a bulk's customers are its own, so the order is this one's).
+                    person.references.append(error["details"]["reference"])
         if person.references:
             person.outcome = "admitted"
         elif person.outcome == "pending":
@@ -244,55 +272,59 @@ class StoreMorning:
     cleared_at: float = 0.0
 
 
+WALKIN_STAFF = 4  # stores served at once (each its own database connection)
+
+
 def walkins_run(
     *, launch_id: int, opens_at: float, started: float, behaviour: Behaviour
 ) -> list[StoreMorning]:
     """Each store's door at opening: a queue of walk-ins, served one by one until it clears.
 
     Through the walk-in service, as the store's staff page does; the staff's sign-in is not
-    what is rehearsed. Runs in its own thread (Django's ORM is synchronous).
+    what is rehearsed. Runs in threads (Django's ORM is synchronous), a few stores at once.
     """
-    from django.db import connection
-
-    from inventory.models import Launch, Stock
-    from inventory.services import location_for_store
-    from orders.services.walkin import SoldOut, ticket_issue, ticket_pass_over, ticket_serve_next
-    from stores.models import Store
-
     wait = started + opens_at - time.monotonic()
     if wait > 0:
         time.sleep(wait)
-    mornings: list[StoreMorning] = []
+    launch = Launch.objects.get(pk=launch_id)
+    skus = list(launch.skus.all())
+    stores = list(Store.objects.order_by("code"))
+    connection.close()
+    with ThreadPoolExecutor(max_workers=WALKIN_STAFF) as staff:
+        mornings = staff.map(
+            lambda store: _store_morning(
+                launch=launch, store=store, skus=skus, started=started, behaviour=behaviour
+            ),
+            stores,
+        )
+        return [m for m in mornings if m is not None]
+
+
+def _store_morning(*, launch, store, skus, started: float, behaviour: Behaviour) -> StoreMorning | None:
     try:
-        launch = Launch.objects.get(pk=launch_id)
-        skus = list(launch.skus.all())
-        for store in Store.objects.order_by("code"):
-            location = location_for_store(store=store)
-            units = sum(
-                Stock.objects.filter(location=location, sku__in=skus).values_list("on_hand", flat=True)
-            )
-            if not units:
-                continue
-            morning = StoreMorning(store=store.code, opened_at=time.monotonic() - started)
-            morning.queued = int(units * behaviour.walkin_queue)
-            for _ in range(morning.queued):
-                ticket_issue(launch=launch, store=store)
-            for n in range(morning.queued):
-                for sku in skus[n % len(skus) :] + skus[: n % len(skus)]:
-                    try:
-                        ticket_serve_next(launch=launch, store=store, sku=sku)
-                    except SoldOut:
-                        continue
-                    morning.sold += 1
-                    break
-                else:
-                    ticket_pass_over(launch=launch, store=store)
-                    morning.no_sale += 1
-            morning.cleared_at = time.monotonic() - started
-            mornings.append(morning)
+        location = location_for_store(store=store)
+        units = sum(Stock.objects.filter(location=location, sku__in=skus).values_list("on_hand", flat=True))
+        if not units:
+            return None
+        morning = StoreMorning(store=store.code, opened_at=time.monotonic() - started)
+        morning.queued = int(units * behaviour.walkin_queue)
+        for _ in range(morning.queued):
+            ticket_issue(launch=launch, store=store)
+        for n in range(morning.queued):
+            for sku in skus[n % len(skus) :] + skus[: n % len(skus)]:
+                try:
+                    ticket_serve_next(launch=launch, store=store, sku=sku)
+                except SoldOut:
+                    continue
+                morning.sold += 1
+                break
+            else:
+                ticket_pass_over(launch=launch, store=store)
+                morning.no_sale += 1
+        morning.cleared_at = time.monotonic() - started
+        return morning
     finally:
         connection.close()
-    return mornings
 
 
 def run_in_thread(target: Callable, **kwargs) -> tuple[threading.Thread, list]:

@@ -162,6 +162,8 @@ def summarise(*, crowd, samples, mornings, launch: Launch, since, shape, behavio
         "people_by_kind": dict(Counter(p.kind for p in people)),
         "outcomes": dict(outcomes),
         "requests": len(answers),
+        "requests_unanswered": sum(1 for _, s, _ in answers if s < 0),
+        "acknowledged_on_replay": sum(p.told_late for p in people),
         "answers_by_status": {str(k): v for k, v in sorted(Counter(s for _, s, _ in answers).items())},
         "per_second": {
             "arrivals": per_second((p.arrived for p in people), seconds),
@@ -298,6 +300,10 @@ def render_html(summary: dict) -> str:
         ("people (by kind)", f"{summary['people']} {summary['people_by_kind']}"),
         ("outcomes", summary["outcomes"]),
         ("requests (by status)", f"{summary['requests']} {summary['answers_by_status']}"),
+        (
+            "requests without an answer / orders learnt by replaying them",
+            f"{summary['requests_unanswered']} / {summary['acknowledged_on_replay']}",
+        ),
         ("admitted, peak per second", summary["admitted_peak_per_second"]),
         ("capacity measured here (admitted/s while refusing)", summary["capacity"]),
         ("spike (busiest second's arrivals, x the capacity given)", summary["spike"]),
