@@ -45,6 +45,7 @@ class Person:
     # Requests that got no answer before the person left: the order may exist all the same.
     unanswered: list[tuple[str, bytes, dict]] = field(default_factory=list)
     told_late: int = 0  # references learnt only by the replay after the run
+    replay_failed: int = 0  # replays that never got an answer either
 
     @property
     def time_to_verdict(self) -> float | None:

@@ -31,6 +31,7 @@ BULK_PATH = "/api/v1/orders/bulk"
 TRY_AGAIN = (429, 503)
 REQUEST_TIMEOUT = 10.0
 MAX_CONNECTIONS = 4000
+REPLAY_TRIES = 15
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ class Crowd:
             return
 
     async def replay(self, person: Person, path: str, content: bytes, headers: dict) -> None:
-        for _ in range(5):
+        for _ in range(REPLAY_TRIES):
             status, code, retry_after, payload = await self.post(path, content, headers)
             if status in TRY_AGAIN or status < 0 or status >= 500:
                 await asyncio.sleep(retry_after or 1.0)
@@ -227,6 +228,7 @@ class Crowd:
             self.verdict(person, status, code, payload)
             person.told_late += len(person.references) - known
             return
+        person.replay_failed += 1
 
     def verdict(self, person: Person, status: int, code: str, payload: dict) -> None:
         if status == 202:

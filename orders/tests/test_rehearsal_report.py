@@ -84,6 +84,7 @@ def test_a_recorded_run_reports_per_second_figures_chance_and_zero_invariants(la
     assert summary["invariants"] == {
         "oversold": 0, "lost": 0, "duplicated": 0, "fcfs_violations": 0,
         "acknowledged": 3, "orders_in_database": 3,
+        "kept_not_acknowledged": {"with_idempotency_key": 0, "without (bulk)": 0},
     }  # fmt: skip
     assert summary["figures_match_database"] is True
     page = render_html(summary)
