@@ -1,4 +1,4 @@
-"""Sends the crowd over HTTP (httpx, one asyncio loop) and queues walk-ins at each store.
+"""Sends the crowd over HTTP (orders.rehearsal.http, one asyncio loop) and queues walk-ins at each store.
 
 Open loop: each person leaves at their arrival instant whatever the server has answered so
 far; how late the client itself was is kept (`client_lag`), so a driver that could not keep
