@@ -219,3 +219,28 @@ class NoticeSettingsForm(forms.Form):
         max_value=7 * 24 * 60,
         help_text="How long freed units are held for the customers told, before they go to the next ones.",
     )
+
+
+class RehearsalForm(forms.Form):
+    """Head office's rehearsal: bounded, so a typo cannot start an hour-long flood."""
+
+    launch = forms.ChoiceField(choices=())
+    duration = forms.IntegerField(min_value=5, max_value=600, initial=60, help_text="seconds of arrivals")
+    peak_rate = forms.IntegerField(
+        min_value=1, max_value=20_000, initial=200, help_text="arrivals per second at opening"
+    )
+    show_up = forms.FloatField(
+        min_value=0.01, max_value=1.0, initial=0.6, help_text="share of registered customers who come"
+    )
+    jitter = forms.BooleanField(
+        required=False, initial=True, help_text="retries wait Retry-After stretched at random"
+    )
+    fair_start = forms.IntegerField(
+        min_value=0, max_value=600, required=False, help_text="seconds (blank: the launch's own)"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["launch"].choices = [
+            (slug, name) for slug, name in Launch.objects.values_list("slug", "name")
+        ]

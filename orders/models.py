@@ -254,3 +254,26 @@ class StockNotice(models.Model):
 
     def __str__(self) -> str:
         return f"notice {self.pk} to {self.customer_id}"
+
+
+class Rehearsal(models.Model):
+    """A simulate_launch run: what was asked, how far it got, and its report once done."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    launch = models.ForeignKey("inventory.Launch", on_delete=models.CASCADE, related_name="rehearsals")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    options = models.JSONField(default=dict)
+    progress = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    report_html = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rehearsal {self.pk} of {self.launch_id} ({self.status})"

@@ -7,8 +7,11 @@ from django.utils import timezone
 
 from config.logcontext import log_context
 from inventory.models import Launch
+from orders.models import Rehearsal
+from orders.rehearsal.rehearse import Options, rehearse
 from orders.services.allocation import ALLOCATE_TASK, launch_allocate
 from orders.services.notices import SERVE_FREED_TASK, claim_windows_expire, launch_free_units_serve
+from orders.services.rehearsals import REHEARSE_TASK, rehearsal_fail, rehearsal_finish, rehearsal_progress
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +51,20 @@ def serve_freed_units(launch_id: int) -> dict:
 def expire_claim_windows() -> int:
     """Beat: close claim windows past their end and offer their units to the next customers."""
     return claim_windows_expire()
+
+
+@shared_task(name=REHEARSE_TASK, ignore_result=True, acks_late=False, max_retries=0)
+def rehearse_launch(rehearsal_id: int) -> None:
+    """A rehearsal queued by head office: never retried (it would be a second morning)."""
+    rehearsal = Rehearsal.objects.select_related("launch").get(pk=rehearsal_id)
+    options = Options(**rehearsal.options)
+
+    def progress(tally: dict) -> None:
+        rehearsal_progress(rehearsal_id=rehearsal_id, progress=tally)
+
+    try:
+        summary, page = rehearse(options, progress=progress)
+    except Exception as exc:
+        rehearsal_fail(rehearsal_id=rehearsal_id, error=repr(exc))
+        raise
+    rehearsal_finish(rehearsal_id=rehearsal_id, summary=summary, report_html=page)

@@ -12,4 +12,7 @@ urlpatterns = [
         views.launch_notice_settings,
         name="launch-notice-settings",
     ),
+    path("office/rehearsals/", views.rehearsal_list, name="rehearsal-list"),
+    path("office/rehearsals/<int:pk>/report.html", views.rehearsal_report, name="rehearsal-report"),
+    path("office/rehearsals/<int:pk>/report.json", views.rehearsal_report_json, name="rehearsal-report-json"),
 ]
