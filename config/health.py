@@ -16,6 +16,7 @@ takes as long as its slowest check, at most CHECK_SECONDS (+1 s of the library's
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import datetime
 
@@ -130,7 +131,15 @@ async def _readiness() -> dict[str, str]:
 
 def readiness() -> dict[str, str]:
     """Each service's state now ("OK" or why not), for head office's System page."""
-    return async_to_sync(_readiness)()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return async_to_sync(_readiness)()
+    # A caller whose thread already runs an event loop (an async server's thread, a test
+    # driving a browser) cannot block on async_to_sync there: the checks get a thread of
+    # their own and their own loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _readiness()).result()
 
 
 @require_GET
