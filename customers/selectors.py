@@ -65,3 +65,11 @@ def customer_registrations(*, customer: Customer):
 
 def customer_messages(*, customer: Customer):
     return customer.messages.select_related("launch", "campaign").order_by("-created_at", "-id")
+
+
+def order_messages(*, customer_id: int, reference: str) -> QuerySet[Message]:
+    """Every email about one order, oldest first (through message_customer: a customer's
+    handful of rows, then the reference)."""
+    return Message.objects.filter(customer_id=customer_id, order_reference=reference).order_by(
+        "created_at", "id"
+    )

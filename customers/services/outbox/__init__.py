@@ -37,6 +37,7 @@ from customers.services.outbox.enqueue import (
 from customers.services.outbox.facts import OrderFacts
 from customers.services.outbox.keys import campaign_message_key, order_message_key
 from customers.services.outbox.mime import message_mime
+from customers.services.outbox.resend import NotResendable, message_resend
 from customers.services.outbox.render import RenderCache, RenderedEmail, message_email, message_render
 from customers.services.outbox.sender import (
     BatchResult,
@@ -58,6 +59,7 @@ __all__ = [
     "UNSUBSCRIBE_SALT",
     "WAKE_KEY",
     "BatchResult",
+    "NotResendable",
     "OrderFacts",
     "OutboxConnectionError",
     "OutboxMessage",
@@ -68,6 +70,7 @@ __all__ = [
     "message_email",
     "message_mime",
     "message_render",
+    "message_resend",
     "messages_enqueue",
     "order_events_enqueue",
     "order_message",
