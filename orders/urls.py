@@ -7,4 +7,12 @@ urlpatterns = [
     path("office/launches/", views.launch_list, name="launch-list"),
     path("office/launches/<slug64:slug>/", views.launch_overview, name="launch-overview"),
     path("office/launches/<slug64:slug>/charts.json", views.launch_charts, name="launch-charts"),
+    path("office/orders/", views.order_list, name="order-list"),
+    path("office/orders/<reference:reference>/", views.order_detail, name="order-detail"),
+    path("stores/<store:code>/orders/", views.store_order_list, name="store-order-list"),
+    path(
+        "stores/<store:code>/orders/<reference:reference>/",
+        views.store_order_detail,
+        name="store-order-detail",
+    ),
 ]

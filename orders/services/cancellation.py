@@ -17,7 +17,6 @@ from orders.services.status import InvalidTransition, order_transition
 from orders.services.webhooks import order_webhook
 from stores.models import WebhookEventType
 
-
 CANCEL_REASON_MAX = Order._meta.get_field("cancel_reason").max_length or 200
 
 

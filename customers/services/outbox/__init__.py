@@ -37,8 +37,8 @@ from customers.services.outbox.enqueue import (
 from customers.services.outbox.facts import OrderFacts
 from customers.services.outbox.keys import campaign_message_key, order_message_key
 from customers.services.outbox.mime import message_mime
-from customers.services.outbox.resend import NotResendable, message_resend
 from customers.services.outbox.render import RenderCache, RenderedEmail, message_email, message_render
+from customers.services.outbox.resend import NotResendable, message_resend
 from customers.services.outbox.sender import (
     BatchResult,
     OutboxConnectionError,
