@@ -32,7 +32,7 @@ def message_resend(*, original: Message, token: str) -> Message:
         raise NotResendable(f"This email is {original.get_status_display().lower()}: it is still to be sent.")
     if original.customer_id is None:
         raise NotResendable("Only a customer's email can be sent again from here.")
-    source = original.resend_of if original.resend_of_id else original
+    source = original.resend_of if original.resend_of is not None else original
     key = resend_message_key(original_id=source.pk, token=token)
     messages_enqueue(
         messages=[
