@@ -279,6 +279,19 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(figures: dict) -> str:
+    """One line for make bench's report: the slowest search and page against the target."""
+    searches = figures["searches"]
+    search = max(searches, key=lambda r: r["search_p99_ms"])
+    page = max(searches, key=lambda r: r["page_p99_ms"])
+    verdict = "meets" if search["search_p99_ms"] <= TARGET_MS else "MISSES"
+    return (
+        f"orders page over {figures['orders']:,} orders: slowest search p99 {search['search_p99_ms']} ms "
+        f"({search['name']}), slowest page p99 {page['page_p99_ms']} ms ({page['name']}); {verdict} the "
+        f"{TARGET_MS:.0f} ms target; plans in {figures.get('written', 'bench/results/')}"
+    )
+
+
 def run(*, orders: int = ORDERS, rounds: int = ROUNDS, keep: bool = False) -> dict:
     env = _env()
     _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
@@ -307,7 +320,8 @@ def run(*, orders: int = ORDERS, rounds: int = ROUNDS, keep: bool = False) -> di
     stamp = time.strftime("%Y-%m-%d-%H%M")
     path = ROOT / "bench" / "results" / f"{stamp}-orders-search.md"
     path.write_text(report(figures))
-    print(f"written {path.relative_to(ROOT)}", file=sys.stderr)
+    figures["written"] = str(path.relative_to(ROOT))
+    print(f"written {figures['written']}", file=sys.stderr)
     return figures
 
 

@@ -25,7 +25,8 @@ Then, on a fresh start of the main server:
 10. chaos (only with --chaos): the retrying clients against a stack on a private
    redis-server stopped for 5 s, then a private PostgreSQL crashed for 5 s
    (bench/chaos_pg.py);
-11. bench/email_bench.py, bench/intake_bench.py and bench/webhook_bench.py.
+11. bench/email_bench.py, bench/intake_bench.py, bench/webhook_bench.py and
+   bench/orders_search.py (the orders page over 1,000,000 orders; a line in Notes).
 
 It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
 var/bench/results/ instead). Every process it started is stopped at the end, also on
@@ -386,7 +387,7 @@ def database_crash(run: Run) -> None:
 
 
 def other_benches(run: Run) -> None:
-    for name in ("email_bench", "intake_bench", "webhook_bench"):
+    for name in ("email_bench", "intake_bench", "webhook_bench", "orders_search"):
         log(f"running bench/{name}.py")
         started = time.monotonic()
         try:
@@ -398,6 +399,11 @@ def other_benches(run: Run) -> None:
                 from bench import intake_bench
 
                 run.figures.intake = intake_bench.run()
+            elif name == "orders_search":
+                from bench import orders_search
+
+                figures = orders_search.run(**({"orders": 100_000, "rounds": 10} if run.args.quick else {}))
+                run.figures.notes.append(orders_search.summary(figures))
             else:
                 from bench import webhook_bench
 
