@@ -81,9 +81,17 @@ def order_search(*, filters: OrderFilters, before: int | None = None) -> OrderPa
 def _filtered(filters: OrderFilters) -> QuerySet[Order]:
     orders = Order.objects.all()
     if filters.query:
-        # The customer by its unique account number first, so both halves are index lookups.
-        customer_ids = Customer.objects.filter(account_number=filters.query).values("pk")
-        orders = orders.filter(Q(reference=filters.query) | Q(customer_id__in=customer_ids))
+        # The customer is read first, by its unique account number, so the orders' condition
+        # is two plain equalities PostgreSQL answers with two index lookups (a BitmapOr).
+        # Left as a subquery, the planner walked the whole table backwards instead (bench:
+        # 120-200 ms at 1,000,000 orders).
+        match = Q(reference=filters.query)
+        customer_id = (
+            Customer.objects.filter(account_number=filters.query).values_list("pk", flat=True).first()
+        )
+        if customer_id is not None:
+            match |= Q(customer_id=customer_id)
+        orders = orders.filter(match)
     exact = {
         "launch_id": filters.launch_id,
         "status": filters.status,
