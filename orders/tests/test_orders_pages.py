@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.models import Message
 from customers.tests.factories import CustomerFactory
@@ -18,6 +19,7 @@ from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
 from orders.selectors import order_search as search
 from orders.services.allocation import launch_allocate
+from orders.services.collection import collect_deadlines_expire, order_collect
 from stores.models import StaffMembership
 from stores.tests.factories import (
     PartnerFactory,
@@ -291,3 +293,24 @@ def test_resend_queues_one_linked_copy_of_a_sent_email(office):
     response = office.post(detail(order.reference), form)
     assert response.status_code == 400 and "not one of this order" in response.text
     assert not Message.objects.filter(resend_of=other).exists()
+
+
+def test_the_timeline_tells_a_collection_and_an_expired_collection_apart(office, world, time_machine):
+    _, _, _, own, _ = world
+    stock_receive(
+        location=location_for_store(store=own),
+        sku=Order.objects.filter(store=own).first().sku,
+        quantity=2,
+        reference="more",
+    )
+    launch_allocate(launch_id=world[0].pk)
+    collected, expired = Order.objects.filter(store=own, status="allocated").order_by("sequence")[:2]
+    order_collect(order=collected)
+    time_machine.move_to(expired.collect_by + timezone.timedelta(minutes=1), tick=False)
+    assert collect_deadlines_expire() >= 1
+
+    page = office.get(detail(collected.reference)).text
+    assert "Collected" in page and "Cancel this order" not in page
+    page = office.get(detail(expired.reference)).text
+    assert "Collection expired" in page and "Not collected by" in page
+    assert "Cancel this order" not in page
