@@ -27,6 +27,7 @@ Then, on a fresh start of the main server:
    (bench/chaos_pg.py);
 11. bench/email_bench.py, bench/intake_bench.py, bench/webhook_bench.py and
    bench/notice_bench.py (stock notices for 100,000 freed units; claim path vs admission).
+   bench/orders_search.py (the orders page over 1,000,000 orders; a line in Notes).
 
 It writes bench/results/<date>-<cores>cores.md and .json (a --quick run writes to
 var/bench/results/ instead). Every process it started is stopped at the end, also on
@@ -387,7 +388,7 @@ def database_crash(run: Run) -> None:
 
 
 def other_benches(run: Run) -> None:
-    for name in ("email_bench", "intake_bench", "webhook_bench", "notice_bench"):
+    for name in ("email_bench", "intake_bench", "webhook_bench", "notice_bench", "orders_search"):
         log(f"running bench/{name}.py")
         started = time.monotonic()
         try:
@@ -403,6 +404,11 @@ def other_benches(run: Run) -> None:
                 from bench import notice_bench
 
                 run.figures.notices = notice_bench.run(**({"claims": 300} if run.args.quick else {}))
+            elif name == "orders_search":
+                from bench import orders_search
+
+                figures = orders_search.run(**({"orders": 100_000, "rounds": 10} if run.args.quick else {}))
+                run.figures.notes.append(orders_search.summary(figures))
             else:
                 from bench import webhook_bench
 

@@ -100,6 +100,7 @@ class Message(models.Model):
         ALLOCATED = "allocated", "Your phone is reserved"
         READY_TO_COLLECT = "ready_to_collect", "Ready to collect"
         COLLECTION_EXPIRED = "collection_expired", "Collection deadline passed"
+        ORDER_CANCELLED = "order_cancelled", "Order cancelled"
         APOLOGY = "apology", "Apology"
         BACK_IN_STOCK = "back_in_stock", "Back in stock"
         # Freed units held for this customer's claim window, with its signed claim link.
@@ -156,6 +157,11 @@ class Message(models.Model):
         Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages", db_index=False
     )
     context = models.JSONField(default=dict, blank=True)
+    # A copy staff asked for (customers.services.outbox.resend): its own row, key and
+    # Message-ID, pointing at the message it repeats. No index: read from the copy only.
+    resend_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="resends", db_index=False
+    )
     message_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

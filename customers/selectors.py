@@ -81,3 +81,11 @@ def outbox_backlog() -> Backlog:
 def outbox_failed_count() -> int:
     """Email given up on (OUTBOX_MAX_ATTEMPTS spent or refused for good)."""
     return Message.objects.filter(status=Message.Status.FAILED).count()
+
+
+def order_messages(*, customer_id: int, reference: str) -> QuerySet[Message]:
+    """Every email about one order, oldest first (through message_customer: a customer's
+    handful of rows, then the reference)."""
+    return Message.objects.filter(customer_id=customer_id, order_reference=reference).order_by(
+        "created_at", "id"
+    )

@@ -17,9 +17,10 @@ from django.http import HttpRequest
 
 from customers.models import Customer
 from customers.services.registration import customer_verify
-from inventory.models import Launch
+from inventory.models import SKU, Launch
 from orders.models import Order
-from stores.models import Store
+from orders.selectors.order_search import OrderFilters
+from stores.models import Partner, Store
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 NO_MATCH = "We couldn't match that account number and postcode. Please check both and try again."
@@ -244,3 +245,94 @@ class RehearsalForm(forms.Form):
         self.fields["launch"].choices = [
             (slug, name) for slug, name in Launch.objects.values_list("slug", "name")
         ]
+
+
+# --- Staff's orders pages ----------------------------------------------------------------
+
+# A reference or an account number: short, letters and digits (either may carry a dash).
+SEARCH_SHAPE = re.compile(r"[A-Z0-9-]{1,16}")
+RESEND_TOKEN = re.compile(r"[0-9a-f]{32}")
+NOT_A_SEARCH = "Search by an order reference or an account number: up to 16 letters and digits."
+
+
+def _coded(model, **filters) -> dict[str, int]:
+    """code -> id of a small table, read once per form: choices are checked in memory."""
+    return dict(model.objects.filter(**filters).order_by("code").values_list("code", "pk"))
+
+
+class OrderFilterForm(forms.Form):
+    """The orders page's filters and search (GET). Each choice is a code from a list read
+    here, so any other value is a form error; the cursor is a positive sequence."""
+
+    q = forms.CharField(label="Reference or account number", required=False, max_length=40)
+    launch = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Order.Status.choices])
+    sku = forms.ChoiceField(label="SKU", required=False)
+    store = forms.ChoiceField(required=False)
+    channel = forms.ChoiceField(required=False, choices=[("", "Any channel"), *Order.Channel.choices])
+    partner = forms.ChoiceField(required=False)
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**62, widget=forms.HiddenInput)
+
+    def __init__(self, data=None, *, store: Store | None = None):
+        super().__init__(data)
+        self.launches = dict(Launch.objects.order_by("-opens_at").values_list("slug", "pk"))
+        self.skus = _coded(SKU)
+        self.partners = _coded(Partner, kind=Partner.Kind.RETAILER)
+        self.fields["launch"].choices = [("", "Every launch"), *((s, s) for s in self.launches)]
+        self.fields["sku"].choices = [("", "Any SKU"), *((c, c) for c in self.skus)]
+        self.fields["partner"].choices = [("", "Any partner"), *((c, c) for c in self.partners)]
+        # Store staff see their own store's orders only: no store to choose.
+        self.store = store
+        if store is None:
+            self.stores = _coded(Store)
+            self.fields["store"].choices = [("", "Any store"), *((c, c) for c in self.stores)]
+        else:
+            del self.fields["store"]
+
+    def clean_q(self) -> str:
+        value = "".join(self.cleaned_data.get("q", "").split()).upper()
+        if value and not SEARCH_SHAPE.fullmatch(value):
+            raise forms.ValidationError(NOT_A_SEARCH, code="not_a_search")
+        return value
+
+    def filters(self) -> OrderFilters:
+        data = self.cleaned_data
+        return OrderFilters(
+            launch_id=self.launches.get(data.get("launch") or ""),
+            status=data.get("status") or "",
+            sku_id=self.skus.get(data.get("sku") or ""),
+            store_id=self.store.pk if self.store is not None else self.stores.get(data.get("store") or ""),
+            channel=data.get("channel") or "",
+            partner_id=self.partners.get(data.get("partner") or ""),
+            query=data.get("q") or "",
+        )
+
+
+class OrderCancelForm(forms.Form):
+    """Cancelling an order cannot be undone: a reason and an explicit yes."""
+
+    reason = forms.CharField(
+        max_length=200, help_text="Kept on the order; the customer is told the order is cancelled."
+    )
+    confirm = forms.BooleanField(
+        label="Yes, cancel this order. This cannot be undone.",
+        error_messages={"required": "Tick the box to confirm the cancellation."},
+    )
+
+
+class MessageResendForm(forms.Form):
+    """Sending one of the order's emails again. The token names this form, so a double
+    click queues one copy."""
+
+    message = forms.IntegerField(min_value=1, max_value=2**62, widget=forms.HiddenInput)
+    token = forms.CharField(max_length=32, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(
+        label="Yes, send this email again.",
+        error_messages={"required": "Tick the box to confirm sending the email again."},
+    )
+
+    def clean_token(self) -> str:
+        token = self.cleaned_data["token"]
+        if not RESEND_TOKEN.fullmatch(token):
+            raise forms.ValidationError("This form has expired: open the order again.", code="bad_token")
+        return token

@@ -43,8 +43,14 @@ class Order(models.Model):
     sku = models.ForeignKey("inventory.SKU", on_delete=models.PROTECT, related_name="orders", db_index=False)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     fulfilment = models.CharField(max_length=16, choices=Fulfilment.choices)
+    # Indexed by order_store_recent, which leads with it.
     store = models.ForeignKey(
-        "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+        "stores.Store",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="orders",
+        db_index=False,
     )
     # The pool the order is served from: the online pool for delivery, the store for collect.
     pool = models.ForeignKey(
@@ -70,6 +76,8 @@ class Order(models.Model):
     collect_by = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Why it was cancelled, as staff (or the collection deadline) put it; shown on its page.
+    cancel_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -116,6 +124,9 @@ class Order(models.Model):
                 condition=Q(status="allocated", fulfilment="collect"),
                 name="order_ready_to_collect",
             ),
+            # A store's orders newest first (the store's orders page, the office's store
+            # filter); it replaces the plain store index, so admission pays nothing more.
+            models.Index(fields=["store", "sequence"], name="order_store_recent"),
         ]
 
     def __str__(self) -> str:

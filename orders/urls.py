@@ -15,4 +15,12 @@ urlpatterns = [
     path("office/rehearsals/", views.rehearsal_list, name="rehearsal-list"),
     path("office/rehearsals/<int:pk>/report.html", views.rehearsal_report, name="rehearsal-report"),
     path("office/rehearsals/<int:pk>/report.json", views.rehearsal_report_json, name="rehearsal-report-json"),
+    path("office/orders/", views.order_list, name="order-list"),
+    path("office/orders/<reference:reference>/", views.order_detail, name="order-detail"),
+    path("stores/<store:code>/orders/", views.store_order_list, name="store-order-list"),
+    path(
+        "stores/<store:code>/orders/<reference:reference>/",
+        views.store_order_detail,
+        name="store-order-detail",
+    ),
 ]

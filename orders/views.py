@@ -1,24 +1,41 @@
-"""Head-office launch pages. Thin: access check, one selector call, a template."""
+"""Head-office launch pages, and the orders pages of head office and store staff.
+
+Thin: access check, a form, one selector or service call, a template.
+"""
+
+import secrets
 
 from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from customers.selectors import order_messages
+from customers.services.outbox import NotResendable, message_resend
 from inventory.models import Launch
 from inventory.selectors import launch_list as launches
 from inventory.services import launch_notice_settings_set
-from orders.forms import NoticeSettingsForm, RehearsalForm
+from orders.forms import (
+    MessageResendForm,
+    NoticeSettingsForm,
+    OrderCancelForm,
+    OrderFilterForm,
+    RehearsalForm,
+)
 from orders.models import Rehearsal
 from orders.rehearsal.rehearse import Options
 from orders.selectors import launches as selectors
 from orders.selectors.notices import stock_notice_summary
+from orders.selectors.order_search import order_for_page, order_search, order_story
 from orders.selectors.pulse import launch_pulse_shared
 from orders.selectors.rehearsals import rehearsals_recent
+from orders.services.cancellation import OrderNotCancellable, order_cancel_by_staff
 from orders.services.rehearsals import rehearsal_start
-from stores.access import HtmxHttpRequest, head_office_required
+from stores.access import HtmxHttpRequest, head_office_required, staff_login_required, store_for_staff
+from stores.models import Store
 
 
 @require_GET
@@ -90,6 +107,21 @@ def launch_charts(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse(selectors.launch_chart_data(overview=overview))
 
 
+# --- Orders: head office finds any order, store staff their own store's ---------------------
+
+
+@require_GET
+@head_office_required
+def order_list(request: HtmxHttpRequest) -> HttpResponse:
+    return _order_list(request, store=None)
+
+
+@require_GET
+@staff_login_required
+def store_order_list(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    return _order_list(request, store=store_for_staff(request, code))
+
+
 REHEARSALS = "orders/rehearsals.html"
 
 
@@ -132,3 +164,105 @@ def rehearsal_report(request: HttpRequest, pk: int) -> HttpResponse:
 def rehearsal_report_json(request: HttpRequest, pk: int) -> JsonResponse:
     rehearsal = get_object_or_404(Rehearsal, pk=pk, status=Rehearsal.Status.DONE)
     return JsonResponse(rehearsal.summary)
+
+
+def order_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    return _order_detail(request, reference=reference, store=None)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_login_required
+def store_order_detail(request: HttpRequest, code: str, reference: str) -> HttpResponse:
+    return _order_detail(request, reference=reference, store=store_for_staff(request, code))
+
+
+def _order_list(request: HtmxHttpRequest, *, store: Store | None) -> HttpResponse:
+    """The whole page, or (for htmx, when the filters change) just its results."""
+    form = OrderFilterForm(request.GET, store=store)
+    page, older_url = None, ""
+    if form.is_valid():
+        page = order_search(filters=form.filters(), before=form.cleaned_data["before"])
+        if page.older_than is not None:
+            query = request.GET.copy()
+            query["before"] = str(page.older_than)
+            older_url = f"?{query.urlencode()}"
+    context = {
+        "form": form,
+        "page": page,
+        "store": store,
+        "older_url": older_url,
+        "newest_url": _without_cursor(request),
+    }
+    template = "orders/order_list.html"
+    if request.htmx and request.htmx.target == "order-results":
+        template += "#order-results"
+    return render(request, template, context, status=200 if page is not None else 400)
+
+
+def _without_cursor(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("before", None)
+    return f"?{query.urlencode()}" if query else "?"
+
+
+def _order_detail(request: HttpRequest, *, reference: str, store: Store | None) -> HttpResponse:
+    """The order's timeline and its two actions, each behind an explicit confirmation.
+
+    An action that works redirects back here (so a reload repeats nothing); one that does
+    not re-renders the page with its form's errors and changes nothing.
+    """
+    order = order_for_page(reference=reference, store_id=store.pk if store is not None else None)
+    if order is None:
+        raise Http404("No such order.")
+    cancel_form = OrderCancelForm(prefix="cancel")
+    resend_form = MessageResendForm(prefix="resend")
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "cancel":
+            cancel_form = OrderCancelForm(request.POST, prefix="cancel")
+            if cancel_form.is_valid():
+                try:
+                    order_cancel_by_staff(
+                        order=order, reason=cancel_form.cleaned_data["reason"], user=request.user
+                    )
+                except OrderNotCancellable as exc:
+                    cancel_form.add_error(None, str(exc))
+                else:
+                    messages.success(request, f"Order {order.reference} is cancelled; the customer is told.")
+                    return redirect(request.path)
+        elif action == "resend":
+            resend_form = MessageResendForm(request.POST, prefix="resend")
+            if resend_form.is_valid():
+                original = (
+                    order_messages(customer_id=order.customer_id, reference=order.reference)
+                    .filter(pk=resend_form.cleaned_data["message"])
+                    .first()
+                )
+                if original is None:
+                    resend_form.add_error(None, "That email is not one of this order's.")
+                else:
+                    try:
+                        message_resend(original=original, token=resend_form.cleaned_data["token"])
+                    except NotResendable as exc:
+                        resend_form.add_error(None, str(exc))
+                    else:
+                        messages.success(
+                            request, f"{original.get_kind_display()} is queued to be sent again."
+                        )
+                        return redirect(request.path)
+        else:
+            cancel_form.add_error(None, "Choose an action on this page.")
+    story = order_story(order=order)
+    context = {
+        "story": story,
+        "order": story.order,
+        "store": store,
+        "cancel_form": cancel_form,
+        "resend_form": resend_form,
+        "resend_token": secrets.token_hex(16),
+        "list_url": reverse("store-order-list", kwargs={"code": store.code})
+        if store is not None
+        else reverse("order-list"),
+    }
+    failed = request.method == "POST"
+    return render(request, "orders/order_detail.html", context, status=400 if failed else 200)

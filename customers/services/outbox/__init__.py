@@ -40,6 +40,7 @@ from customers.services.outbox.keys import campaign_message_key, order_message_k
 from customers.services.outbox.mime import message_mime
 from customers.services.outbox.notice_links import ClaimLink, claim_token_make, claim_token_read, claim_url
 from customers.services.outbox.render import RenderCache, RenderedEmail, message_email, message_render
+from customers.services.outbox.resend import NotResendable, message_resend
 from customers.services.outbox.sender import (
     BatchResult,
     OutboxConnectionError,
@@ -61,6 +62,7 @@ __all__ = [
     "WAKE_KEY",
     "BatchResult",
     "ClaimLink",
+    "NotResendable",
     "OrderFacts",
     "OutboxConnectionError",
     "OutboxMessage",
@@ -74,6 +76,7 @@ __all__ = [
     "message_email",
     "message_mime",
     "message_render",
+    "message_resend",
     "messages_enqueue",
     "order_events_enqueue",
     "order_message",

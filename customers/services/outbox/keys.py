@@ -13,12 +13,19 @@ _ORDER_PREFIX = {
     Message.Kind.ALLOCATED: "allocated",
     Message.Kind.READY_TO_COLLECT: "ready_to_collect",
     Message.Kind.COLLECTION_EXPIRED: "collection_expired",
+    Message.Kind.ORDER_CANCELLED: "cancelled",
 }
 
 
 def order_message_key(*, kind: str, reference: str) -> str:
     """The key of an event in an order's life (received, allocated, ...)."""
     return f"{_ORDER_PREFIX[Message.Kind(kind)]}:{reference}"
+
+
+def resend_message_key(*, original_id: int, token: str) -> str:
+    """A copy of a message that staff asked for. The token comes from the form that asked,
+    so a double click makes one copy, and asking again from a fresh form makes another."""
+    return f"resend:{original_id}:{token}"
 
 
 def campaign_message_key(*, kind: str, launch_id: int, customer_id: int) -> str:

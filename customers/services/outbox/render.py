@@ -42,6 +42,7 @@ SUBJECTS = {
     Message.Kind.ALLOCATED: "Your phone is reserved: order {reference}",
     Message.Kind.READY_TO_COLLECT: "Ready to collect: order {reference}",
     Message.Kind.COLLECTION_EXPIRED: "Collection deadline passed: order {reference}",
+    Message.Kind.ORDER_CANCELLED: "Order {reference} is cancelled",
     Message.Kind.APOLOGY: "We're sorry: {launch}",
     Message.Kind.BACK_IN_STOCK: "{launch} is back in stock",
     Message.Kind.STOCK_NOTICE: "{launch}: a phone is held for you for a short while",

@@ -1,0 +1,49 @@
+# The orders pages (issue 11): a cancellation's reason, and a store's orders newest first.
+#
+# Non-atomic so the new index is built CONCURRENTLY: the orders table holds a launch's
+# millions of rows and admission must not wait on a table lock while it builds. The new
+# index leads with store, so the plain store index it replaces is dropped after it exists.
+
+import django.db.models.deletion
+from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db import migrations, models
+
+
+class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
+    """CONCURRENTLY where there is such a thing; a plain CREATE INDEX on SQLite (the demo)."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        return migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ('orders', '0008_rehearsal'),
+    ]
+
+    operations = [
+        # A default in the database: adding the column rewrites nothing (PostgreSQL 11+).
+        migrations.AddField(
+            model_name='order',
+            name='cancel_reason',
+            field=models.CharField(blank=True, db_default='', default='', max_length=200),
+        ),
+        AddIndexConcurrentlyOnPostgres(
+            model_name='order',
+            index=models.Index(fields=['store', 'sequence'], name='order_store_recent'),
+        ),
+        migrations.AlterField(
+            model_name='order',
+            name='store',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='stores.store'),
+        ),
+    ]
