@@ -45,6 +45,10 @@ class Launch(models.Model):
     auto_apply_plans = models.BooleanField(default=False)
     auto_apology = models.BooleanField(default=False)
     collect_hold_days = models.PositiveSmallIntegerField(default=3)
+    # A fair start: orders admitted in the first N seconds after opening count as
+    # arriving at once and are served in the order of a random draw, then everyone
+    # else first come first served. 0 is off. db_default so raw inserts (bench) need not name it.
+    fair_start_seconds = models.PositiveIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
