@@ -1,5 +1,6 @@
 """Inventory's writes, one module per job: stock and the ledger (stock), supplier
-deliveries (deliveries), allocation plans (plans), store receiving (receiving).
+deliveries (deliveries), allocation plans (plans), store receiving (receiving), launch
+settings fixed before opening (launches).
 
 Only these modules write inventory's tables; other apps call them.
 """
@@ -10,6 +11,12 @@ from inventory.services.deliveries import (
     delivery_announce,
     delivery_inbox_scan,
     delivery_receive,
+)
+from inventory.services.launches import (
+    FAIR_START_FIXED_BEFORE_OPENING,
+    FAIR_START_MAX_SECONDS,
+    LaunchSettingRefused,
+    launch_fair_start_set,
 )
 from inventory.services.plans import (
     PlanInvalid,
@@ -37,6 +44,10 @@ from inventory.services.stock import (
 )
 
 __all__ = [
+    "FAIR_START_FIXED_BEFORE_OPENING",
+    "FAIR_START_MAX_SECONDS",
+    "LaunchSettingRefused",
+    "launch_fair_start_set",
     "DeliveryError",
     "Drift",
     "InboxOutcome",
