@@ -150,7 +150,11 @@ FULL JOIN holding ON holding.location_id = level.location_id AND holding.sku_id 
 def launch_fairness(*, launch: Launch) -> FairnessAudit:
     """Audit one launch: four statements, whatever its size."""
     closes = draw_closes_at(opens_at=launch.opens_at, fair_start_seconds=launch.fair_start_seconds)
-    params = {"launch": launch.pk, "now": timezone.now(), "draw_closes": closes}
+    params: dict[str, int | datetime.datetime | None] = {
+        "launch": launch.pk,
+        "now": timezone.now(),
+        "draw_closes": closes,
+    }
     pools: dict[tuple[int, int], PoolFairness] = {}
 
     def pool(sku_id: int, location_id: int) -> PoolFairness:
