@@ -132,3 +132,18 @@ def test_the_fair_start_is_fixed_from_shortly_before_opening(head):
     assert "can no longer change" in response.text
     launch.refresh_from_db()
     assert launch.fair_start_seconds == 0
+
+
+def test_the_status_page_says_in_the_opening_draw_while_the_draw_is_open(client, launch_with_stock):
+    """No number while the draw is open (API.md: queue_position null), a sentence instead."""
+    launch, *_ = launch_with_stock(online_units=1, customers=1)
+    Launch.objects.filter(pk=launch.pk).update(
+        opens_at=timezone.now() - datetime.timedelta(seconds=2), fair_start_seconds=60
+    )
+    order = order_admit(
+        launch=launch.slug, customer="D0000001", sku="IP3G-8GB-BLACK", fulfilment="delivery", channel="online"
+    ).order
+    assert order.fair_draw is not None
+    html = client.get(reverse("journey-order", kwargs={"reference": order.reference})).text
+    assert "You are in the opening draw" in html
+    assert "first 60 seconds" in html
