@@ -55,6 +55,10 @@ class Launch(models.Model):
         max_digits=4, decimal_places=2, default=Decimal("1.5"), db_default=Decimal("1.5")
     )
     claim_window_minutes = models.PositiveIntegerField(default=120, db_default=120)
+    # A fair start: orders admitted in the first N seconds after opening count as
+    # arriving at once and are served in the order of a random draw, then everyone
+    # else first come first served. 0 is off. db_default so raw inserts (bench) need not name it.
+    fair_start_seconds = models.PositiveIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

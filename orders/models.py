@@ -67,6 +67,14 @@ class Order(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Place in the pool's waitlist, given by the allocator when the order has to wait.
     wait_number = models.PositiveIntegerField(null=True, blank=True)
+    # A fair start's draw (orders.services.fair_start): a random number from the OS's
+    # CSPRNG, recorded at admission for orders admitted during the opening draw; such
+    # orders are served in draw order before everyone admitted later. Null: not in a draw.
+    fair_draw = models.BigIntegerField(null=True, blank=True)
+    # What the allocator told the order when it had to wait, kept so the fairness audit
+    # can check from the database alone that the place told was right at that moment.
+    waitlisted_at = models.DateTimeField(null=True, blank=True)
+    told_position = models.PositiveIntegerField(null=True, blank=True)
     idempotency_scope = models.CharField(max_length=64, blank=True)
     # Null, not "", means "no key": the unique constraint below only covers real keys.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001

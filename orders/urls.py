@@ -23,4 +23,6 @@ urlpatterns = [
         views.store_order_detail,
         name="store-order-detail",
     ),
+    path("office/launches/<slug64:slug>/fairness/", views.launch_fairness_audit, name="launch-fairness"),
+    path("office/launches/<slug64:slug>/fair-start/", views.launch_fair_start, name="launch-fair-start"),
 ]

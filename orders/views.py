@@ -3,9 +3,11 @@
 Thin: access check, a form, one selector or service call, a template.
 """
 
+import csv
 import secrets
 
 from csp.decorators import csp_update
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -17,7 +19,13 @@ from customers.selectors import order_messages
 from customers.services.outbox import NotResendable, message_resend
 from inventory.models import Launch
 from inventory.selectors import launch_list as launches
-from inventory.services import launch_notice_settings_set
+from inventory.services import (
+    FAIR_START_FIXED_BEFORE_OPENING,
+    FAIR_START_MAX_SECONDS,
+    LaunchSettingRefused,
+    launch_fair_start_set,
+    launch_notice_settings_set,
+)
 from orders.forms import (
     MessageResendForm,
     NoticeSettingsForm,
@@ -28,6 +36,7 @@ from orders.forms import (
 from orders.models import Rehearsal
 from orders.rehearsal.rehearse import Options
 from orders.selectors import launches as selectors
+from orders.selectors.fairness import CSV_HEADER, fairness_csv_rows, launch_fairness
 from orders.selectors.notices import stock_notice_summary
 from orders.selectors.order_search import order_for_page, order_search, order_story
 from orders.selectors.pulse import launch_pulse_shared
@@ -69,8 +78,58 @@ def _overview(
             "charts": selectors.launch_chart_data(overview=overview, with_window_series=False),
             "notices": stock_notice_summary(launch=launch),
             "form": notice_form,
+            "fair_start_max": FAIR_START_MAX_SECONDS,
+            "fair_start_fixed_minutes": int(FAIR_START_FIXED_BEFORE_OPENING.total_seconds() // 60),
         },
     )
+
+
+class FairStartForm(forms.Form):
+    seconds = forms.IntegerField(
+        min_value=0,
+        max_value=FAIR_START_MAX_SECONDS,
+        error_messages={"required": "Give a number of seconds; 0 switches the fair start off."},
+    )
+
+
+@require_POST
+@head_office_required
+def launch_fair_start(request: HttpRequest, slug: str) -> HttpResponse:
+    """Set the launch's fair start; the answer is a message on the overview."""
+    launch = get_object_or_404(Launch, slug=slug)
+    form = FairStartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("seconds", ["Give a whole number of seconds."])))
+        return redirect("launch-overview", slug=launch.slug)
+    try:
+        launch = launch_fair_start_set(launch=launch, seconds=form.cleaned_data["seconds"])
+    except LaunchSettingRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        seconds = launch.fair_start_seconds
+        messages.success(
+            request,
+            f"Fair start: orders in the first {seconds} seconds are served in a random draw."
+            if seconds
+            else "Fair start off: first come, first served from the opening second.",
+        )
+    return redirect("launch-overview", slug=launch.slug)
+
+
+@require_GET
+@head_office_required
+def launch_fairness_audit(request: HttpRequest, slug: str) -> HttpResponse:
+    """The fairness audit, read from the database now; ?format=csv for its per-pool CSV."""
+    launch = get_object_or_404(Launch, slug=slug)
+    audit = launch_fairness(launch=launch)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="fairness-{launch.slug}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(CSV_HEADER)
+        writer.writerows(fairness_csv_rows(audit=audit))
+        return response
+    return render(request, "orders/launch_fairness.html", {"launch": launch, "audit": audit})
 
 
 @require_GET

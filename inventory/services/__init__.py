@@ -12,7 +12,13 @@ from inventory.services.deliveries import (
     delivery_inbox_scan,
     delivery_receive,
 )
-from inventory.services.launches import launch_notice_settings_set
+from inventory.services.launches import (
+    FAIR_START_FIXED_BEFORE_OPENING,
+    FAIR_START_MAX_SECONDS,
+    LaunchSettingRefused,
+    launch_fair_start_set,
+    launch_notice_settings_set,
+)
 from inventory.services.plans import (
     PlanInvalid,
     PlanNotEditable,
@@ -40,6 +46,10 @@ from inventory.services.stock import (
 )
 
 __all__ = [
+    "FAIR_START_FIXED_BEFORE_OPENING",
+    "FAIR_START_MAX_SECONDS",
+    "LaunchSettingRefused",
+    "launch_fair_start_set",
     "DeliveryError",
     "Drift",
     "InboxOutcome",

@@ -28,12 +28,17 @@ class QueuePosition:
 
 
 # Queued: the pool's waitlist, plus one, plus the queued orders before it in the pool.
+# An order of a fair start's opening draw has no place until the allocator has drawn it
+# (null: "in the opening draw"); an order after the draw counts the whole draw ahead of it,
+# which is right, as the draw's orders all have smaller sequences.
 _QUEUED = """
+  CASE WHEN {o}.fair_draw IS NULL THEN
   COALESCE((SELECT ps.waiting FROM orders_poolstate ps WHERE ps.launch_id = {o}.launch_id
             AND ps.sku_id = {o}.sku_id AND ps.pool_id = {o}.pool_id), 0) + 1 + (
     SELECT count(*) FROM orders_order q
     WHERE q.launch_id = {o}.launch_id AND q.status = 'queued' AND q.sku_id = {o}.sku_id
       AND q.pool_id = {o}.pool_id AND q.sequence < {o}.sequence)
+  END
 """
 
 # Waitlisted: its wait number, less those served and those cancelled in between.
@@ -57,7 +62,8 @@ SELECT
             WHERE s.location_id = o.pool_id AND s.sku_id = o.sku_id), 0)
 FROM (SELECT CAST(%(sequence)s AS BIGINT) AS sequence, CAST(%(launch)s AS BIGINT) AS launch_id,
              CAST(%(sku)s AS BIGINT) AS sku_id, CAST(%(pool)s AS BIGINT) AS pool_id,
-             CAST(%(status)s AS VARCHAR(16)) AS status, CAST(%(wait_number)s AS INTEGER) AS wait_number) o
+             CAST(%(status)s AS VARCHAR(16)) AS status, CAST(%(wait_number)s AS INTEGER) AS wait_number,
+             CAST(%(fair_draw)s AS BIGINT) AS fair_draw) o
 LEFT JOIN orders_poolstate ps ON ps.launch_id = o.launch_id AND ps.sku_id = o.sku_id AND ps.pool_id = o.pool_id
 """
 # Composed from the constant fragments above: no input reaches the text.
@@ -67,9 +73,9 @@ _ONE = _ONE_TEMPLATE.format(waitlisted=_WAITLISTED.format(o="o", ps="ps"), queue
 # plus the queued orders before them, read in one pass over the launch's queue (which
 # the allocator keeps short).
 _MANY = """
-SELECT q.sequence, COALESCE(ps.waiting, 0) + q.rank
+SELECT q.sequence, CASE WHEN q.fair_draw IS NULL THEN COALESCE(ps.waiting, 0) + q.rank END
 FROM (
-  SELECT o.sequence, o.sku_id, o.pool_id,
+  SELECT o.sequence, o.sku_id, o.pool_id, o.fair_draw,
          row_number() OVER (PARTITION BY o.sku_id, o.pool_id ORDER BY o.sequence) AS rank
   FROM orders_order o
   WHERE o.launch_id = %(launch)s AND o.status = 'queued' AND o.sequence <= %(last)s
@@ -92,13 +98,14 @@ _CHUNK = 5000
 
 def order_queue_position(*, order: Order) -> QueuePosition:
     """The order's place among orders still waiting in its pool (1 = next), and units left."""
-    params: dict[str, str | int] = {
+    params: dict[str, str | int | None] = {
         "status": order.status,
         "wait_number": order.wait_number or 0,
         "pool": order.pool_id,
         "sku": order.sku_id,
         "launch": order.launch_id,
         "sequence": order.sequence,
+        "fair_draw": order.fair_draw,
     }
     with connection.cursor() as cursor:
         cursor.execute(_ONE, params)
@@ -108,8 +115,9 @@ def order_queue_position(*, order: Order) -> QueuePosition:
     return QueuePosition(position=position, units_left=max(units_left, 0))
 
 
-def queued_positions(*, launch_id: int, sequences: list[int]) -> dict[int, int]:
-    """sequence -> position of queued orders of one launch, in one statement (PostgreSQL)."""
+def queued_positions(*, launch_id: int, sequences: list[int]) -> dict[int, int | None]:
+    """sequence -> position of queued orders of one launch, in one statement (PostgreSQL);
+    None for an order in a fair start's opening draw."""
     if not sequences:
         return {}
     with connection.cursor() as cursor:

@@ -27,6 +27,7 @@ from orders.models import Order
 from orders.selectors.positions import QUEUED_POSITION_RETURNING, order_queue_position
 from orders.services.allocation import allocation_nudge
 from orders.services.catalogue import LaunchCatalogue, launch_catalogue, store_info
+from orders.services.fair_start import fair_draw_new
 from orders.services.locks import ADMISSION_LOCK
 
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
@@ -288,6 +289,7 @@ def order_admit(
         cat=cat, sku=sku, fulfilment=fulfilment, store=store, partner_id=partner_id, now=now
     )
     customer_id = eligible_or_refused(launch_id=cat.id, customer=customer, postcode=postcode)
+    fair_draw = fair_draw_new(opens_at=cat.opens_at, fair_start_seconds=cat.fair_start_seconds, now=now)
 
     for slot in range(1, cat.per_customer_limit + 1):
         order = Order(
@@ -305,6 +307,7 @@ def order_admit(
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint,
             created_at=now,
+            fair_draw=fair_draw,
         )
         try:
             position = _insert_under_admission_lock(order)

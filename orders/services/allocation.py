@@ -48,6 +48,7 @@ from inventory.services import stock_reserve_bulk, stock_rows_for_update
 from orders.models import Order, PoolState
 from orders.selectors.orders import ORDER_DOCUMENT_JOINS, ORDER_DOCUMENT_SQL, order_document, order_summary
 from orders.services.campaigns import launch_sold_out_notify
+from orders.services.fair_start import draw_holds_allocation, drawn_queue
 from orders.services.locks import admission_lock_exclusive, allocator_lock
 from stores.models import WebhookEventType
 from stores.services.webhooks import (
@@ -112,27 +113,42 @@ def admission_watermark(*, launch_id: int) -> int:
 
 
 def launch_allocate(*, launch_id: int, batch_size: int | None = None) -> AllocationResult:
-    """Serve waitlists and queued orders of one launch until nothing more can move."""
+    """Serve waitlists and queued orders of one launch until nothing more can move.
+
+    With a fair start (orders.services.fair_start) nothing is served while the opening
+    draw is open; then the draw's orders go first, in draw order, then the rest by sequence.
+    """
     batch_size = batch_size or settings.ALLOCATOR_BATCH_SIZE
-    watermark = admission_watermark(launch_id=launch_id)
     result = AllocationResult()
+    opens_at, fair_start_seconds = Launch.objects.values_list("opens_at", "fair_start_seconds").get(
+        pk=launch_id
+    )
+    if draw_holds_allocation(opens_at=opens_at, fair_start_seconds=fair_start_seconds, now=timezone.now()):
+        return result
+    watermark = admission_watermark(launch_id=launch_id)
     # Every queued order up to `after` has been settled by an earlier batch of this run (in
     # sequence order, under the lock), so the next batch starts past it: the queue index
     # still holds their dead entries until vacuum, and skipping them by key keeps each
     # batch's read as cheap as the first.
     after = 0
-    while True:
-        started = time.monotonic()
-        with transaction.atomic():
-            allocator_lock(launch_id=launch_id)
-            moved, after = _allocate_batch(
-                launch_id=launch_id, watermark=watermark, after=after, batch_size=batch_size, result=result
-            )
-        if not moved:
-            break
-        ALLOCATOR_BATCH_SECONDS.observe(time.monotonic() - started)
-        BATCH_SIZE.labels(stage="allocation").observe(moved)
-        result.batches += 1
+    for drawn in (True, False) if fair_start_seconds else (False,):
+        while True:
+            started = time.monotonic()
+            with transaction.atomic():
+                allocator_lock(launch_id=launch_id)
+                moved, after = _allocate_batch(
+                    launch_id=launch_id,
+                    watermark=watermark,
+                    after=after,
+                    batch_size=batch_size,
+                    result=result,
+                    drawn=drawn,
+                )
+            if not moved:
+                break
+            ALLOCATOR_BATCH_SECONDS.observe(time.monotonic() - started)
+            BATCH_SIZE.labels(stage="allocation").observe(moved)
+            result.batches += 1
     if result.waitlisted:
         _apologise_if_sold_out(launch_id=launch_id)
     return result
@@ -154,22 +170,30 @@ def _apologise_if_sold_out(*, launch_id: int) -> None:
 
 
 def _allocate_batch(
-    *, launch_id: int, watermark: int, after: int, batch_size: int, result: AllocationResult
+    *,
+    launch_id: int,
+    watermark: int,
+    after: int,
+    batch_size: int,
+    result: AllocationResult,
+    drawn: bool = False,
 ) -> tuple[int, int]:
     """One batch; returns (orders moved, last queued sequence read).
 
+    drawn: serve a fair start's opening draw, in draw order (every order it reads is
+    settled, so the next read starts at the next drawn order without a key).
     Precondition: the allocator lock for this launch is held.
     """
     launch = Launch.objects.only("collect_hold_days").get(pk=launch_id)
     now = timezone.now()
-    queued = [
-        _Waiting(*row)
-        for row in Order.objects.filter(
+    in_turn = (
+        drawn_queue(launch_id=launch_id, watermark=watermark)
+        if drawn
+        else Order.objects.filter(
             launch_id=launch_id, status=Order.Status.QUEUED, sequence__gt=after, sequence__lte=watermark
-        )
-        .order_by("sequence")
-        .values_list(*_WAITING_FIELDS)[:batch_size]
-    ]
+        ).order_by("sequence")
+    )
+    queued = [_Waiting(*row) for row in in_turn.values_list(*_WAITING_FIELDS)[:batch_size]]
     pools = {
         (sku, pool): _Pool(total, served, waiting)
         for sku, pool, total, served, waiting in PoolState.objects.filter(launch_id=launch_id).values_list(
@@ -177,7 +201,7 @@ def _allocate_batch(
         )
     }
     touched = {(o.sku_id, o.pool_id) for o in queued} | {k for k, p in pools.items() if p.waiting > 0}
-    last = queued[-1].sequence if queued else after
+    last = queued[-1].sequence if queued and not drawn else after
     if not touched:
         return 0, last
     stock = stock_rows_for_update(pairs=[(pool, sku) for sku, pool in touched])
@@ -279,6 +303,8 @@ _ORDERS_UPDATE = """
   UPDATE orders_order o SET
     status = CASE WHEN v.position IS NULL THEN 'allocated' ELSE 'waitlisted' END,
     wait_number = COALESCE(v.wait_number, o.wait_number),
+    waitlisted_at = CASE WHEN v.position IS NULL THEN o.waitlisted_at ELSE %(now)s END,
+    told_position = COALESCE(v.position, o.told_position),
     allocated_at = CASE WHEN v.position IS NULL THEN %(now)s ELSE o.allocated_at END,
     collect_by = CASE WHEN v.position IS NULL AND o.fulfilment = 'collect' THEN %(collect_by)s
                  ELSE o.collect_by END
@@ -320,11 +346,17 @@ def _write_orders_and_messages(
     )
     Order.objects.bulk_update(
         [
-            Order(sequence=c.order.sequence, status=Order.Status.WAITLISTED, wait_number=c.wait_number)
+            Order(
+                sequence=c.order.sequence,
+                status=Order.Status.WAITLISTED,
+                wait_number=c.wait_number,
+                waitlisted_at=now,
+                told_position=c.position,
+            )
             for c in changes
             if c.position is not None
         ],
-        ["status", "wait_number"],
+        ["status", "wait_number", "waitlisted_at", "told_position"],
         batch_size=500,
     )
     orders = {o.sequence: o for o in Order.objects.filter(pk__in=sequences)}

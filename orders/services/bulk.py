@@ -56,6 +56,7 @@ from orders.services.admission import (
 )
 from orders.services.allocation import allocation_nudge
 from orders.services.catalogue import LaunchCatalogue, launch_catalogue
+from orders.services.fair_start import fair_draw_new
 from orders.services.locks import admission_lock_shared
 
 MAX_BULK_ITEMS = 1000
@@ -90,6 +91,7 @@ class Candidate:
     idempotency_scope: str = ""
     idempotency_key: str | None = None
     reference: str = ""
+    fair_draw: int | None = None
 
 
 def candidate_check(
@@ -130,6 +132,7 @@ def candidate_check(
         channel=channel,
         partner_id=partner_id,
         created_at=now,
+        fair_draw=fair_draw_new(opens_at=cat.opens_at, fair_start_seconds=cat.fair_start_seconds, now=now),
     )
 
 
@@ -322,16 +325,17 @@ def _admit_one(c: Candidate) -> BulkOutcome:
 _INSERT = """
 INSERT INTO {table} (sequence, reference, launch_id, customer_id, slot, sku_id, channel,
                      fulfilment, store_id, pool_id, partner_id, status, idempotency_scope,
-                     idempotency_key, request_fingerprint, created_at)
+                     idempotency_key, request_fingerprint, created_at, fair_draw)
 SELECT t.sequence, t.reference, t.launch_id, t.customer_id, 1, t.sku_id, t.channel,
        t.fulfilment, t.store_id, t.pool_id, t.partner_id, 'queued', t.scope, t.key, t.fingerprint,
-       t.created_at
+       t.created_at, t.fair_draw
 FROM unnest(%(sequence)s::bigint[], %(reference)s::varchar[], %(launch)s::bigint[],
             %(customer)s::bigint[], %(sku)s::bigint[], %(channel)s::varchar[], %(fulfilment)s::varchar[],
             %(store)s::bigint[], %(pool)s::bigint[], %(partner)s::bigint[], %(scope)s::varchar[],
-            %(key)s::varchar[], %(fingerprint)s::varchar[], %(created_at)s::timestamptz[])
+            %(key)s::varchar[], %(fingerprint)s::varchar[], %(created_at)s::timestamptz[],
+            %(fair_draw)s::bigint[])
      WITH ORDINALITY AS t(sequence, reference, launch_id, customer_id, sku_id, channel, fulfilment,
-                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, ord)
+                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, fair_draw, ord)
 ORDER BY t.ord
 ON CONFLICT DO NOTHING
 RETURNING sequence, reference
@@ -367,6 +371,7 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
         "scope": [c.idempotency_scope for c in candidates],
         "key": [c.idempotency_key for c in candidates],
         "created_at": [c.created_at for c in candidates],
+        "fair_draw": [c.fair_draw for c in candidates],
         "reference": [c.reference for c in candidates],
         "launch": [c.cat.id for c in candidates],
         "customer": [c.customer_id for c in candidates],
@@ -405,7 +410,7 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
                 slot=1,
             ).values_list("launch_id", "customer_id", "reference", "partner_id")
             existing = {(launch_id, customer_id): (ref, owner) for launch_id, customer_id, ref, owner in rows}
-        positions: dict[int, int] = {}
+        positions: dict[int, int | None] = {}
         for launch_id in launch_ids:
             mine = [sequences[c.reference] for c in inserted if c.cat.id == launch_id]
             if not mine:

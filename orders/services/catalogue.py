@@ -32,6 +32,7 @@ class LaunchCatalogue:
     sku_ids: dict[str, int]
     online_pool_id: int
     collect_hold_days: int
+    fair_start_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def launch_catalogue(*, slug: str, cached_only: bool = False) -> LaunchCatalogue
             # Delivery orders need their pool's row to point at, stock or not.
             online_pool_id=location_online_pool().pk,
             collect_hold_days=launch.collect_hold_days,
+            fair_start_seconds=launch.fair_start_seconds,
         )
     _catalogue[slug] = (time.monotonic() + CATALOGUE_SECONDS, value)
     return value
