@@ -16,12 +16,10 @@ takes as long as its slowest check, at most CHECK_SECONDS (+1 s of the library's
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import datetime
 
 import psycopg
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
@@ -31,6 +29,8 @@ from health_check.contrib.redis import Redis
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 from redis.asyncio import Redis as RedisClient
+
+from config.asyncrun import run_to_completion
 
 CHECK_SECONDS = 2.0
 
@@ -131,15 +131,7 @@ async def _readiness() -> dict[str, str]:
 
 def readiness() -> dict[str, str]:
     """Each service's state now ("OK" or why not), for head office's System page."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return async_to_sync(_readiness)()
-    # A caller whose thread already runs an event loop (an async server's thread, a test
-    # driving a browser) cannot block on async_to_sync there: the checks get a thread of
-    # their own and their own loop.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _readiness()).result()
+    return run_to_completion(_readiness())
 
 
 @require_GET

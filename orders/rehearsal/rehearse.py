@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import random
 import time
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from config.asyncrun import run_to_completion
 from customers.models import UpgradeRegistration
 from inventory.models import Launch
 from inventory.services.launch_window import launch_opening_set
@@ -159,7 +159,7 @@ def rehearse(options: Options, *, progress: Callable[[dict], None] | None = None
             walkins_run, launch_id=launch.pk, opens_at=opens_after + 2.0, started=started, behaviour=behaviour
         )
     try:
-        run = asyncio.run(crowd.go())
+        run = run_to_completion(crowd.go())
     finally:
         drained_after = allocator_drained(launch=launch, since=since, timeout=DRAIN_SECONDS)
         samples = sampler.stop()
