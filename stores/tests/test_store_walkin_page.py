@@ -410,6 +410,7 @@ def test_store_staff_nav_has_their_store_and_its_receiving_page(client, shop):
     assert links == {
         "store": [url("store-detail", shop.store)],
         "receiving": [url("inventory:store-receiving", shop.store)],
+        "store-orders": [reverse("store-order-list", kwargs={"code": shop.store.code})],
     }
     for hrefs in links.values():
         assert client.get(hrefs[0]).status_code == 200
@@ -428,6 +429,7 @@ def test_head_office_nav_links_every_office_page_and_each_one_opens(client, shop
         "campaigns": reverse("campaigns"),
         "customers": reverse("customer-lookup"),
         "webhooks": reverse("webhook-list"),
+        "orders": reverse("order-list"),
         "system": reverse("system"),
         "admin": reverse("admin:index"),
     }
