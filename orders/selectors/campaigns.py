@@ -1,11 +1,13 @@
 """Who is in a campaign's audience: the orders app knows who waits and who ordered."""
 
-from customers.models import Campaign
+from typing import Any
+
+from customers.models import Campaign, Message
 from customers.services.campaigns import CampaignRecipient
-from customers.services.outbox import OrderFacts
 from inventory.models import Launch
 from orders.models import ClaimWindow, Order, StockNotice
 from orders.selectors.positions import waitlisted_positions
+from orders.services.order_emails import ORDER_FACT_FIELDS, order_facts
 
 
 def _registered_without_order(*, launch: Launch):
@@ -35,27 +37,22 @@ def campaign_audience(*, launch: Launch, audience: str) -> list[CampaignRecipien
     """Each customer of the audience once, in order: waitlisted customers with their
     earliest waiting order and its place now; or registered customers without an order."""
     if audience == Campaign.Audience.WAITLISTED:
-        first: dict[int, tuple] = {}
+        first: dict[int, Any] = {}
         for row in (
             Order.objects.filter(launch=launch, status=Order.Status.WAITLISTED)
             .order_by("sequence")
-            .values_list("customer_id", "sequence", "reference", "sku_id", "fulfilment", "store_id")
+            .values_list("customer_id", "sequence", *ORDER_FACT_FIELDS, named=True)
         ):
             # A customer with several waiting orders hears once, about the earliest.
-            first.setdefault(row[0], row)
-        positions = waitlisted_positions(launch_id=launch.pk, sequences=[row[1] for row in first.values()])
+            first.setdefault(row.customer_id, row)
+        positions = waitlisted_positions(launch_id=launch.pk, sequences=[r.sequence for r in first.values()])
         return [
             CampaignRecipient(
-                customer_id=customer_id,
-                order=OrderFacts(
-                    reference=reference,
-                    sku_id=sku_id,
-                    fulfilment=fulfilment,
-                    store_id=store_id,
-                    position=positions.get(sequence),
-                ),
+                customer_id=row.customer_id,
+                # Only an apology goes to the waitlist (customers' CAMPAIGN_AUDIENCES).
+                order=order_facts(order=row, kind=Message.Kind.APOLOGY, position=positions.get(row.sequence)),
             )
-            for customer_id, sequence, reference, sku_id, fulfilment, store_id in first.values()
+            for row in first.values()
         ]
     return [
         CampaignRecipient(customer_id=customer_id)

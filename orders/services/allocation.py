@@ -35,11 +35,9 @@ from django.utils import timezone
 from config.metrics import ALLOCATOR_BATCH_SECONDS, BATCH_SIZE
 from customers.models import Message
 from customers.services.outbox import (
-    OrderFacts,
     OutboxMessage,
     messages_enqueue,
     order_events_enqueue,
-    order_message,
     outbox_nudge,
 )
 from inventory.models import SKU, Launch
@@ -50,6 +48,7 @@ from orders.selectors.orders import ORDER_DOCUMENT_JOINS, ORDER_DOCUMENT_SQL, or
 from orders.services.campaigns import launch_sold_out_notify
 from orders.services.fair_start import draw_holds_allocation, drawn_queue
 from orders.services.locks import admission_lock_exclusive, allocator_lock
+from orders.services.order_emails import order_email
 from stores.models import WebhookEventType
 from stores.services.webhooks import (
     EventIn,
@@ -365,19 +364,8 @@ def _write_orders_and_messages(
 
 def _message(order: Order, position: int | None) -> OutboxMessage:
     """The customer's email about this event: reserved, or received with its place."""
-    return order_message(
-        kind=Message.Kind.ALLOCATED if position is None else Message.Kind.ORDER_RECEIVED,
-        customer_id=order.customer_id,
-        launch_id=order.launch_id,
-        order=OrderFacts(
-            reference=order.reference,
-            sku_id=order.sku_id,
-            fulfilment=order.fulfilment,
-            store_id=order.store_id,
-            collect_by=order.collect_by if position is None else None,
-            position=position,
-        ),
-    )
+    kind = Message.Kind.ALLOCATED if position is None else Message.Kind.ORDER_RECEIVED
+    return order_email(order=order, kind=kind, position=position)
 
 
 # The partners' events of a batch, built by the database from the orders just written:

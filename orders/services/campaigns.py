@@ -9,12 +9,13 @@ from django.contrib.auth.models import User
 
 from customers.models import Campaign, Customer, Message
 from customers.services.campaigns import CampaignHasNoRecipients, campaign_check, campaign_start
-from customers.services.outbox import OrderFacts, RenderedEmail, message_render
+from customers.services.outbox import RenderedEmail, message_render
 from inventory.models import Launch
 from inventory.selectors import location_online_pool_id, pool_available
 from orders.models import Order
 from orders.selectors.campaigns import campaign_audience
 from orders.selectors.positions import waitlisted_positions
+from orders.services.order_emails import order_facts
 
 
 def launch_campaign_start(
@@ -73,11 +74,9 @@ def campaign_preview(*, launch: Launch, kind: str, customer: Customer) -> Render
     )
     facts = None
     if order is not None:
-        facts = OrderFacts(
-            reference=order.reference,
-            sku_id=order.sku_id,
-            fulfilment=order.fulfilment,
-            store_id=order.store_id,
+        facts = order_facts(
+            order=order,
+            kind=kind,
             position=waitlisted_positions(launch_id=launch.pk, sequences=[order.sequence]).get(
                 order.sequence
             ),

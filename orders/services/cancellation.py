@@ -7,12 +7,12 @@ from django.db import transaction
 from django.db.models import F
 
 from customers.models import Message
-from customers.services.outbox import OrderFacts, messages_enqueue, order_message, outbox_nudge
 from inventory.models import StockMovement
 from inventory.services import StockChange, stock_apply
 from orders.models import Order, PoolState
 from orders.services.locks import allocator_lock
 from orders.services.notices import free_units_nudge
+from orders.services.order_emails import order_email_enqueue
 from orders.services.status import InvalidTransition, order_transition
 from orders.services.webhooks import order_webhook
 from stores.models import WebhookEventType
@@ -84,20 +84,5 @@ def order_cancel_by_staff(*, order: Order, reason: str, user: User) -> Order:
         raise OrderNotCancellable(
             f"Order {exc.order.reference} is {exc.order.get_status_display().lower()}: it cannot be cancelled."
         ) from exc
-    messages_enqueue(
-        messages=[
-            order_message(
-                kind=Message.Kind.ORDER_CANCELLED,
-                customer_id=order.customer_id,
-                launch_id=order.launch_id,
-                order=OrderFacts(
-                    reference=order.reference,
-                    sku_id=order.sku_id,
-                    fulfilment=order.fulfilment,
-                    store_id=order.store_id,
-                ),
-            )
-        ]
-    )
-    outbox_nudge()
+    order_email_enqueue(order=order, kind=Message.Kind.ORDER_CANCELLED)
     return order

@@ -8,12 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.models import Message
-from customers.services.outbox import OrderFacts, messages_enqueue, order_message, outbox_nudge
 from inventory.models import StockMovement
 from inventory.services import StockChange, stock_apply
 from orders.models import Order
 from orders.services.cancellation import order_cancel
 from orders.services.notices import launch_free_units_serve
+from orders.services.order_emails import order_email_enqueue
 from orders.services.status import InvalidTransition, order_transition
 from orders.services.webhooks import order_webhook
 from stores.models import WebhookEventType
@@ -76,23 +76,7 @@ def collect_deadlines_expire(*, now: datetime.datetime | None = None, limit: int
             except InvalidTransition:  # collected or cancelled a moment ago by someone else
                 logger.info("collect deadline: %s changed meanwhile", order.reference, exc_info=True)
                 continue
-            messages_enqueue(
-                messages=[
-                    order_message(
-                        kind=Message.Kind.COLLECTION_EXPIRED,
-                        customer_id=order.customer_id,
-                        launch_id=order.launch_id,
-                        order=OrderFacts(
-                            reference=order.reference,
-                            sku_id=order.sku_id,
-                            fulfilment=order.fulfilment,
-                            store_id=order.store_id,
-                            collect_by=order.collect_by,
-                        ),
-                    )
-                ]
-            )
-            outbox_nudge()
+            order_email_enqueue(order=order, kind=Message.Kind.COLLECTION_EXPIRED)
         expired += 1
         launches.add(order.launch_id)
     for launch_id in sorted(launches):

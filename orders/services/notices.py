@@ -34,11 +34,9 @@ from django.utils import timezone
 
 from customers.models import Customer, Message, UpgradeRegistration
 from customers.services.outbox import (
-    OrderFacts,
     OutboxMessage,
     claim_token_read,
     messages_enqueue,
-    order_message,
     outbox_nudge,
     stock_notice_key,
     stock_notices_enqueue,
@@ -51,6 +49,7 @@ from orders.services.admission import AdmissionRefused, order_route, references_
 from orders.services.allocation import launch_allocate
 from orders.services.catalogue import launch_catalogue
 from orders.services.locks import allocator_lock
+from orders.services.order_emails import order_email_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -431,23 +430,7 @@ def _claim(notice: StockNotice, now: datetime.datetime) -> Order:
                 ClaimProblem.ALREADY_ORDERED, "You already have an order for this launch."
             ) from None
         StockNotice.objects.filter(pk=notice.pk).update(order=order, claimed_at=now)
-        messages_enqueue(
-            messages=[
-                order_message(
-                    kind=Message.Kind.ALLOCATED,
-                    customer_id=order.customer_id,
-                    launch_id=order.launch_id,
-                    order=OrderFacts(
-                        reference=order.reference,
-                        sku_id=order.sku_id,
-                        fulfilment=order.fulfilment,
-                        store_id=order.store_id,
-                        collect_by=order.collect_by,
-                    ),
-                )
-            ]
-        )
-        outbox_nudge()
+        order_email_enqueue(order=order, kind=Message.Kind.ALLOCATED)
     return order
 
 
