@@ -23,35 +23,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG = "postgres://postgres@127.0.0.1:5432"
+
+from bench.own_database import IN_PROCESS, database_env, database_recreate  # noqa: E402
+
 DB_NAME = "launchday_allocperf"
 STORES = 500
 CUSTOMERS = 200_000
 
-for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN", "REDIS_URL", "CELERY_BROKER_URL"):
-    os.environ.pop(var, None)
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DATABASE_URL": f"{PG}/{DB_NAME}",
-        "DB_POOL": "0",
-        # The outbox nudge goes to an in-memory broker nobody reads: this times allocation.
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "CELERY_BROKER_URL": "memory://",
-        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
-        "SECRET_KEY": "allocperf-only-secret-key-not-for-production-0123456789",
-        "DEBUG": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-)
+# This process is the bench: the outbox nudge goes to an in-memory broker nobody reads.
+_env = database_env(name=DB_NAME, **IN_PROCESS)
+os.environ.clear()
+os.environ.update(_env)
 
 
 def setup() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    database_recreate(DB_NAME)
     import django
 
     django.setup()

@@ -33,11 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import EmailFigures  # noqa: E402 - after sys.path, for `python bench/email_bench.py`
+# After sys.path, for `python bench/email_bench.py`.
+from bench.figures import EmailFigures  # noqa: E402
+from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh  # noqa: E402
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
 HOST = "127.0.0.1"
-PG = f"postgres://postgres@{HOST}:5432"
 # Per run, so two runs at once (make bench and a standalone run) never share anything.
 DB_NAME = f"launchday_bench_mail_{os.getpid()}"
 REDIS_URL = f"redis://{HOST}:6379/6"
@@ -52,28 +52,18 @@ def _free_port() -> int:
 
 
 def _env(port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN"):
-        env.pop(var, None)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
-            "REDIS_URL": REDIS_URL,
-            "CACHE_KEY_PREFIX": QUEUE,
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "DEBUG": "0",
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": HOST,
-            "EMAIL_PORT": str(port),
-            "OUTBOX_DRAIN_ON_WORKER_START": "0",
-            "OUTBOX_DRAIN_SECONDS": "600",
-            "LOG_LEVEL": "WARNING",
-        }
+    return database_env(
+        name=DB_NAME,
+        REDIS_URL=REDIS_URL,
+        CACHE_KEY_PREFIX=QUEUE,
+        CELERY_TASK_ALWAYS_EAGER="0",
+        CELERY_TASK_DEFAULT_QUEUE=QUEUE,
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST=HOST,
+        EMAIL_PORT=str(port),
+        OUTBOX_DRAIN_ON_WORKER_START="0",
+        OUTBOX_DRAIN_SECONDS="600",
     )
-    return env
 
 
 # --- the sink, in its own process --------------------------------------------------------
@@ -152,17 +142,9 @@ print("ENQUEUE", campaign.queued, time.perf_counter() - started, Message._meta.d
 """
 
 
-def _psql(sql: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", sql], check=True, capture_output=True, timeout=60)
-
-
 def _prepare(n: int, env: dict[str, str]) -> tuple[int, float, str]:
     """Create, migrate and seed the database: (messages queued, seconds to queue, outbox table)."""
-    _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    _psql(f"CREATE DATABASE {DB_NAME}")
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300
-    )
+    database_fresh(name=DB_NAME, env=env, timeout=300)
     out = subprocess.run(
         [PYTHON, "manage.py", "shell", "-c", SEED.format(n=n)],
         cwd=ROOT,
@@ -205,7 +187,7 @@ def _worker_phase(n: int, env: dict[str, str], concurrency: int, table: str) -> 
         # One connection, polled five times a second: a new connection per poll costs
         # PostgreSQL a backend start, CPU taken from the worker being measured on 2 cores.
         # The poll's lag (at most 0.2 s) is under 1% of a phase of 20,000 messages.
-        with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
+        with psycopg.connect(f"{PG_URL}/{DB_NAME}", autocommit=True) as conn:
             started = time.perf_counter()
             for _ in range(concurrency):
                 app.send_task("customers.tasks.outbox_drain", queue=QUEUE)
@@ -273,7 +255,7 @@ def run(n: int = 20_000, concurrency: int = 1) -> EmailFigures:
         bare_seconds = _bare_phase(queued, sink.port, size)
     finally:
         counts = sink.stop()
-        _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        database_drop(DB_NAME)
     worker_rate = queued / worker_seconds
     bare_rate = queued / bare_seconds
     result = EmailFigures(

@@ -21,9 +21,6 @@ process so its Django settings (this database) never mix with the caller's.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,10 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import IntakeFigures  # noqa: E402 - after sys.path, for `python bench/intake_bench.py`
+# After sys.path, for `python bench/intake_bench.py`.
+from bench.figures import IntakeFigures  # noqa: E402
+from bench.own_database import IN_PROCESS, child_json, database_env, database_fresh, main  # noqa: E402
+from bench.stack import django_setup  # noqa: E402
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
-PG = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "launchday_bench_intake"
 STORES = 500
 ORDERS = 200_000
@@ -42,58 +40,15 @@ UNITS = 100_000
 TIMEOUT = 900
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN", "REDIS_URL", "CELERY_BROKER_URL"):
-        env.pop(var, None)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
-            "DB_POOL": "0",
-            # Tasks the intake enqueues (the outbox drain for 100,000 "reserved" emails) go to
-            # an in-memory broker nobody reads: this bench times intake, not email
-            # (bench/email_bench.py does that).
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "CELERY_BROKER_URL": "memory://",
-            "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
 def run() -> IntakeFigures:
     """Create the database, migrate, measure in a child process; return its figures."""
-    _recreate_database()
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=_env(),
-        check=True,
-        timeout=TIMEOUT,
+    # Tasks the intake enqueues (the outbox drain for 100,000 "reserved" emails) go nowhere:
+    # this bench times intake, not email (bench/email_bench.py does that).
+    env = database_env(name=DB_NAME, **IN_PROCESS)
+    database_fresh(name=DB_NAME, env=env, timeout=TIMEOUT)
+    figures = IntakeFigures(
+        **child_json([str(Path(__file__).resolve()), "--child"], env=env, timeout=TIMEOUT)
     )
-    child = subprocess.run(
-        [PYTHON, str(Path(__file__).resolve()), "--child"],
-        cwd=ROOT,
-        env=_env(),
-        check=True,
-        timeout=TIMEOUT,
-        capture_output=True,
-        text=True,
-    )
-    sys.stderr.write(child.stderr)
-    figures = IntakeFigures(**json.loads(child.stdout.strip().splitlines()[-1]))
     _print(figures)
     return figures
 
@@ -210,10 +165,7 @@ def _build() -> dict:
 
 
 def child() -> dict:
-    import django
-
-    sys.path.insert(0, str(ROOT))
-    django.setup()
+    django_setup()
     from inventory.models import Location, Stock
     from inventory.services import stock_reconcile, store_delivery_receive
     from orders.models import Order
@@ -275,7 +227,4 @@ def child() -> dict:
 
 
 if __name__ == "__main__":
-    if "--child" in sys.argv:
-        print(json.dumps(child()))
-    else:
-        run()
+    main(run=run, child=child)

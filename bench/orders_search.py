@@ -22,15 +22,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-HOST = "127.0.0.1"
-PG = f"postgres://postgres@{HOST}:5432"
+sys.path.insert(0, str(ROOT))
+
+# After sys.path, for `python bench/orders_search.py`.
+from bench.own_database import child_json, database_drop, database_env, database_fresh  # noqa: E402
+
 DB_NAME = f"launchday_bench_orders_{os.getpid()}"
 ORDERS = 1_000_000
 ROUNDS = 30
@@ -233,30 +234,17 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
 
 
-def _psql(sql: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", sql], check=True, capture_output=True, timeout=120)
-
-
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN"):
-        env.pop(var, None)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
-            "REDIS_URL": "",
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "ALLOWED_HOSTS": "testserver,127.0.0.1",
-            "SECURE_SSL_REDIRECT": "0",
-            "SESSION_COOKIE_SECURE": "0",
-            "CSRF_COOKIE_SECURE": "0",
-            "LOG_LEVEL": "WARNING",
-            # No collectstatic for an in-process client: the static URLs are not measured.
-            "STATICFILES_BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
-        }
+    return database_env(
+        name=DB_NAME,
+        REDIS_URL="",
+        ALLOWED_HOSTS="testserver,127.0.0.1",
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        # No collectstatic for an in-process client: the static URLs are not measured.
+        STATICFILES_BACKEND="django.contrib.staticfiles.storage.StaticFilesStorage",
     )
-    return env
 
 
 def report(figures: dict) -> str:
@@ -294,29 +282,14 @@ def summary(figures: dict) -> str:
 
 def run(*, orders: int = ORDERS, rounds: int = ROUNDS, keep: bool = False) -> dict:
     env = _env()
-    _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    _psql(f"CREATE DATABASE {DB_NAME}")
     try:
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            timeout=600,
+        database_fresh(name=DB_NAME, env=env, timeout=600)
+        figures = child_json(
+            [__file__, "--inside", "--orders", str(orders), "--rounds", str(rounds)], env=env, timeout=1800
         )
-        out = subprocess.run(
-            [PYTHON, __file__, "--inside", "--orders", str(orders), "--rounds", str(rounds)],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=1800,
-        ).stdout
-        figures = json.loads(out.strip().splitlines()[-1])
     finally:
         if not keep:
-            _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            database_drop(DB_NAME)
     stamp = time.strftime("%Y-%m-%d-%H%M")
     path = ROOT / "bench" / "results" / f"{stamp}-orders-search.md"
     path.write_text(report(figures))
@@ -335,7 +308,6 @@ def main() -> None:
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        sys.path.insert(0, str(ROOT))
         print(json.dumps(inside(args.orders, args.rounds)))
         return
     figures = run(orders=args.orders, rounds=args.rounds, keep=args.keep)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.figures import Drain, ServerSpec
+from bench.own_database import database_recreate
 
 if TYPE_CHECKING:
     import psycopg
@@ -89,11 +90,7 @@ def stack_env(*, port: int, redis_url: str | None = None) -> dict[str, str]:
 
 
 def database_create() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    database_recreate(DB_NAME)
 
 
 def redis_flush() -> None:

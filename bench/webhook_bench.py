@@ -33,11 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import WebhookFigures  # noqa: E402 - after sys.path, for `python bench/webhook_bench.py`
+# After sys.path, for `python bench/webhook_bench.py`.
+from bench.figures import WebhookFigures  # noqa: E402
+from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh  # noqa: E402
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
 HOST = "127.0.0.1"
-PG = f"postgres://postgres@{HOST}:5432"
 DB_NAME = f"launchday_bench_hooks_{os.getpid()}"
 REDIS_URL = f"redis://{HOST}:6379/6"
 QUEUE = f"launchday-bench-hooks-{os.getpid()}"
@@ -51,26 +51,16 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("TEST_DB_NAME", "LAUNCHDAY_TEST_RUN"):
-        env.pop(var, None)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
-            "REDIS_URL": REDIS_URL,
-            "CACHE_KEY_PREFIX": QUEUE,
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "DEBUG": "0",
-            "WEBHOOK_REQUIRE_HTTPS": "0",
-            "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "WEBHOOK_DRAIN_SECONDS": "600",
-            "LOG_LEVEL": "WARNING",
-        }
+    return database_env(
+        name=DB_NAME,
+        REDIS_URL=REDIS_URL,
+        CACHE_KEY_PREFIX=QUEUE,
+        CELERY_TASK_ALWAYS_EAGER="0",
+        CELERY_TASK_DEFAULT_QUEUE=QUEUE,
+        WEBHOOK_REQUIRE_HTTPS="0",
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+        WEBHOOK_DRAIN_SECONDS="600",
     )
-    return env
 
 
 # --- the receiver, in its own process: answers 200 at once, records arrivals -------------
@@ -193,10 +183,6 @@ print("COMMITTED", json.dumps(committed))
 """
 
 
-def _psql(sql: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", sql], check=True, capture_output=True, timeout=60)
-
-
 def _shell(code: str, env: dict[str, str], timeout: float = TIMEOUT) -> str:
     return subprocess.run(
         [PYTHON, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True,
@@ -239,7 +225,7 @@ def _worker_phase(n: int, env: dict[str, str], concurrency: int) -> tuple[float,
     import psycopg
 
     worker = Worker(env, concurrency)
-    with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
+    with psycopg.connect(f"{PG_URL}/{DB_NAME}", autocommit=True) as conn:
         started = time.perf_counter()
         _shell("from stores.services.webhooks import webhooks_nudge_now; webhooks_nudge_now()", env)
         deadline = time.monotonic() + TIMEOUT
@@ -304,10 +290,7 @@ def run(n: int = 20_000, probes: int = 500, concurrency: int = 1) -> WebhookFigu
     env = _env()
     worker = None
     try:
-        _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        _psql(f"CREATE DATABASE {DB_NAME}")
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True,
-                       timeout=300)  # fmt: skip
+        database_fresh(name=DB_NAME, env=env, timeout=300)
         out = _shell(SEED.format(n=n, url=f"http://{HOST}:{receiver.port}/hook"), env)
         _, _, enqueue_seconds = next(x for x in out.splitlines() if x.startswith("ENQUEUE")).split()
         body = _sample_body(env)
@@ -319,7 +302,7 @@ def run(n: int = 20_000, probes: int = 500, concurrency: int = 1) -> WebhookFigu
         if worker is not None:
             worker.stop()
         report = receiver.stop()
-        _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        database_drop(DB_NAME)
     latencies = sorted(
         (report["probes"][k] - committed[k]) * 1000 for k in committed if k in report["probes"]
     )
