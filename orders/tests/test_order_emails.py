@@ -20,17 +20,6 @@ from stores.tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def admit_collect(account: str) -> Order:
-    return order_admit(
-        launch="iphone-3g",
-        customer=account,
-        sku="IP3G-8GB-BLACK",
-        fulfilment="collect",
-        store="S001",
-        channel=Order.Channel.ONLINE,
-    ).order
-
-
 def told(order: Order, kind: str) -> OrderFacts | None:
     message = Message.objects.get(order_reference=order.reference, kind=kind)
     return OrderFacts.from_row(reference=message.order_reference, context=message.context)
@@ -40,7 +29,17 @@ def told(order: Order, kind: str) -> OrderFacts | None:
 def held_and_waiting(launch_with_stock):
     """One unit in the store: the first collect order holds it, the second waits."""
     launch_with_stock(store_units=1, customers=2)
-    held, waiting = admit_collect("D0000001"), admit_collect("D0000002")
+    held, waiting = (
+        order_admit(
+            launch="iphone-3g",
+            customer=account,
+            sku="IP3G-8GB-BLACK",
+            fulfilment="collect",
+            store="S001",
+            channel=Order.Channel.ONLINE,
+        ).order
+        for account in ("D0000001", "D0000002")
+    )
     launch_allocate(launch_id=held.launch_id)
     held.refresh_from_db()
     waiting.refresh_from_db()
