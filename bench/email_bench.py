@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 # After sys.path, for `python bench/email_bench.py`.
 from bench.figures import EmailFigures  # noqa: E402
-from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh  # noqa: E402
+from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh, worker_queue  # noqa: E402
 
 HOST = "127.0.0.1"
 # Per run, so two runs at once (make bench and a standalone run) never share anything.
@@ -54,10 +54,7 @@ def _free_port() -> int:
 def _env(port: int) -> dict[str, str]:
     return database_env(
         name=DB_NAME,
-        REDIS_URL=REDIS_URL,
-        CACHE_KEY_PREFIX=QUEUE,
-        CELERY_TASK_ALWAYS_EAGER="0",
-        CELERY_TASK_DEFAULT_QUEUE=QUEUE,
+        **worker_queue(queue=QUEUE, redis_url=REDIS_URL),
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST=HOST,
         EMAIL_PORT=str(port),

@@ -32,6 +32,17 @@ IN_PROCESS: dict[str, str | None] = {
 }
 
 
+def worker_queue(*, queue: str, redis_url: str) -> dict[str, str]:
+    """The settings of a bench that times a Celery worker of its own on the shared Redis:
+    its tasks on `queue` and its cache keys under it, so no other run takes or sees them."""
+    return {
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": queue,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+    }
+
+
 def database_env(*, name: str, **settings: str | None) -> dict[str, str]:
     """The environment of a process on the database `name`: this one's, without a test
     run's variables, with the production settings, then `settings` (None removes one)."""

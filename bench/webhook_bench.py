@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 # After sys.path, for `python bench/webhook_bench.py`.
 from bench.figures import WebhookFigures  # noqa: E402
-from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh  # noqa: E402
+from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh, worker_queue  # noqa: E402
 
 HOST = "127.0.0.1"
 DB_NAME = f"launchday_bench_hooks_{os.getpid()}"
@@ -53,10 +53,7 @@ def _free_port() -> int:
 def _env() -> dict[str, str]:
     return database_env(
         name=DB_NAME,
-        REDIS_URL=REDIS_URL,
-        CACHE_KEY_PREFIX=QUEUE,
-        CELERY_TASK_ALWAYS_EAGER="0",
-        CELERY_TASK_DEFAULT_QUEUE=QUEUE,
+        **worker_queue(queue=QUEUE, redis_url=REDIS_URL),
         WEBHOOK_REQUIRE_HTTPS="0",
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
         WEBHOOK_DRAIN_SECONDS="600",
