@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 # After sys.path, for `python bench/email_bench.py`.
 from bench.figures import EmailFigures  # noqa: E402
 from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh, worker_queue  # noqa: E402
+from bench.stack import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 # Per run, so two runs at once (make bench and a standalone run) never share anything.
@@ -43,12 +43,6 @@ DB_NAME = f"launchday_bench_mail_{os.getpid()}"
 REDIS_URL = f"redis://{HOST}:6379/6"
 QUEUE = f"launchday-bench-mail-{os.getpid()}"
 TIMEOUT = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _env(port: int) -> dict[str, str]:
@@ -92,7 +86,7 @@ def sink_main(port: int, report: str) -> None:
 
 class Sink:
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         handle, self.report = tempfile.mkstemp(prefix="mail-sink-", suffix=".json")
         os.close(handle)
         self.proc = subprocess.Popen([PYTHON, __file__, "--sink", str(self.port), self.report], cwd=ROOT)

@@ -36,18 +36,13 @@ sys.path.insert(0, str(ROOT))
 # After sys.path, for `python bench/webhook_bench.py`.
 from bench.figures import WebhookFigures  # noqa: E402
 from bench.own_database import PG_URL, PYTHON, database_drop, database_env, database_fresh, worker_queue  # noqa: E402
+from bench.stack import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 DB_NAME = f"launchday_bench_hooks_{os.getpid()}"
 REDIS_URL = f"redis://{HOST}:6379/6"
 QUEUE = f"launchday-bench-hooks-{os.getpid()}"
 TIMEOUT = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _env() -> dict[str, str]:
@@ -101,7 +96,7 @@ def receiver_main(port: int, report: str) -> None:
 
 class Receiver:
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         handle, self.report = tempfile.mkstemp(prefix="hook-receiver-", suffix=".json")
         os.close(handle)
         self.proc = subprocess.Popen([PYTHON, __file__, "--receiver", str(self.port), self.report], cwd=ROOT)
