@@ -56,7 +56,7 @@ from orders.services.admission import (
 )
 from orders.services.allocation import allocation_nudge
 from orders.services.catalogue import LaunchCatalogue, launch_catalogue
-from orders.services.fair_start import fair_draw_new
+from orders.services.fair_start import DRAW_KEPT_SQL, draw_closes_at, fair_draw_new
 from orders.services.locks import admission_lock_shared
 
 MAX_BULK_ITEMS = 1000
@@ -91,6 +91,7 @@ class Candidate:
     idempotency_scope: str = ""
     idempotency_key: str | None = None
     reference: str = ""
+    # A candidate draw: the INSERT keeps it only if it runs before the draw closes.
     fair_draw: int | None = None
 
 
@@ -132,7 +133,7 @@ def candidate_check(
         channel=channel,
         partner_id=partner_id,
         created_at=now,
-        fair_draw=fair_draw_new(opens_at=cat.opens_at, fair_start_seconds=cat.fair_start_seconds, now=now),
+        fair_draw=fair_draw_new(fair_start_seconds=cat.fair_start_seconds),
     )
 
 
@@ -328,18 +329,22 @@ INSERT INTO {table} (sequence, reference, launch_id, customer_id, slot, sku_id, 
                      idempotency_key, request_fingerprint, created_at, fair_draw)
 SELECT t.sequence, t.reference, t.launch_id, t.customer_id, 1, t.sku_id, t.channel,
        t.fulfilment, t.store_id, t.pool_id, t.partner_id, 'queued', t.scope, t.key, t.fingerprint,
-       t.created_at, t.fair_draw
+       t.created_at, {fair_draw}
 FROM unnest(%(sequence)s::bigint[], %(reference)s::varchar[], %(launch)s::bigint[],
             %(customer)s::bigint[], %(sku)s::bigint[], %(channel)s::varchar[], %(fulfilment)s::varchar[],
             %(store)s::bigint[], %(pool)s::bigint[], %(partner)s::bigint[], %(scope)s::varchar[],
             %(key)s::varchar[], %(fingerprint)s::varchar[], %(created_at)s::timestamptz[],
-            %(fair_draw)s::bigint[])
+            %(fair_draw)s::bigint[], %(draw_closes)s::timestamptz[])
      WITH ORDINALITY AS t(sequence, reference, launch_id, customer_id, sku_id, channel, fulfilment,
-                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, fair_draw, ord)
+                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, fair_draw,
+                          draw_closes, ord)
 ORDER BY t.ord
 ON CONFLICT DO NOTHING
 RETURNING sequence, reference
 """
+# Each row keeps its draw only if the database's clock, read as the row is written (the
+# admission lock held since before the statement), is before its launch's draw closes.
+_INSERT_SQL = _INSERT.replace("{fair_draw}", DRAW_KEPT_SQL.format(closes="t.draw_closes", draw="t.fair_draw"))
 
 _NEXT_SEQUENCES = "SELECT nextval(pg_get_serial_sequence('{table}', 'sequence')) FROM generate_series(1, %s)"
 
@@ -372,6 +377,10 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
         "key": [c.idempotency_key for c in candidates],
         "created_at": [c.created_at for c in candidates],
         "fair_draw": [c.fair_draw for c in candidates],
+        "draw_closes": [
+            draw_closes_at(opens_at=c.cat.opens_at, fair_start_seconds=c.cat.fair_start_seconds)
+            for c in candidates
+        ],
         "reference": [c.reference for c in candidates],
         "launch": [c.cat.id for c in candidates],
         "customer": [c.customer_id for c in candidates],
@@ -393,7 +402,7 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
             for i, n in zip(by_input, numbers, strict=True):
                 sequence[i] = n
             params["sequence"] = sequence
-            cursor.execute(_INSERT.format(table=table), params)
+            cursor.execute(_INSERT_SQL.format(table=table), params)
             sequences = dict((reference, sequence) for sequence, reference in cursor.fetchall())
         inserted = [c for c in candidates if c.reference in sequences]
         missing = [c for c in candidates if c.reference not in sequences]
