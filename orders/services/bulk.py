@@ -31,7 +31,7 @@ request's row on the unique index is read back after the insert.
 
 import datetime
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from config.logcontext import log_context_restored
 from customers.services.registration import eligible_customers
 from orders.codes import ErrorCode
 from orders.models import Order
@@ -93,6 +94,9 @@ class Candidate:
     reference: str = ""
     # A candidate draw: the INSERT keeps it only if it runs before the draw closes.
     fair_draw: int | None = None
+    # The log context of the request it came from, when another thread writes it (group
+    # commit): its lines and tasks carry that request's id. None: the caller's own thread.
+    log_fields: Mapping[str, str] | None = None
 
 
 def candidate_check(
@@ -262,6 +266,11 @@ def candidates_admit(candidates: list[Candidate]) -> list[BulkOutcome]:
     return [outcomes[c.index] for c in candidates]
 
 
+def _nudge(*, launch_id: int, log_fields: Mapping[str, str] | None) -> None:
+    with log_context_restored(log_fields):
+        allocation_nudge(launch_id=launch_id)
+
+
 def _settle_keys(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome]) -> list[Candidate]:
     """Answer the candidates whose Idempotency-Key is already used (a replay, or a conflict
     when the body differs); return the others. One query for the lot."""
@@ -297,6 +306,11 @@ def _replay_or_conflict(c: Candidate, order: Order) -> BulkOutcome:
 
 
 def _admit_one(c: Candidate) -> BulkOutcome:
+    with log_context_restored(c.log_fields):
+        return _admit_one_here(c)
+
+
+def _admit_one_here(c: Candidate) -> BulkOutcome:
     r = c.request
     try:
         admission = order_admit(
@@ -421,11 +435,16 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
             existing = {(launch_id, customer_id): (ref, owner) for launch_id, customer_id, ref, owner in rows}
         positions: dict[int, int | None] = {}
         for launch_id in launch_ids:
-            mine = [sequences[c.reference] for c in inserted if c.cat.id == launch_id]
-            if not mine:
+            theirs = [c for c in inserted if c.cat.id == launch_id]
+            if not theirs:
                 continue
-            positions.update(queued_positions(launch_id=launch_id, sequences=mine))
-            transaction.on_commit(partial(allocation_nudge, launch_id=launch_id))
+            positions.update(
+                queued_positions(launch_id=launch_id, sequences=[sequences[c.reference] for c in theirs])
+            )
+            # One nudge per launch stands for all its orders here, as a coalesced nudge does
+            # for single orders: it carries the request of the first of them (group commit).
+            first = min(theirs, key=lambda c: c.index)
+            transaction.on_commit(partial(_nudge, launch_id=launch_id, log_fields=first.log_fields))
     for c in inserted:
         position = positions.get(sequences[c.reference])
         outcomes[c.index] = BulkOutcome(c.index, order=_admitted(c, reference=c.reference, position=position))
