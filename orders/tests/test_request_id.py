@@ -14,6 +14,7 @@ from celery.signals import before_task_publish
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from config.asyncrun import run_to_completion
 from config.logcontext import TASK_HEADER, log_context_end, log_context_start
 from orders.models import Order
 from orders.services import group_commit as gc
@@ -150,6 +151,29 @@ def test_a_single_order_written_by_the_batch_thread_sends_its_task_under_its_own
     admitted = in_request("grouped-one-1", lambda: admit_grouped("D0000001"))
     assert isinstance(admitted, gc.GroupedAdmission), admitted
     assert published == ["grouped-one-1"]
+
+
+def test_an_order_from_the_event_loop_sends_its_task_under_its_own_request_id(launch_with_stock, published):
+    """The admission front's path: a coroutine awaits its batch (holding no thread); the
+    flusher still works on its order under that coroutine's request id."""
+    launch_with_stock(online_units=5, customers=1)
+
+    async def request() -> gc.GroupedAdmission:
+        token = log_context_start("front-1")
+        try:
+            return await gc.order_admit_grouped_async(
+                launch="iphone-3g",
+                customer="D0000001",
+                sku="IP3G-8GB-BLACK",
+                fulfilment="delivery",
+                channel="partner",
+            )
+        finally:
+            log_context_end(token)
+
+    admitted = in_request("not-this-one", lambda: run_to_completion(request()))
+    assert isinstance(admitted, gc.GroupedAdmission), admitted
+    assert published == ["front-1"]
 
 
 def test_a_batch_of_several_requests_nudges_under_the_first_of_them(launch_with_stock, published):
