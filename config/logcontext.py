@@ -10,7 +10,9 @@ in the ASGI front) and each Celery task sees only its own. It is set:
 - in a Celery task, from the message: a task sent while a request or task runs carries
   its request id in a header (`before_task_publish`) and the task runs under it
   (`task_prerun`), so one id follows an order from its request into the allocator's batch
-  and the email it causes.
+  and the email it causes;
+- in a thread that works for many requests (group commit's batch thread), around each
+  request's own work, from the context saved when it joined (`log_context_restored`).
 
 RequestContextFilter puts the fields on every record; the JSON formatter
 (python-json-logger, settings.LOGGING) writes them out.
@@ -18,11 +20,12 @@ RequestContextFilter puts the fields on every record; the JSON formatter
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -68,6 +71,28 @@ def log_context_end(token: contextvars.Token) -> None:
 
 def current_request_id() -> str | None:
     return _context.get().get("request_id")
+
+
+def log_context_saved() -> Mapping[str, str]:
+    """What the current request or task is about, to carry to a thread that works for it
+    (group commit's batch thread): see log_context_restored."""
+    return _context.get()
+
+
+@contextlib.contextmanager
+def log_context_restored(saved: Mapping[str, str] | None) -> Iterator[None]:
+    """Run a block under a saved context: one request's work done by a thread that serves
+    many, so its lines and the tasks it sends carry that request's id. None (nothing was
+    saved) leaves the current context as it is."""
+    if saved is None:
+        yield
+        return
+    # log_context never mutates a context it did not make, so sharing the mapping is safe.
+    token = _context.set(saved)
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class RequestContextFilter(logging.Filter):

@@ -27,7 +27,7 @@ from orders.models import Order
 from orders.selectors.positions import QUEUED_POSITION_RETURNING, order_queue_position
 from orders.services.allocation import allocation_nudge
 from orders.services.catalogue import LaunchCatalogue, launch_catalogue, store_info
-from orders.services.fair_start import fair_draw_new
+from orders.services.fair_start import DRAW_KEPT_SQL, draw_closes_at, fair_draw_kept, fair_draw_new
 from orders.services.locks import ADMISSION_LOCK
 
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
@@ -217,36 +217,51 @@ def _replay(*, scope: str, key: str, fingerprint: str) -> Admission | None:
     return Admission(order=existing, replayed=True)
 
 
-def _insert_under_admission_lock(order: Order) -> int | None:
+def _insert_under_admission_lock(order: Order, *, cat: LaunchCatalogue) -> int | None:
     """Insert one order while holding the launch's admission lock shared.
 
     On PostgreSQL outside a transaction this is ONE statement (its own transaction, so
     the lock is taken before the sequence is drawn and released at its commit): one
     round trip instead of BEGIN, lock, INSERT, COMMIT. Inside a caller's transaction it
     runs in a savepoint so a unique-constraint refusal leaves that transaction usable.
-    Returns the order's queue position, read by the same statement.
+    The order's fair_draw is a candidate: the statement keeps it only if the database's
+    clock, read after the lock is held, is before the draw closes (fair_start), and
+    order.fair_draw is set to what was written. Returns the order's queue position, read
+    by the same statement.
     """
     if connection.vendor != "postgresql":
         with transaction.atomic():
+            order.fair_draw = fair_draw_kept(
+                draw=order.fair_draw,
+                opens_at=cat.opens_at,
+                fair_start_seconds=cat.fair_start_seconds,
+                now=timezone.now(),
+            )
             order.save(force_insert=True)
             return order_queue_position(order=order).position
     fields = [f for f in Order._meta.concrete_fields if not f.primary_key]
     # A concrete field always has a column (Django's `concrete` is `column is not None`).
     columns = cast("list[str]", [f.column for f in fields])
-    # Table and column names come from the model, never from input.
+    values = [DRAW_KEPT_SQL.format(closes="%s", draw="%s") if c == "fair_draw" else "%s" for c in columns]
+    # Table and column names come from the model, never from input. The SELECT's list is
+    # evaluated for the one row admission_lock yields, so after the lock is granted.
     sql = (
         "WITH admission_lock AS (SELECT pg_advisory_xact_lock_shared(%s, %s)) "  # noqa: S608
         f"INSERT INTO {Order._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(['%s'] * len(fields))} FROM admission_lock "
-        f"RETURNING sequence, {QUEUED_POSITION_RETURNING}"
+        f"SELECT {', '.join(values)} FROM admission_lock "
+        f"RETURNING sequence, fair_draw, {QUEUED_POSITION_RETURNING}"
     )
-    params = [ADMISSION_LOCK, order.launch_id] + [
-        f.get_db_prep_save(f.pre_save(order, add=True), connection) for f in fields
-    ]
+    closes = draw_closes_at(opens_at=cat.opens_at, fair_start_seconds=cat.fair_start_seconds)
+    params: list[Any] = [ADMISSION_LOCK, order.launch_id]
+    for f in fields:
+        if f.column == "fair_draw":
+            params += [closes, order.fair_draw]
+        else:
+            params.append(f.get_db_prep_save(f.pre_save(order, add=True), connection))
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     with savepoint, connection.cursor() as cursor:
         cursor.execute(sql, params)
-        order.sequence, position = cursor.fetchone()
+        order.sequence, order.fair_draw, position = cursor.fetchone()
     order._state.adding = False
     order._state.db = "default"
     return position
@@ -272,7 +287,10 @@ def order_admit(
     so every channel validates the same way. A postcode, when given, must be the
     customer's (a partner's proof). Safe to retry with the same
     idempotency_key: a replay returns the original order with replayed=True, whenever it
-    comes (after the window closed too).
+    comes (after the window closed too). `now` (default: Python's clock) is the order's
+    created_at and the moment checked against the launch's window; whether the order is
+    in a fair start's draw is decided by the database's clock at the insert
+    (orders.services.fair_start), whatever `now` says.
     """
     cat = launch_catalogue(slug=launch)
     if cat is None:
@@ -289,7 +307,8 @@ def order_admit(
         cat=cat, sku=sku, fulfilment=fulfilment, store=store, partner_id=partner_id, now=now
     )
     customer_id = eligible_or_refused(launch_id=cat.id, customer=customer, postcode=postcode)
-    fair_draw = fair_draw_new(opens_at=cat.opens_at, fair_start_seconds=cat.fair_start_seconds, now=now)
+    # Whether the order is in the draw is the insert's to decide, by the database's clock.
+    fair_draw = fair_draw_new(fair_start_seconds=cat.fair_start_seconds)
 
     for slot in range(1, cat.per_customer_limit + 1):
         order = Order(
@@ -310,7 +329,7 @@ def order_admit(
             fair_draw=fair_draw,
         )
         try:
-            position = _insert_under_admission_lock(order)
+            position = _insert_under_admission_lock(order, cat=cat)
             transaction.on_commit(partial(allocation_nudge, launch_id=cat.id))
             return Admission(order=order, position=position)
         except IntegrityError:

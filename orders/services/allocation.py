@@ -46,7 +46,7 @@ from inventory.services import stock_reserve_bulk, stock_rows_for_update
 from orders.models import Order, PoolState
 from orders.selectors.orders import ORDER_DOCUMENT_JOINS, ORDER_DOCUMENT_SQL, order_document, order_summary
 from orders.services.campaigns import launch_sold_out_notify
-from orders.services.fair_start import draw_holds_allocation, drawn_queue
+from orders.services.fair_start import database_clock, draw_holds_allocation, drawn_queue
 from orders.services.locks import admission_lock_exclusive, allocator_lock
 from orders.services.order_emails import order_email
 from stores.models import WebhookEventType
@@ -100,13 +100,31 @@ class _Change(NamedTuple):
     position: int | None  # its place in the queue then; None: allocated
 
 
-def admission_watermark(*, launch_id: int) -> int:
+def admission_watermark(
+    *, launch_id: int, opens_at: datetime.datetime | None = None, fair_start_seconds: int = 0
+) -> int | None:
     """The highest sequence the allocator may serve: every order at or below it is settled.
 
     Taking the admission lock exclusively waits for admissions in flight (they hold it
     shared) and is released at once; admissions are paused only for that instant.
+
+    With a fair start, None while its draw has not closed by the database's clock. The
+    clock is read BEFORE the lock is asked for: an admission whose insert read that clock
+    before the close held the lock shared from then on, so the lock waits for it and the
+    watermark covers it (orders.services.fair_start says why no grace is needed). Read
+    after the lock is released instead, an admission could insert in between, drawn and
+    above the watermark, and be served after this run's first come first served orders.
     """
     with transaction.atomic():
+        # (No fair start: no clock to read.)
+        if (
+            fair_start_seconds
+            and opens_at is not None
+            and draw_holds_allocation(
+                opens_at=opens_at, fair_start_seconds=fair_start_seconds, now=database_clock()
+            )
+        ):
+            return None
         admission_lock_exclusive(launch_id=launch_id)
         return Order.objects.filter(launch_id=launch_id).aggregate(m=Max("sequence"))["m"] or 0
 
@@ -122,9 +140,11 @@ def launch_allocate(*, launch_id: int, batch_size: int | None = None) -> Allocat
     opens_at, fair_start_seconds = Launch.objects.values_list("opens_at", "fair_start_seconds").get(
         pk=launch_id
     )
-    if draw_holds_allocation(opens_at=opens_at, fair_start_seconds=fair_start_seconds, now=timezone.now()):
+    watermark = admission_watermark(
+        launch_id=launch_id, opens_at=opens_at, fair_start_seconds=fair_start_seconds
+    )
+    if watermark is None:  # the opening draw has not closed
         return result
-    watermark = admission_watermark(launch_id=launch_id)
     # Every queued order up to `after` has been settled by an earlier batch of this run (in
     # sequence order, under the lock), so the next batch starts past it: the queue index
     # still holds their dead entries until vacuum, and skipping them by key keeps each

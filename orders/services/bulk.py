@@ -31,7 +31,7 @@ request's row on the unique index is read back after the insert.
 
 import datetime
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from config.logcontext import log_context_restored
 from customers.services.registration import eligible_customers
 from orders.codes import ErrorCode
 from orders.models import Order
@@ -56,7 +57,7 @@ from orders.services.admission import (
 )
 from orders.services.allocation import allocation_nudge
 from orders.services.catalogue import LaunchCatalogue, launch_catalogue
-from orders.services.fair_start import fair_draw_new
+from orders.services.fair_start import DRAW_KEPT_SQL, draw_closes_at, fair_draw_new
 from orders.services.locks import admission_lock_shared
 
 MAX_BULK_ITEMS = 1000
@@ -91,7 +92,11 @@ class Candidate:
     idempotency_scope: str = ""
     idempotency_key: str | None = None
     reference: str = ""
+    # A candidate draw: the INSERT keeps it only if it runs before the draw closes.
     fair_draw: int | None = None
+    # The log context of the request it came from, when another thread writes it (group
+    # commit): its lines and tasks carry that request's id. None: the caller's own thread.
+    log_fields: Mapping[str, str] | None = None
 
 
 def candidate_check(
@@ -132,7 +137,7 @@ def candidate_check(
         channel=channel,
         partner_id=partner_id,
         created_at=now,
-        fair_draw=fair_draw_new(opens_at=cat.opens_at, fair_start_seconds=cat.fair_start_seconds, now=now),
+        fair_draw=fair_draw_new(fair_start_seconds=cat.fair_start_seconds),
     )
 
 
@@ -261,6 +266,11 @@ def candidates_admit(candidates: list[Candidate]) -> list[BulkOutcome]:
     return [outcomes[c.index] for c in candidates]
 
 
+def _nudge(*, launch_id: int, log_fields: Mapping[str, str] | None) -> None:
+    with log_context_restored(log_fields):
+        allocation_nudge(launch_id=launch_id)
+
+
 def _settle_keys(candidates: list[Candidate], *, outcomes: dict[int, BulkOutcome]) -> list[Candidate]:
     """Answer the candidates whose Idempotency-Key is already used (a replay, or a conflict
     when the body differs); return the others. One query for the lot."""
@@ -296,6 +306,11 @@ def _replay_or_conflict(c: Candidate, order: Order) -> BulkOutcome:
 
 
 def _admit_one(c: Candidate) -> BulkOutcome:
+    with log_context_restored(c.log_fields):
+        return _admit_one_here(c)
+
+
+def _admit_one_here(c: Candidate) -> BulkOutcome:
     r = c.request
     try:
         admission = order_admit(
@@ -328,18 +343,22 @@ INSERT INTO {table} (sequence, reference, launch_id, customer_id, slot, sku_id, 
                      idempotency_key, request_fingerprint, created_at, fair_draw)
 SELECT t.sequence, t.reference, t.launch_id, t.customer_id, 1, t.sku_id, t.channel,
        t.fulfilment, t.store_id, t.pool_id, t.partner_id, 'queued', t.scope, t.key, t.fingerprint,
-       t.created_at, t.fair_draw
+       t.created_at, {fair_draw}
 FROM unnest(%(sequence)s::bigint[], %(reference)s::varchar[], %(launch)s::bigint[],
             %(customer)s::bigint[], %(sku)s::bigint[], %(channel)s::varchar[], %(fulfilment)s::varchar[],
             %(store)s::bigint[], %(pool)s::bigint[], %(partner)s::bigint[], %(scope)s::varchar[],
             %(key)s::varchar[], %(fingerprint)s::varchar[], %(created_at)s::timestamptz[],
-            %(fair_draw)s::bigint[])
+            %(fair_draw)s::bigint[], %(draw_closes)s::timestamptz[])
      WITH ORDINALITY AS t(sequence, reference, launch_id, customer_id, sku_id, channel, fulfilment,
-                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, fair_draw, ord)
+                          store_id, pool_id, partner_id, scope, key, fingerprint, created_at, fair_draw,
+                          draw_closes, ord)
 ORDER BY t.ord
 ON CONFLICT DO NOTHING
 RETURNING sequence, reference
 """
+# Each row keeps its draw only if the database's clock, read as the row is written (the
+# admission lock held since before the statement), is before its launch's draw closes.
+_INSERT_SQL = _INSERT.replace("{fair_draw}", DRAW_KEPT_SQL.format(closes="t.draw_closes", draw="t.fair_draw"))
 
 _NEXT_SEQUENCES = "SELECT nextval(pg_get_serial_sequence('{table}', 'sequence')) FROM generate_series(1, %s)"
 
@@ -372,6 +391,10 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
         "key": [c.idempotency_key for c in candidates],
         "created_at": [c.created_at for c in candidates],
         "fair_draw": [c.fair_draw for c in candidates],
+        "draw_closes": [
+            draw_closes_at(opens_at=c.cat.opens_at, fair_start_seconds=c.cat.fair_start_seconds)
+            for c in candidates
+        ],
         "reference": [c.reference for c in candidates],
         "launch": [c.cat.id for c in candidates],
         "customer": [c.customer_id for c in candidates],
@@ -393,7 +416,7 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
             for i, n in zip(by_input, numbers, strict=True):
                 sequence[i] = n
             params["sequence"] = sequence
-            cursor.execute(_INSERT.format(table=table), params)
+            cursor.execute(_INSERT_SQL.format(table=table), params)
             sequences = dict((reference, sequence) for sequence, reference in cursor.fetchall())
         inserted = [c for c in candidates if c.reference in sequences]
         missing = [c for c in candidates if c.reference not in sequences]
@@ -412,11 +435,16 @@ def _insert_many_once(candidates: list[Candidate], *, outcomes: dict[int, BulkOu
             existing = {(launch_id, customer_id): (ref, owner) for launch_id, customer_id, ref, owner in rows}
         positions: dict[int, int | None] = {}
         for launch_id in launch_ids:
-            mine = [sequences[c.reference] for c in inserted if c.cat.id == launch_id]
-            if not mine:
+            theirs = [c for c in inserted if c.cat.id == launch_id]
+            if not theirs:
                 continue
-            positions.update(queued_positions(launch_id=launch_id, sequences=mine))
-            transaction.on_commit(partial(allocation_nudge, launch_id=launch_id))
+            positions.update(
+                queued_positions(launch_id=launch_id, sequences=[sequences[c.reference] for c in theirs])
+            )
+            # One nudge per launch stands for all its orders here, as a coalesced nudge does
+            # for single orders: it carries the request of the first of them (group commit).
+            first = min(theirs, key=lambda c: c.index)
+            transaction.on_commit(partial(_nudge, launch_id=launch_id, log_fields=first.log_fields))
     for c in inserted:
         position = positions.get(sequences[c.reference])
         outcomes[c.index] = BulkOutcome(c.index, order=_admitted(c, reference=c.reference, position=position))

@@ -17,6 +17,12 @@ exactly as fast as requests arrive faster than batches commit.
 Sequence numbers follow the order requests joined the batch; with several processes each
 writes its own batches, and the admission lock keeps the allocator's watermark honest
 across all of them (orders.services.locks).
+
+Each request's log context (its X-Request-ID, launch, partner) joins the batch with it,
+and the flusher restores it around that request's own work: an order written alone, and
+the allocator nudge of each launch in a batch (under the first order of that launch in
+the batch, as a coalesced nudge carries the first single order's); the batch's own
+failure line lists every request id of the batch.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.cache import NotCached
+from config.logcontext import log_context_saved
 from config.metrics import ADMISSION_QUEUE_SECONDS, BATCH_SIZE
 from orders.codes import ErrorCode
 from orders.models import Order
@@ -127,6 +134,9 @@ class GroupCommit:
         self._pid: int | None = None
 
     def submit(self, candidate: Candidate, *, callback: Callable[[Ticket], None] | None = None) -> Ticket:
+        # The flusher writes for many requests: it works on this one under its log context
+        # (request id, launch, partner), taken here in the request's thread or coroutine.
+        candidate.log_fields = log_context_saved()
         ticket = Ticket(candidate=candidate, _callback=callback)
         with self._lock:
             self._ensure_flusher()
@@ -184,7 +194,14 @@ class GroupCommit:
             try:
                 outcomes = candidates_admit([t.candidate for t in batch])
             except Exception as exc:  # the whole statement failed: nobody in it was admitted
-                logger.warning("group commit of %s orders failed: %r", len(batch), exc)
+                # A line about the whole batch: no one request's id (the flusher has none),
+                # the ids of all of them instead. Each request answers its own failure too.
+                logger.warning(
+                    "group commit of %s orders failed: %r",
+                    len(batch),
+                    exc,
+                    extra={"request_ids": [_request_id(t) for t in batch]},
+                )
                 connection.close()  # a broken connection is not reused for the next batch
                 for ticket in batch:
                     ticket.error = exc
@@ -203,6 +220,10 @@ class GroupCommit:
             if not self._pending:
                 # Idle: the connection goes back to the pool rather than sit with this thread.
                 connection.close()
+
+
+def _request_id(ticket: Ticket) -> str:
+    return (ticket.candidate.log_fields or {}).get("request_id", "")
 
 
 def _resolve(future: asyncio.Future[Ticket], ticket: Ticket) -> None:

@@ -44,7 +44,7 @@ def test_orders_past_the_admission_watermark_stay_queued(launch_with_stock, monk
     launch, *_ = launch_with_stock(online_units=5, customers=2)
     first = admit("D0000001")
     later = admit("D0000002")
-    monkeypatch.setattr(allocation, "admission_watermark", lambda *, launch_id: first.sequence)
+    monkeypatch.setattr(allocation, "admission_watermark", lambda *, launch_id, **_: first.sequence)
     result = launch_allocate(launch_id=launch.pk)
     first.refresh_from_db()
     later.refresh_from_db()

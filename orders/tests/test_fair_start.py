@@ -1,13 +1,20 @@
-"""A fair start: the opening seconds are one moment, ordered by a recorded random draw."""
+"""A fair start: the opening seconds are one moment, ordered by a recorded random draw.
+
+Who is in the draw is decided by the database's clock when the order is written, not by
+the `now` a caller passes: a test opens the launch just now, admits the draw's orders,
+then closes the draw by moving the launch's opening into the past (draw_close).
+"""
 
 import datetime
 from collections import Counter
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
 from customers.tests.factories import CustomerFactory
+from inventory.models import Launch
 from inventory.services import location_online_pool, stock_receive
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
@@ -16,6 +23,7 @@ from orders.selectors.positions import order_queue_position
 from orders.services.admission import OrderRequest, order_admit
 from orders.services.allocation import launch_allocate
 from orders.services.bulk import orders_admit_bulk
+from orders.services.catalogue import catalogue_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -40,15 +48,22 @@ def opening(*, customers, units: int, fair_start_seconds: int, opened_ago: datet
     return launch, sku
 
 
-def arrive(launch, sku, customer, *, at: datetime.datetime) -> Order:
+def arrive(launch, sku, customer) -> Order:
     return order_admit(
         launch=launch.slug,
         customer=customer.account_number,
         sku=sku.code,
         fulfilment="delivery",
         channel=Order.Channel.ONLINE,
-        now=at,
     ).order
+
+
+def draw_close(launch) -> None:
+    """Five minutes pass: the launch's opening (and so its draw) moves into the past, for
+    the database's clock and for admission's cached catalogue alike."""
+    Launch.objects.filter(pk=launch.pk).update(opens_at=F("opens_at") - datetime.timedelta(minutes=5))
+    launch.refresh_from_db()
+    catalogue_clear()
 
 
 @pytest.fixture
@@ -60,13 +75,11 @@ def test_orders_in_the_opening_seconds_are_drawn_and_told_no_place(people):
     """Inside the window an order carries a draw and its place is "in the opening draw"
     (None); one admitted after the window has none and a number, counting the draw ahead."""
     launch, sku = opening(
-        customers=people, units=0, fair_start_seconds=SECONDS, opened_ago=datetime.timedelta(minutes=5)
+        customers=people, units=0, fair_start_seconds=SECONDS, opened_ago=datetime.timedelta(seconds=1)
     )
-    drawn = [
-        arrive(launch, sku, c, at=launch.opens_at + datetime.timedelta(seconds=i))
-        for i, c in enumerate(people[:3])
-    ]
-    late = arrive(launch, sku, people[3], at=launch.opens_at + datetime.timedelta(seconds=SECONDS))
+    drawn = [arrive(launch, sku, c) for c in people[:3]]
+    draw_close(launch)
+    late = arrive(launch, sku, people[3])
     assert all(o.fair_draw is not None for o in drawn)
     assert len({o.fair_draw for o in drawn}) == 3
     assert late.fair_draw is None
@@ -96,7 +109,7 @@ def test_the_allocator_serves_nobody_while_the_draw_is_open(people):
         customers=people, units=5, fair_start_seconds=SECONDS, opened_ago=datetime.timedelta(seconds=5)
     )
     for c in people[:3]:
-        arrive(launch, sku, c, at=timezone.now())
+        arrive(launch, sku, c)
     result = launch_allocate(launch_id=launch.pk)
     assert (result.allocated, result.waitlisted) == (0, 0)
     assert set(Order.objects.filter(launch=launch).values_list("status", flat=True)) == {Order.Status.QUEUED}
@@ -106,13 +119,11 @@ def test_after_the_draw_its_orders_go_in_draw_order_then_everyone_else_in_turn(p
     """Six drawn, two after the window, three units: the three lowest draws are served and
     the rest wait in draw order, the late two behind them in arrival order."""
     launch, sku = opening(
-        customers=people, units=3, fair_start_seconds=SECONDS, opened_ago=datetime.timedelta(minutes=5)
+        customers=people, units=3, fair_start_seconds=SECONDS, opened_ago=datetime.timedelta(seconds=1)
     )
-    drawn = [
-        arrive(launch, sku, c, at=launch.opens_at + datetime.timedelta(seconds=i))
-        for i, c in enumerate(people[:6])
-    ]
-    late = [arrive(launch, sku, c, at=timezone.now()) for c in people[6:8]]
+    drawn = [arrive(launch, sku, c) for c in people[:6]]
+    draw_close(launch)
+    late = [arrive(launch, sku, c) for c in people[6:8]]
     launch_allocate(launch_id=launch.pk)
     by_draw = sorted(Order.objects.filter(pk__in=[o.pk for o in drawn]), key=lambda o: o.fair_draw)
     assert [o.status for o in by_draw] == [Order.Status.ALLOCATED] * 3 + [Order.Status.WAITLISTED] * 3
@@ -121,7 +132,7 @@ def test_after_the_draw_its_orders_go_in_draw_order_then_everyone_else_in_turn(p
     assert launch_fairness(launch=launch).violations == 0
 
 
-# Repeated openings: ARRIVALS customers arrive one second apart inside the draw, UNITS
+# Repeated openings: ARRIVALS customers arrive one after another inside the draw, UNITS
 # units. With a fair start each arrival slot wins a unit with chance UNITS/ARRIVALS.
 ARRIVALS, UNITS, OPENINGS = 8, 3, 200
 # Pearson's statistic over the slots (7 degrees of freedom; the counts sum to a constant,
@@ -137,13 +148,11 @@ def _wins_by_arrival_slot(people, *, openings: int, fair_start_seconds: int, fir
             customers=people[:ARRIVALS],
             units=UNITS,
             fair_start_seconds=fair_start_seconds,
-            opened_ago=datetime.timedelta(minutes=5),
+            opened_ago=datetime.timedelta(seconds=1),
             n=n,
         )
-        orders = [
-            arrive(launch, sku, c, at=launch.opens_at + datetime.timedelta(seconds=slot))
-            for slot, c in enumerate(people[:ARRIVALS])
-        ]
+        orders = [arrive(launch, sku, c) for c in people[:ARRIVALS]]
+        draw_close(launch)
         launch_allocate(launch_id=launch.pk)
         served = set(
             Order.objects.filter(launch=launch, status=Order.Status.ALLOCATED).values_list("pk", flat=True)
