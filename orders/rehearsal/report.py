@@ -252,10 +252,13 @@ def summarise(
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df")
 
 
-def svg_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, y_label: str = "") -> str:
-    """A line chart as inline SVG (presentation attributes only: no script, no style needed)."""
+def svg_chart(
+    title: str, series: dict[str, Sequence[tuple[float, float | None]]], *, y_label: str = ""
+) -> str:
+    """A line chart as inline SVG (presentation attributes only: no script, no style needed).
+    A point whose y is None breaks its line (a gap in the readings, not a straight guess)."""
     width, height, left, bottom, top = 760, 220, 56, 28, 24
-    points = [pt for line in series.values() for pt in line]
+    points = [(x, y) for line in series.values() for x, y in line if y is not None]
     if not points:
         return f"<figure><figcaption>{html.escape(title)}: no data</figcaption></figure>"
     x_max = max(x for x, _ in points) or 1
@@ -279,8 +282,20 @@ def svg_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, y
     ]
     for n, (name, line) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
-        path = " ".join(at(x, y) for x, y in line)
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
+        segments: list[list[str]] = [[]]
+        for x, y in line:
+            if y is None:
+                segments.append([])
+            else:
+                segments[-1].append(at(x, y))
+        for segment in segments:
+            if len(segment) == 1:  # a reading alone between gaps: a dot
+                cx, cy = segment[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+            elif segment:
+                parts.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(segment)}"/>'
+                )
         parts.append(
             f'<text x="{left + 10 + 150 * n}" y="{height - 8}" font-size="11" fill="{colour}" '
             f'font-family="sans-serif">{html.escape(name)}</text>'
@@ -328,18 +343,24 @@ def metrics_section(compared: dict | None, samples: list[dict]) -> str:
         return ""
     points = compared["over_time"]["points"]
     gaps = compared["over_time"]["gaps"]
+
+    def scraped_line(field: str) -> list[tuple[float, float | None]]:
+        # A failed scrape breaks the line where it happened.
+        line = [(p["t"], p[field]) for p in points] + [(g["t"], None) for g in gaps]
+        return sorted(line, key=lambda point: point[0])
+
     charts = [
         svg_chart(
             "Orders admitted: /metrics (since the run began) vs the database",
             {
-                "/metrics": [(p["t"], p["admitted"]) for p in points],
+                "/metrics": scraped_line("admitted"),
                 "database": [(s["t"], s.get("orders", 0)) for s in samples],
             },
         ),
         svg_chart(
             "Orders queued: /metrics gauge (every launch) vs the database (this run)",
             {
-                "/metrics gauge": [(p["t"], p["queued"] or 0) for p in points],
+                "/metrics gauge": scraped_line("queued"),
                 "database": [(s["t"], s["queued"]) for s in samples],
             },
         ),
