@@ -92,7 +92,7 @@ def simulator_counts(people: Iterable) -> dict:
     counted beyond what was heard)."""
     acknowledged: dict[str, set[str]] = {"single": set(), "bulk": set()}
     refused: dict[str, int] = {}
-    unanswered_orders = 0
+    unanswered_orders = unanswered_requests = 0
     for person in people:
         path = "bulk" if person.kind == "bulk" else "single"
         acknowledged[path].update(person.references)
@@ -101,10 +101,12 @@ def simulator_counts(people: Iterable) -> dict:
         per_request = len(person.customers) if person.kind == "bulk" else 1
         unanswered = sum(1 for _, status, _ in person.answers if status < 0) + person.replay_unanswered
         unanswered_orders += unanswered * per_request
+        unanswered_requests += unanswered
     return {
         "admitted": {path: len(refs) for path, refs in acknowledged.items()},
         "refused": refused,
         "unanswered_orders": unanswered_orders,
+        "unanswered_requests": unanswered_requests,
     }
 
 

@@ -384,7 +384,8 @@ def metrics_section(compared: dict | None, samples: list[dict]) -> str:
         f"<p>{html.escape(AGREEMENT_RULE)}</p>{scraped}{''.join(charts)}"
         "<table><tr><th>figure</th><th>/metrics (change over the run)</th><th>database</th>"
         f"<th>simulator</th><th>agreement</th><th>note</th></tr>{rows}</table>"
-        f"<p>Requests without an answer asked for {compared['simulator']['unanswered_orders']} orders; "
+        f"<p>{compared['simulator'].get('unanswered_requests', '')} requests without an answer (replays "
+        f"included) asked for {compared['simulator']['unanswered_orders']} orders; "
         f"the outbox {'drained' if compared['outbox_settled'] else 'had not drained'} "
         f"{compared.get('outbox_settled_after', '')} s after the allocator.</p>"
     )

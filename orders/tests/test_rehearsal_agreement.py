@@ -219,6 +219,7 @@ def test_the_simulator_counts_refusals_as_the_stack_does_and_unanswered_bulks_by
     assert counted["admitted"] == {"single": 1, "bulk": 1}
     # One single without an answer, and a bulk of three twice (a try and its replay).
     assert counted["unanswered_orders"] == 1 + 2 * 3
+    assert counted["unanswered_requests"] == 3
 
 
 @pytest.mark.django_db
