@@ -269,19 +269,28 @@ def agreement_rows(
 def over_time(scrapes: list, before: dict[str, float] | None) -> dict:
     """The scrapes during the run as chart points: orders admitted by the counters since
     the run began, and the gauges; a failed scrape is a gap."""
-    base = by_label(before or {}, ADMITTED, "path")
+    admitted_base = by_label(before or {}, ADMITTED, "path")
+    refused_base = by_label(before or {}, REFUSED, "reason")
     points, gaps = [], []
     for scrape in scrapes:
         if scrape.series is None:
             gaps.append({"t": scrape.t, "error": scrape.error})
             continue
-        admitted = by_label(scrape.series, ADMITTED, "path")
+        admitted = {
+            k: v - admitted_base.get(k, 0.0) for k, v in by_label(scrape.series, ADMITTED, "path").items()
+        }
+        refused = {
+            k: v - refused_base.get(k, 0.0) for k, v in by_label(scrape.series, REFUSED, "reason").items()
+        }
         points.append(
             {
                 "t": scrape.t,
-                "admitted": sum(v - base.get(k, 0.0) for k, v in admitted.items()),
-                "refused": sum(by_label(scrape.series, REFUSED, "reason").values())
-                - sum(by_label(before or {}, REFUSED, "reason").values()),
+                "admitted": sum(admitted.values()),
+                "admitted_by_path": admitted,
+                "refused": sum(refused.values()),
+                "refused_by_reason": refused,
+                "emails_sent": by_label(scrape.series, EMAILS, "outcome").get("sent", 0.0)
+                - by_label(before or {}, EMAILS, "outcome").get("sent", 0.0),
                 "queued": scrape.series.get(QUEUED),
                 "allocator_lag": scrape.series.get(LAG),
                 "outbox_depth": scrape.series.get(OUTBOX),

@@ -146,6 +146,9 @@ def test_the_scrapes_during_the_run_become_points_and_gaps():
     )  # fmt: skip
     points = compared["over_time"]["points"]
     assert [(p["t"], p["admitted"], p["queued"]) for p in points] == [(1.0, 3.0, 3.0), (3.0, 50.0, 0.0)]
+    assert points[1]["admitted_by_path"] == {"single": 10.0, "bulk": 40.0}
+    assert points[1]["refused_by_reason"] == {"launch_not_open": 7.0, "too_many_in_flight": 3.0}
+    assert points[1]["emails_sent"] == 50.0
     assert compared["over_time"]["gaps"] == [{"t": 2.0, "error": "ReadTimeout"}]
     assert compared["disagreements"] == 0
 
