@@ -49,10 +49,12 @@ serve: export DJANGO_SETTINGS_MODULE = config.settings.production
 # files here and /metrics adds them up (config/metrics.py); emptied at each start, so the
 # counts are this run's and no dead process's files linger.
 serve: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+# The directory is made first: migrate and collectstatic load Django, whose import of
+# config.metrics opens files in it (on a fresh checkout they failed for want of it).
 serve: install
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
-	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q celery,email,intake,webhooks -l warning --concurrency 3 & \
 	$(BIN)/celery -A config beat -l warning & \

@@ -119,7 +119,11 @@ class OrderSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Order.Channel.choices)
     status = serializers.ChoiceField(choices=Order.Status.choices)
     queue_position = serializers.IntegerField(
-        allow_null=True, help_text="place among orders waiting in its pool (1 = next); null unless waiting"
+        allow_null=True,
+        help_text=(
+            "place among orders waiting in its pool (1 = next); null unless queued or waitlisted, "
+            "and null while queued in a fair start's opening draw (in the opening draw: no place yet)"
+        ),
     )
     created_at = serializers.DateTimeField()
 

@@ -46,6 +46,11 @@ class Person:
     unanswered: list[tuple[str, bytes, dict]] = field(default_factory=list)
     told_late: int = 0  # references learnt only by the replay after the run
     replay_failed: int = 0  # replays that never got an answer either
+    # Every refusal the person was told (each try, replays and a bulk's items included), by
+    # reason as the stack counts it in /metrics: the envelope's code, or for a 503 why it shed.
+    refused: dict[str, int] = field(default_factory=dict)
+    replay_requests: int = 0  # requests sent by the replay after the run
+    replay_unanswered: int = 0  # of those, the ones that got no answer
 
     @property
     def time_to_verdict(self) -> float | None:

@@ -195,6 +195,7 @@ class Crowd:
             status, code, retry_after, payload = await self.post(path, content, headers)
             t = self.now()
             person.answers.append((round(t, 3), status, code))
+            refusals_count(person, status, code, payload)
             no_answer = no_answer or status < 0
             # Before opening, people keep refreshing: "not open yet" is "try again" to them.
             not_yet = status == 409 and code == "launch_not_open"
@@ -221,6 +222,9 @@ class Crowd:
     async def replay(self, person: Person, path: str, content: bytes, headers: dict) -> None:
         for _ in range(REPLAY_TRIES):
             status, code, retry_after, payload = await self.post(path, content, headers)
+            person.replay_requests += 1
+            person.replay_unanswered += status < 0
+            refusals_count(person, status, code, payload)
             if status in TRY_AGAIN or status < 0 or status >= 500:
                 await asyncio.sleep(retry_after or 1.0)
                 continue
@@ -262,6 +266,26 @@ class Crowd:
         error = payload.get("error")
         code = str(error.get("code", "")) if isinstance(error, dict) else ""
         return reply.status, code, reply.retry_after, payload
+
+
+def refusals_count(person: Person, status: int, code: str, payload: dict) -> None:
+    """Add an answer's refusals to the person's, under the reason the stack counts them by
+    (config.metrics' launchday_orders_refused_total): a bulk's refused items one by one."""
+    reasons: list[str] = []
+    if status == 200 and isinstance(payload.get("results"), list):
+        for result in payload["results"]:
+            error = result.get("error") if isinstance(result, dict) else None
+            if isinstance(error, dict) and error.get("code"):
+                reasons.append(str(error["code"]))
+    elif status >= 400:
+        error = payload.get("error")
+        details = error.get("details") if isinstance(error, dict) else None
+        shed = details.get("reason") if code == "overloaded" and isinstance(details, dict) else None
+        # An answer without the envelope (a proxy's or the server's own, not the API's) is
+        # no refusal the stack counted: kept under its status, so the report can say so.
+        reasons.append(str(shed or code or f"http_{status}"))
+    for reason in reasons:
+        person.refused[reason] = person.refused.get(reason, 0) + 1
 
 
 @dataclass

@@ -9,23 +9,30 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.urls import reverse
 from django.utils import timezone
 
 from config.asyncrun import run_to_completion
-from customers.models import UpgradeRegistration
+from config.metrics import multiprocess_dir
+from customers.models import Message, UpgradeRegistration
 from inventory.models import Launch
 from inventory.services.launch_window import launch_opening_set
 from orders.models import Order
+from orders.rehearsal.agreement import agreement, database_counts, simulator_counts
 from orders.rehearsal.arrivals import Shape
 from orders.rehearsal.crowd import Behaviour, Customer
 from orders.rehearsal.driver import Crowd, Target, run_in_thread, walkins_run
 from orders.rehearsal.report import render_html, summarise
 from orders.rehearsal.sampler import Sampler, metrics_scrape
+from orders.selectors.fairness import launch_fairness
 from orders.services.allocation import launch_allocate
 from orders.services.catalogue import CATALOGUE_SECONDS
 from stores.models import Partner, PartnerAPIKey, Store
 
 DRAIN_SECONDS = 60.0
+# The run's emails are sent by the stack's workers after the allocator: the last scrape
+# waits for them (at most this long), so its email counter and the outbox rows agree.
+OUTBOX_SETTLE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,12 @@ def partner_keys(*, partner: Partner, run_id: str) -> tuple[str, str]:
     return made[0], made[1]
 
 
-def allocator_drained(*, launch: Launch, since: datetime.datetime, timeout: float) -> float:
-    """Seconds until no order of this run is still queued (the allocator has caught up)."""
+def allocator_drained(*, launch: Launch, since: datetime.datetime, timeout: float) -> tuple[float, int]:
+    """Seconds until no order of this run is still queued (the allocator has caught up), and
+    the orders this process's own allocator calls moved (the stack's /metrics may not count
+    them: orders.rehearsal.agreement)."""
     started = asked = time.monotonic()
+    moved = 0
     while time.monotonic() - started < timeout:
         if not Order.objects.filter(
             launch=launch, created_at__gte=since, status=Order.Status.QUEUED
@@ -93,10 +103,41 @@ def allocator_drained(*, launch: Launch, since: datetime.datetime, timeout: floa
             # Admission's nudges are coalesced and beat's one-second run is the safety net;
             # a stack without beat (the tests') would keep its last stragglers queued. The
             # allocator is safe beside the stack's own: it takes the launch's lock.
-            launch_allocate(launch_id=launch.pk)
+            result = launch_allocate(launch_id=launch.pk)
+            moved += result.allocated + result.waitlisted
             asked = time.monotonic()
         time.sleep(0.25)
-    return time.monotonic() - started
+    return time.monotonic() - started, moved
+
+
+def outbox_settled(*, since: datetime.datetime, timeout: float) -> tuple[float, bool]:
+    """Seconds until no email of this run waits to be sent, and whether that happened."""
+    started = time.monotonic()
+    waiting = Message.objects.filter(
+        created_at__gte=since, status__in=(Message.Status.PENDING, Message.Status.SENDING)
+    )
+    while waiting.exists():
+        if time.monotonic() - started > timeout:
+            return time.monotonic() - started, False
+        time.sleep(0.25)
+    return time.monotonic() - started, True
+
+
+def fairness_audit(*, launch: Launch, url: str) -> dict:
+    """The fairness audit head office's page shows (orders.selectors.fairness), as JSON."""
+    launch.refresh_from_db()
+    audit = launch_fairness(launch=launch)
+    return {
+        "violations": audit.violations,
+        "checks": [
+            {"name": c.name, "title": c.title, "looked_at": c.looked_at, "violations": c.violations}
+            for c in audit.checks
+        ],
+        "pools": len(audit.pools),
+        "positions_unrecorded": audit.positions_unrecorded,
+        "fair_start_seconds": audit.fair_start_seconds,
+        "page": url.rstrip("/") + reverse("launch-fairness", kwargs={"slug": launch.slug}),
+    }
 
 
 def rehearse(options: Options, *, progress: Callable[[dict], None] | None = None) -> tuple[dict, str]:
@@ -150,7 +191,7 @@ def rehearse(options: Options, *, progress: Callable[[dict], None] | None = None
         progress=progress,
     )
     started = time.monotonic()
-    sampler = Sampler(launch_id=launch.pk, since=since, started=started)
+    sampler = Sampler(launch_id=launch.pk, since=since, started=started, metrics_url=options.url)
     sampler.start()
     walkins = None
     if options.walk_ins:
@@ -161,13 +202,26 @@ def rehearse(options: Options, *, progress: Callable[[dict], None] | None = None
     try:
         run = run_to_completion(crowd.go())
     finally:
-        drained_after = allocator_drained(launch=launch, since=since, timeout=DRAIN_SECONDS)
+        drained_after, own_moves = allocator_drained(launch=launch, since=since, timeout=DRAIN_SECONDS)
         samples = sampler.stop()
     mornings = []
     if walkins is not None:
         walkins[0].join(timeout=120)
         mornings = walkins[1][0] if walkins[1] else []
+    settled_after, settled = outbox_settled(since=since, timeout=OUTBOX_SETTLE_SECONDS)
     metrics_after = metrics_scrape(options.url)
+    compared = agreement(
+        before=metrics_before,
+        after=metrics_after,
+        scrapes=sampler.scrapes,
+        database=database_counts(launch=launch, since=since),
+        simulator=simulator_counts(run.people),
+        # This process's allocator calls count into the stack's files only when it shares
+        # them (the rehearsal run by the stack's own Celery worker, under make serve).
+        own_allocator_moves=0 if multiprocess_dir() else own_moves,
+        outbox_settled=settled,
+    )
+    compared["outbox_settled_after"] = round(settled_after, 2)
     summary = summarise(
         crowd=run,
         samples=samples,
@@ -177,6 +231,8 @@ def rehearse(options: Options, *, progress: Callable[[dict], None] | None = None
         shape=shape,
         behaviour=behaviour,
         options=options.as_dict(),
+        metrics_agreement=compared,
+        audit=fairness_audit(launch=launch, url=options.url),
     )
     summary["registrations"] = registered
     summary["allocator_drained_after"] = round(drained_after, 2)

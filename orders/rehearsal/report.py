@@ -19,6 +19,7 @@ from django.db.models import Count
 from customers.models import Message
 from inventory.models import Launch
 from orders.models import Order
+from orders.selectors.fairness import launch_fairness
 from orders.tests.invariants import fcfs_violations, oversold, position_gaps
 
 SERVED = (Order.Status.ALLOCATED, Order.Status.FULFILLED)
@@ -88,12 +89,19 @@ def invariants(*, launch: Launch, acknowledged: list[str], since) -> dict:
         .exclude(channel=Order.Channel.STORE)
         .values_list("reference", "idempotency_key")
     )
+    if launch.fair_start_seconds:
+        # A fair start serves its opening draw in draw order, not by sequence: the tests'
+        # sequence check would call every drawn order served before an earlier one a
+        # violation. The audit's turn is the draw's order, then sequence.
+        audit = launch_fairness(launch=launch)
+        turn = sum(c.violations for c in audit.checks if c.name in ("out_of_turn", "positions"))
+    else:
+        turn = len(fcfs_violations(launch_id=launch.pk)) + len(position_gaps(launch_id=launch.pk))
     return {
         "oversold": len(oversold(launch_id=launch.pk)),
         "lost": len(unique - kept),
         "duplicated": sum(row["n"] - launch.per_customer_limit for row in over_limit),
-        "fcfs_violations": len(fcfs_violations(launch_id=launch.pk))
-        + len(position_gaps(launch_id=launch.pk)),
+        "fcfs_violations": turn,
         "acknowledged": len(unique),
         "orders_in_database": len(kept_since),
         # Kept but never acknowledged (not an invariant: the answer may have been lost on the
@@ -105,8 +113,23 @@ def invariants(*, launch: Launch, acknowledged: list[str], since) -> dict:
     }
 
 
-def summarise(*, crowd, samples, mornings, launch: Launch, since, shape, behaviour, options: dict) -> dict:
-    """The report's JSON: plain numbers and lists, nothing that needs the run to read it."""
+def summarise(
+    *,
+    crowd,
+    samples,
+    mornings,
+    launch: Launch,
+    since,
+    shape,
+    behaviour,
+    options: dict,
+    metrics_agreement: dict | None = None,
+    audit: dict | None = None,
+) -> dict:
+    """The report's JSON: plain numbers and lists, nothing that needs the run to read it.
+
+    `metrics_agreement` (orders.rehearsal.agreement) and `audit` (the fairness audit) are
+    computed after the drain; each adds its count of failures to the invariants."""
     seconds = max(int(math.ceil(max(shape.duration, crowd.finished_at))), 1)
     people = crowd.people
     acknowledged = [ref for p in people for ref in p.references]
@@ -152,6 +175,11 @@ def summarise(*, crowd, samples, mornings, launch: Launch, since, shape, behavio
     )
     lag = sorted(crowd.client_lag)
     found = invariants(launch=launch, acknowledged=acknowledged, since=since)
+    if metrics_agreement is not None:
+        # None when /metrics could not be read: not a pass, and said so.
+        found["metrics_disagreements"] = metrics_agreement.get("disagreements")
+    if audit is not None:
+        found["fairness_audit_violations"] = audit["violations"]
     return {
         "launch": launch.slug,
         "options": options,
@@ -214,6 +242,8 @@ def summarise(*, crowd, samples, mornings, launch: Launch, since, shape, behavio
         "finished_after": round(crowd.finished_at, 2),
         "invariants": found,
         "figures_match_database": found["acknowledged"] == found["orders_in_database"],
+        "metrics_vs_database": metrics_agreement,
+        "fairness_audit": audit,
     }
 
 
@@ -222,10 +252,13 @@ def summarise(*, crowd, samples, mornings, launch: Launch, since, shape, behavio
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df")
 
 
-def svg_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, y_label: str = "") -> str:
-    """A line chart as inline SVG (presentation attributes only: no script, no style needed)."""
+def svg_chart(
+    title: str, series: dict[str, Sequence[tuple[float, float | None]]], *, y_label: str = ""
+) -> str:
+    """A line chart as inline SVG (presentation attributes only: no script, no style needed).
+    A point whose y is None breaks its line (a gap in the readings, not a straight guess)."""
     width, height, left, bottom, top = 760, 220, 56, 28, 24
-    points = [pt for line in series.values() for pt in line]
+    points = [(x, y) for line in series.values() for x, y in line if y is not None]
     if not points:
         return f"<figure><figcaption>{html.escape(title)}: no data</figcaption></figure>"
     x_max = max(x for x, _ in points) or 1
@@ -249,8 +282,20 @@ def svg_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, y
     ]
     for n, (name, line) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
-        path = " ".join(at(x, y) for x, y in line)
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
+        segments: list[list[str]] = [[]]
+        for x, y in line:
+            if y is None:
+                segments.append([])
+            else:
+                segments[-1].append(at(x, y))
+        for segment in segments:
+            if len(segment) == 1:  # a reading alone between gaps: a dot
+                cx, cy = segment[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+            elif segment:
+                parts.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(segment)}"/>'
+                )
         parts.append(
             f'<text x="{left + 10 + 150 * n}" y="{height - 8}" font-size="11" fill="{colour}" '
             f'font-family="sans-serif">{html.escape(name)}</text>'
@@ -261,6 +306,104 @@ def svg_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, y
 
 def _row(name: str, value: object) -> str:
     return f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
+
+
+INVARIANTS = ("oversold", "lost", "duplicated", "fcfs_violations")
+# Checks added after the drain, when the run could make them (see summarise).
+LATER_CHECKS = {
+    "metrics_disagreements": "/metrics disagreeing with the database (rows)",
+    "fairness_audit_violations": "fairness audit violations",
+}
+
+
+def invariants_broken(found: dict) -> bool:
+    return any(found[k] for k in INVARIANTS) or any(found.get(k) for k in LATER_CHECKS)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "<td>-</td>"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+AGREEMENT_RULE = (
+    "Counters against the database: equal, exactly (the last scrape comes after the allocator and "
+    "the outbox drained). The simulator against the counters: the stack may have counted more than "
+    "it heard, never less, and only as much as its requests without an answer asked for. Gauges: "
+    "equal to the database's count at the end; allocator lag within a second. Walk-ins are tickets, "
+    "not admissions: no counter."
+)
+
+
+def metrics_section(compared: dict | None, samples: list[dict]) -> str:
+    """The metrics vs database section: two charts over the run, and the table at the end."""
+    if compared is None:
+        return ""
+    points = compared["over_time"]["points"]
+    gaps = compared["over_time"]["gaps"]
+
+    def scraped_line(field: str) -> list[tuple[float, float | None]]:
+        # A failed scrape breaks the line where it happened.
+        line = [(p["t"], p[field]) for p in points] + [(g["t"], None) for g in gaps]
+        return sorted(line, key=lambda point: point[0])
+
+    charts = [
+        svg_chart(
+            "Orders admitted: /metrics (since the run began) vs the database",
+            {
+                "/metrics": scraped_line("admitted"),
+                "database": [(s["t"], s.get("orders", 0)) for s in samples],
+            },
+        ),
+        svg_chart(
+            "Orders queued: /metrics gauge (every launch) vs the database (this run)",
+            {
+                "/metrics gauge": scraped_line("queued"),
+                "database": [(s["t"], s["queued"]) for s in samples],
+            },
+        ),
+    ]
+    listed = ", ".join(f"{g['t']} s {g['error']}" for g in gaps[:10]) + (" ..." if len(gaps) > 10 else "")
+    scraped = (
+        f"<p>/metrics scraped {len(points)} times during the run; {len(gaps)} scrapes failed"
+        f"{f' (gaps at {html.escape(listed)})' if gaps else ''}.</p>"
+    )
+    if not compared.get("scraped"):
+        return f"<h2>Metrics vs database</h2><p>{html.escape(compared['note'])}</p>{scraped}{''.join(charts)}"
+    rows = "".join(
+        "<tr>"
+        f"<th>{html.escape(r['figure'])}</th>{_cell(r['metrics'])}{_cell(r['database'])}{_cell(r['simulator'])}"
+        f"<td>{'<strong>DISAGREE</strong>' if r['status'] == 'DISAGREE' else html.escape(r['status'])}</td>"
+        f"<td>{html.escape(r['note'])}</td></tr>"
+        for r in compared["rows"]
+    )
+    return (
+        f"<h2>Metrics vs database: {compared['disagreements']} disagreements</h2>"
+        f"<p>{html.escape(AGREEMENT_RULE)}</p>{scraped}{''.join(charts)}"
+        "<table><tr><th>figure</th><th>/metrics (change over the run)</th><th>database</th>"
+        f"<th>simulator</th><th>agreement</th><th>note</th></tr>{rows}</table>"
+        f"<p>{compared['simulator'].get('unanswered_requests', '')} requests without an answer (replays "
+        f"included) asked for {compared['simulator']['unanswered_orders']} orders; "
+        f"the outbox {'drained' if compared['outbox_settled'] else 'had not drained'} "
+        f"{compared.get('outbox_settled_after', '')} s after the allocator.</p>"
+    )
+
+
+def audit_section(audit: dict | None) -> str:
+    if audit is None:
+        return ""
+    rows = "".join(
+        f"<tr><th>{html.escape(c['title'])}</th>{_cell(c['violations'])}{_cell(c['looked_at'])}</tr>"
+        for c in audit["checks"]
+    )
+    return (
+        f"<h2>Fairness audit: {audit['violations']} violations</h2>"
+        f'<p>The audit head office\'s page runs, after the drain: <a href="{html.escape(audit["page"])}">'
+        f"{html.escape(audit['page'])}</a></p>"
+        f"<table><tr><th>check</th><th>violations</th><th>looked at</th></tr>{rows}</table>"
+    )
 
 
 def render_html(summary: dict) -> str:
@@ -298,8 +441,10 @@ def render_html(summary: dict) -> str:
         ),
         svg_chart("Emails sent", {"sent": [(s["t"], s["emails_sent"]) for s in samples]}),
     ]
-    invariant_rows = "".join(
-        _row(name, inv[name]) for name in ("oversold", "lost", "duplicated", "fcfs_violations")
+    invariant_rows = "".join(_row(name, inv[name]) for name in INVARIANTS) + "".join(
+        _row(title, "not checked: /metrics did not answer" if inv[name] is None else inv[name])
+        for name, title in LATER_CHECKS.items()
+        if name in inv
     )
     figures = [
         ("launch", summary["launch"]),
@@ -339,9 +484,7 @@ def render_html(summary: dict) -> str:
         ),
         ("finished after (s)", summary["finished_after"]),
     ]
-    verdict = (
-        "hold" if not any(inv[k] for k in ("oversold", "lost", "duplicated", "fcfs_violations")) else "BROKEN"
-    )
+    verdict = "BROKEN" if invariants_broken(inv) else "hold"
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Rehearsal of {html.escape(summary['launch'])}</title>"
@@ -351,6 +494,8 @@ def render_html(summary: dict) -> str:
         f"<h1>Rehearsal of {html.escape(summary['launch'])}</h1>"
         f"<h2>Invariants: all {verdict}</h2><table>{invariant_rows}</table>"
         f"<p>Figures match the database: {summary['figures_match_database']}</p>"
+        f"{metrics_section(summary.get('metrics_vs_database'), samples)}"
+        f"{audit_section(summary.get('fairness_audit'))}"
         f"{''.join(charts)}<h2>Figures</h2><table>{''.join(_row(n, v) for n, v in figures)}</table>"
         "</body></html>"
     )

@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from django.utils import timezone
 
 from customers.services.registration import eligibility_cache_warm
 from orders.models import Order
@@ -249,3 +250,34 @@ def test_paths_without_or_with_an_extra_slash_reach_the_same_view(launch_with_st
     assert caller.client.post("/api/v1/orders", order_body(), format="json").status_code == 202
     assert caller.client.get("/api/v1/launches").status_code == 200
     assert caller.client.get("/api/v1/launches/iphone-3g/availability/").status_code == 200
+
+
+def test_an_order_in_a_fair_starts_opening_draw_is_told_no_place_yet(launch_with_stock):
+    """docs/partner-api.md: queue_position is null while the order is queued in the opening
+    draw, in the 202 (single and bulk) and when read back; a number once the allocator ran."""
+    launch, *_ = launch_with_stock(online_units=1, customers=3)
+    launch.opens_at = timezone.now() - datetime.timedelta(seconds=2)
+    launch.fair_start_seconds = 30
+    launch.save(update_fields=["opens_at", "fair_start_seconds"])
+    caller = partner_caller()
+
+    single = caller.client.post(ORDERS, order_body("D0000001"), format="json")
+    bulk = caller.client.post(
+        "/api/v1/orders/bulk", {"orders": [order_body("D0000002"), order_body("D0000003")]}, format="json"
+    )
+
+    assert single.status_code == 202, single.content
+    assert (single.json()["status"], single.json()["queue_position"]) == ("queued", None)
+    assert bulk.status_code == 200, bulk.content
+    assert [r["order"]["queue_position"] for r in bulk.json()["results"]] == [None, None]
+    reference = single.json()["reference"]
+    assert caller.client.get(f"{ORDERS}{reference}").json()["queue_position"] is None
+    # The draw closed: the allocator serves it in draw order; one unit, two wait with a place.
+    launch.opens_at = timezone.now() - datetime.timedelta(seconds=60)
+    launch.save(update_fields=["opens_at"])
+    launch_allocate(launch_id=launch.pk)
+    places = sorted(
+        caller.client.get(f"{ORDERS}{o.reference}").json()["queue_position"] or 0
+        for o in Order.objects.filter(launch=launch)
+    )
+    assert places == [0, 1, 2]

@@ -1,7 +1,9 @@
 """A short real rehearsal: the real ASGI front, a real Celery worker, real PostgreSQL.
 
 What the simulator was told (every 202's reference) must be exactly what the database
-kept, and the invariants must read 0, with walk-ins selling at the store meanwhile.
+kept, and the invariants must read 0, with walk-ins selling at the store meanwhile; the
+stack's /metrics, scraped during the run and counted by every process into one directory
+as make serve does, must agree with the database, and the fairness audit read 0.
 """
 
 import time
@@ -19,13 +21,14 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_short_rehearsal_is_acknowledged_exactly_as_the_database_kept_it(
-    launch_with_stock, live_front_factory, celery_worker_factory
+    launch_with_stock, live_front_factory, celery_worker_factory, tmp_path
 ):
     launch, sku, _store, _people = launch_with_stock(online_units=40, store_units=4, customers=400)
     partner = PartnerFactory(code="cpw")
     partner_store(partner=partner, code="S002", sku=sku, units=6)
-    celery_worker_factory()
-    live = live_front_factory(workers=1)
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    celery_worker_factory(extra_env=env)
+    live = live_front_factory(workers=1, extra_env=env)
 
     summary, page = rehearse(
         Options(
@@ -61,6 +64,20 @@ def test_a_short_rehearsal_is_acknowledged_exactly_as_the_database_kept_it(
     # Walk-ins queued at both stores at opening and bought what the stores held.
     sold = {m["store"]: m["sold"] for m in summary["walk_ins"]}
     assert sold and sum(sold.values()) == Ticket.objects.filter(launch=launch, status="served").count() > 0
+    # /metrics was read during the run, and every counter agrees with the database.
+    compared = summary["metrics_vs_database"]
+    assert compared["scraped"] and len(compared["over_time"]["points"]) >= 3, compared["over_time"]
+    disagreeing = [row for row in compared["rows"] if row["status"] == "DISAGREE"]
+    assert compared["disagreements"] == 0 and not disagreeing, disagreeing
+    rows = {row["figure"]: row for row in compared["rows"]}
+    assert rows["orders admitted: all"]["metrics"] == found["orders_in_database"]
+    assert rows["emails sent"]["database"] > 0 and compared["outbox_settled"]
+    assert found["metrics_disagreements"] == 0
+    # The fairness audit, as head office's page runs it, after the drain.
+    audit = summary["fairness_audit"]
+    assert audit["violations"] == 0 == found["fairness_audit_violations"]
+    assert audit["page"].endswith(f"/office/launches/{launch.slug}/fairness/")
+    assert "Metrics vs database: 0 disagreements" in page and "Fairness audit: 0 violations" in page
     # Self-contained: charts inline, nothing fetched, no script.
     assert "<svg" in page and not any(tag in page for tag in ("<script", "<link", "src=", "<img"))
 

@@ -1,16 +1,20 @@
 """The rehearsal report from a small recorded run: figures from the recording, checked
 against the database, and invariants that catch what they name."""
 
+import datetime
+
 import pytest
 from django.utils import timezone
 
+from orders.models import Order
 from orders.rehearsal.arrivals import Shape
 from orders.rehearsal.crowd import Behaviour, Customer, Person
 from orders.rehearsal.driver import CrowdRun
-from orders.rehearsal.report import capacity_while_refusing, jain, render_html, summarise
+from orders.rehearsal.report import capacity_while_refusing, invariants, jain, render_html, summarise
 from orders.rehearsal.sampler import Sample
 from orders.services.admission import order_admit
 from orders.services.allocation import launch_allocate
+from orders.tests.invariants import fcfs_violations
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +114,36 @@ def test_jains_index_and_the_capacity_read_while_refusing():
     assert jain([1.0, 0.0, 0.0, 0.0]) == pytest.approx(0.25)
     assert capacity_while_refusing(admissions=[5, 10, 12, 8, 3], refusals=[0, 4, 0, 2, 0]) == 10.0
     assert capacity_while_refusing(admissions=[5, 10], refusals=[0, 0]) is None
+
+
+def test_with_a_fair_start_the_turn_is_the_draw_not_the_sequence(launch_with_stock):
+    """Six orders in a 30 s opening draw, drawn in the reverse of their arrival, three units:
+    the last three to arrive are served, rightly. The sequence check of the tests calls
+    that out of turn; the rehearsal's invariant follows the draw, as the allocator does."""
+    launch, sku, _store, people = launch_with_stock(online_units=3, customers=6)
+    since = timezone.now()
+    launch.opens_at = timezone.now() - datetime.timedelta(minutes=5)
+    launch.fair_start_seconds = 30
+    launch.save(update_fields=["opens_at", "fair_start_seconds"])
+    refs = [
+        order_admit(
+            launch=launch.slug, customer=p.account_number, sku=sku.code, fulfilment="delivery",
+            channel="online", now=launch.opens_at + datetime.timedelta(seconds=n),
+        ).order.reference
+        for n, p in enumerate(people)
+    ]  # fmt: skip
+    for n, ref in enumerate(refs):
+        Order.objects.filter(reference=ref).update(fair_draw=1000 - n)
+    launch_allocate(launch_id=launch.pk)
+    served = list(
+        Order.objects.filter(status="allocated").order_by("sequence").values_list("reference", flat=True)
+    )
+    assert served == refs[3:]
+
+    assert fcfs_violations(launch_id=launch.pk)  # by sequence: out of turn
+    assert invariants(launch=launch, acknowledged=refs, since=since)["fcfs_violations"] == 0
+    # Served against the draw (the first drawn left waiting) is a violation all the same.
+    first, last = Order.objects.get(reference=refs[5]), Order.objects.get(reference=refs[0])
+    Order.objects.filter(pk=first.pk).update(status="waitlisted", allocated_at=None)
+    Order.objects.filter(pk=last.pk).update(status="allocated", allocated_at=timezone.now())
+    assert invariants(launch=launch, acknowledged=refs, since=since)["fcfs_violations"] > 0
