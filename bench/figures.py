@@ -334,7 +334,8 @@ class OfficeRequestFigures:
 
 @dataclass
 class OfficeSelectorFigures:
-    """A selector timed in the bench's own process (no HTTP, no template)."""
+    """A selector, or a page through Django's test client, timed in the bench's own process
+    (no HTTP, no server)."""
 
     name: str
     calls: int

@@ -21,8 +21,10 @@ browser does:
   overview, charts.json, demand vs supply, the plan page, the orders page (newest, a
   status filter, a search by reference), customer search by account number, email and
   part of a name, and the fairness audit page and its CSV;
-- in this process: the pulse counted without its 2 s share, and the fairness audit's
-  selector with the top node of its first statement's plan.
+- in this process: the pulse counted without its 2 s share, the fairness audit's
+  selector with the top node of its first statement's plan, and each page through Django's
+  test client (no HTTP: the floor under the figures above, which tells a busy machine's
+  queueing from a page's own cost).
 
 Targets (issue 11): every polled fragment p99 <= 20 ms and <= 10 KB, every page load
 p99 <= 100 ms, customer search <= 50 ms. The fairness audit is an audit, read after the
@@ -249,8 +251,9 @@ def seed(*, customers: int = CUSTOMERS, orders: int = ORDERS) -> OfficeSeed:
     )
 
 
-def head_office_cookie() -> str:
-    """A head-office user signed in with a second factor, as the browser's Cookie header."""
+def head_office_client():
+    """A Django test client signed in as head office (password and second factor), asking
+    with the stack's host name."""
     from django.test import Client
 
     from stores.models import StaffMembership
@@ -260,8 +263,13 @@ def head_office_cookie() -> str:
     StaffMembership.objects.get_or_create(
         user=user, store=None, defaults={"role": StaffMembership.Role.HEAD_OFFICE}
     )
-    client = Client()
+    client = Client(HTTP_HOST=HOST)
     head_office_login(client, user)
+    return client
+
+
+def cookie_of(client) -> str:
+    """The client's session as a browser's Cookie header."""
     return "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items())
 
 
@@ -438,11 +446,40 @@ def selectors_in_process(*, slug: str, rounds: int) -> tuple[list[OfficeSelector
     return results, f"{top}; {total}"
 
 
+def pages_in_process(*, client, pages: list[Page], rounds: int) -> list[OfficeSelectorFigures]:
+    """Each page through Django's test client in this process: the view's own cost
+    (middleware, queries, template) without HTTP, the server or its queue; the floor under
+    the figures over HTTP, which tells the machine's contention from the page's cost."""
+    results = []
+    for page in pages:
+        n = max(3, rounds // 10) if page.note else rounds  # the audit takes seconds a call
+        client.get(page.path)  # warm
+        took = []
+        for _ in range(n):
+            t = time.perf_counter()
+            answer = client.get(page.path)
+            took.append((time.perf_counter() - t) * 1000)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{page.name}: {answer.status_code} in process")
+        took.sort()
+        results.append(
+            OfficeSelectorFigures(
+                name=f"{page.name} (test client)",
+                calls=n,
+                p50_ms=statistics.median(took),
+                p99_ms=percentile(took, 99),
+                max_ms=took[-1],
+            )
+        )
+    return results
+
+
 def run(*, running: Stack, seconds: float, page_seconds: float, quick: bool) -> OfficeFigures:
     log("office: seeding the office launch" + (" (quick: 40,000 orders)" if quick else ""))
     s = seed(customers=50_000, orders=40_000) if quick else seed()
     log(f"office: {s.orders:,} orders {s.orders_by_status} of {s.customers:,} customers in {s.seconds:.0f}s")
-    cookie = head_office_cookie()
+    client = head_office_client()
+    cookie = cookie_of(client)
     from django.urls import reverse
 
     overview = reverse("launch-overview", kwargs={"slug": s.slug})
@@ -481,6 +518,7 @@ def run(*, running: Stack, seconds: float, page_seconds: float, quick: bool) -> 
         )
         requests.append(figures)
     in_process, fairness_plan = selectors_in_process(slug=s.slug, rounds=20 if quick else 100)
+    in_process += pages_in_process(client=client, pages=pages(s), rounds=20 if quick else 50)
     return OfficeFigures(
         launch=s.slug,
         customers=s.customers,
