@@ -299,6 +299,71 @@ class StorePanelFigures:
 
 
 @dataclass
+class OfficeRequestFigures:
+    """One head-office request measured over HTTP: a polled fragment (open loop, latency
+    from each poll's schedule) or a page load (closed loop, a few connections)."""
+
+    name: str
+    path: str
+    kind: str  # "poll" or "page"
+    requests: int
+    per_s: float
+    statuses: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    bytes_max: int  # on the wire (gzip asked for, as browsers do)
+    page_bytes_max: int  # uncompressed
+    target_ms: float
+    target_bytes: int = 0  # 0: no size target
+    note: str = ""
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get("200", 0)
+
+    @property
+    def met(self) -> bool:
+        return (
+            self.requests > 0
+            and self.ok == self.requests
+            and self.p99_ms <= self.target_ms
+            and (not self.target_bytes or self.bytes_max <= self.target_bytes)
+        )
+
+
+@dataclass
+class OfficeSelectorFigures:
+    """A selector, or a page through Django's test client, timed in the bench's own process
+    (no HTTP, no server)."""
+
+    name: str
+    calls: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class OfficeFigures:
+    """bench/office.py: head office's pages over HTTP on a launch at launch scale."""
+
+    launch: str
+    customers: int
+    registrations: int
+    orders: int
+    orders_by_status: dict[str, int]
+    seed_seconds: float
+    browsers: int
+    connections: int
+    poll_seconds: float
+    page_seconds: float
+    requests: list[OfficeRequestFigures] = field(default_factory=list)
+    in_process: list[OfficeSelectorFigures] = field(default_factory=list)
+    fairness_plan: str = ""  # the audit's first statement: top plan node; execution time
+
+
+@dataclass
 class AllocationRun:
     queue: int
     allocated: int
@@ -445,6 +510,7 @@ class BenchRun:
     chaos: ChaosPhase | None = None
     database_crash: DatabaseCrashFigures | None = None
     store_panel: StorePanelFigures | None = None
+    office: OfficeFigures | None = None
     allocation: AllocationRun | None = None
     drains: list[Drain] = field(default_factory=list)
     invariants: list[Invariants] = field(default_factory=list)

@@ -14,6 +14,8 @@ from bench.figures import (
     IntakeFigures,
     LoadPhase,
     NoticeFigures,
+    OfficeFigures,
+    OfficeRequestFigures,
     RetryPhase,
 )
 
@@ -413,6 +415,58 @@ def others_section(r: BenchRun) -> str:
     return "## Email, intake and stock notices\n\n" + table(("measure", "figure", "target", "verdict"), rows)
 
 
+def office_target(q: OfficeRequestFigures) -> str:
+    size = f"; <= {q.target_bytes // 1024} KB" if q.target_bytes else ""
+    note = f" ({q.note})" if q.note else ""
+    return f"p99 <= {q.target_ms:g} ms{size}; all 200{note}"
+
+
+def office_section(r: BenchRun) -> str:
+    """Head office's pages (issue 11) over HTTP, each against its target."""
+    o: OfficeFigures | None = r.office
+    if o is None:
+        return ""
+    rows: list[Row] = []
+    for q in o.requests:
+        how = (
+            f"{q.per_s:g} polls/s on schedule"
+            if q.kind == "poll"
+            else f"{o.connections} connections, {q.per_s:.0f}/s"
+        )
+        rows.append(
+            (
+                f"{q.name} `{q.path}`",
+                f"p50 {q.p50_ms:.1f} ms, p99 {q.p99_ms:.1f} ms, max {q.max_ms:.1f} ms; {fmt(q.bytes_max)} bytes on "
+                f"the wire ({fmt(q.page_bytes_max)} uncompressed); {fmt(q.ok)} of {fmt(q.requests)} answered 200 "
+                f"({answers_text(q.statuses)}); {how}",
+                office_target(q),
+                verdict(q.met),
+            )
+        )
+    for f in o.in_process:
+        rows.append(
+            (
+                f"{f.name}, in the bench's process",
+                f"p50 {f.p50_ms:.1f} ms, p99 {f.p99_ms:.1f} ms, max {f.max_ms:.1f} ms ({f.calls} calls)",
+                "(measured)",
+                "",
+            )
+        )
+    if o.fairness_plan:
+        rows.append(
+            ("fairness audit's first statement (per-pool turn): plan", f"`{o.fairness_plan}`", "", "")
+        )
+    statuses = ", ".join(f"{k} {fmt(v)}" for k, v in sorted(o.orders_by_status.items()))
+    return (
+        "## Head office's pages (issue 11), over HTTP\n\n"
+        f"Launch `{o.launch}`: {fmt(o.customers)} customers, {fmt(o.registrations)} registrations, "
+        f"{fmt(o.orders)} orders ({statuses}), seeded in {o.seed_seconds:.0f} s. Polled fragments: "
+        f"{o.browsers} head-office browsers, an open loop for {o.poll_seconds:g} s (latency from each poll's "
+        f"schedule); pages: {o.connections} connections back to back for {o.page_seconds:g} s each.\n\n"
+        + table(("measure", "figure", "target", "verdict"), rows)
+    )
+
+
 def head(r: BenchRun) -> str:
     servers = "".join(f"\n- {s.server.describe()}" for s in r.side_by_side)
     return (
@@ -581,6 +635,7 @@ def report(r: BenchRun) -> str:
     sections = [
         head(r),
         crush_section(r),
+        office_section(r),
         main,
         sweep_section(r),
         open_loop_section(r),

@@ -22,6 +22,8 @@ Then, on a fresh start of the main server:
 8. slow bodies: 100 connections hold their request body back while 32 connections admit;
 9. store panel (bench/store_panel.py): one partner store brought to 24,000 collect orders
    waiting, its live panel and ready list polled by sixty staff browsers (open loop);
+9b. office (bench/office.py): a launch of its own seeded at launch scale (320,000 orders),
+   head office's polled fragments (open loop) and page loads (closed loop) over HTTP;
 10. chaos (only with --chaos): the retrying clients against a stack on a private
    redis-server stopped for 5 s, then a private PostgreSQL crashed for 5 s
    (bench/chaos_pg.py);
@@ -71,7 +73,7 @@ RESULTS = ROOT / "bench" / "results"
 # One INSERT per request under gunicorn's sync workers: admission before group commit.
 PREVIOUS_PATH = "previous=gunicorn:ADMISSION_GROUP_COMMIT=0"
 QUICK_RESULTS = ROOT / "var" / "bench" / "results"
-PHASES = ("side", "overload", "bulk", "allocation", "sweep", "open", "retry", "slow", "panel")
+PHASES = ("side", "overload", "bulk", "allocation", "sweep", "open", "retry", "slow", "panel", "office")
 # D0000001..D0100000 are the allocator's; the original phases draw from the next range.
 ALLOCATOR_CUSTOMERS = 100_000
 
@@ -331,6 +333,22 @@ def store_panel(run: Run) -> None:
     run.checkpoint("store panel")
 
 
+def office(run: Run) -> None:
+    """Head office's pages over HTTP, on a launch of their own at launch scale."""
+    from bench import office as pages
+
+    assert run.stack is not None
+    run.figures.office = pages.run(
+        running=run.stack, seconds=run.args.step_duration, page_seconds=min(run.args.step_duration, 8.0),
+        quick=run.args.quick,
+    )  # fmt: skip
+    missed = [r.name for r in run.figures.office.requests if not r.met]
+    log(f"office: {len(run.figures.office.requests) - len(missed)} met, missed: {missed or 'none'}")
+    # The office launch's orders are checked with everyone else's: seeded as the
+    # allocator would have left them, they hold every invariant.
+    run.checkpoint("office")
+
+
 def chaos(run: Run, spec: ServerSpec) -> None:
     """Retrying clients against a stack whose (private) Redis is stopped for a while."""
     if not stack.port_free(run.args.chaos_redis_port):
@@ -580,6 +598,9 @@ def setup(args: argparse.Namespace, figures: BenchRun) -> Run:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    # As make serve does: the production settings serve static files through their
+    # manifest, and a page without it is a 500 (the API and htmx fragments never notice).
+    call_command("collectstatic", verbosity=0, interactive=False)
     log(f"migrated; seeding {args.customers:,} customers")
     seeded = stack.seed(customers=args.customers, online_units=20_000)
     warmed = stack.eligibility_warm(seeded.launch_id)
@@ -615,7 +636,7 @@ def phases(run: Run, main_spec: ServerSpec, compare: list[ServerSpec]) -> None:
     run.phase("bulk", lambda: bulk(run))
     run.stack.stop()
     run.phase("allocation", lambda: allocation(run))
-    new = {"sweep", "open", "retry", "slow", "panel"} & run.args.phases
+    new = {"sweep", "open", "retry", "slow", "panel", "office"} & run.args.phases
     if new:
         # A fresh start, so the original phases' figures above are taken exactly as before.
         run.stack = run.start_stack(main_spec)
@@ -625,6 +646,7 @@ def phases(run: Run, main_spec: ServerSpec, compare: list[ServerSpec]) -> None:
         run.phase("retry", lambda: retrying(run))
         run.phase("slow", lambda: slow_bodies(run))
         run.phase("panel", lambda: store_panel(run))
+        run.phase("office", lambda: office(run))
         figures.notes.append(f"processes alive before the stop: {run.stack.alive()}")
         run.stack.stop()
     if run.args.chaos:

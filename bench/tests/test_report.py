@@ -2,7 +2,18 @@
 
 import json
 
-from bench.figures import BenchRun, Invariants, LoadPhase, OpenLoopStep, ServerSpec, SideBySide, WrkRun
+from bench.figures import (
+    BenchRun,
+    Invariants,
+    LoadPhase,
+    OfficeFigures,
+    OfficeRequestFigures,
+    OfficeSelectorFigures,
+    OpenLoopStep,
+    ServerSpec,
+    SideBySide,
+    WrkRun,
+)
 from bench.report import report, write_results
 
 
@@ -85,3 +96,76 @@ def test_json_has_the_figures_and_the_derived_rates(tmp_path):
     assert data["sweep"][0]["admitted"] == 8000
     assert data["derived"]["load_phases"]["sweep 32 connections"]["admitted_per_s"] == 800.0
     assert data["side_by_side"][0]["server"]["env"] == [["ADMISSION_PATH", "new"]]
+
+
+def _office_request(name: str, **kw) -> OfficeRequestFigures:
+    base = dict(
+        name=name, path="/office/launches/office-bench/", kind="page", requests=200, per_s=25.0,
+        statuses={"200": 200}, p50_ms=12.0, p99_ms=40.0, max_ms=55.0, bytes_max=4_000, page_bytes_max=19_000,
+        target_ms=100.0,
+    )  # fmt: skip
+    base.update(kw)
+    return OfficeRequestFigures(**base)
+
+
+def _office_run() -> BenchRun:
+    run = _run()
+    run.office = OfficeFigures(
+        launch="office-bench", customers=400_000, registrations=400_000, orders=320_000,
+        orders_by_status={"allocated": 150_600, "waitlisted": 169_400}, seed_seconds=70.0, browsers=10,
+        connections=2, poll_seconds=15.0, page_seconds=8.0,
+        requests=[
+            _office_request("overview live panel (polled, 10 browsers)", kind="poll", per_s=2.0, p99_ms=12.5,
+                            bytes_max=980, target_ms=20.0, target_bytes=10_240),
+            _office_request("System panel (polled, 10 browsers)", kind="poll", per_s=5.0, p99_ms=8.0,
+                            bytes_max=12_000, target_ms=20.0, target_bytes=10_240),
+            _office_request("overview page"),
+            _office_request("plan page", statuses={"200": 199, "500": 1}),
+            _office_request("fairness audit page", p99_ms=900.0, note="an audit, read after the morning"),
+        ],
+        in_process=[OfficeSelectorFigures(name="fairness audit (selector)", calls=5, p50_ms=700.0, p99_ms=800.0,
+                                          max_ms=800.0)],
+        fairness_plan="GroupAggregate (actual time=700..800 rows=63 loops=1); Execution Time: 801.0 ms",
+    )  # fmt: skip
+    return run
+
+
+def test_office_section_gives_every_request_its_target_and_verdict():
+    text = report(_office_run())
+    assert "## Head office's pages (issue 11), over HTTP" in text
+    assert (
+        "400,000 customers, 400,000 registrations, 320,000 orders (allocated 150,600, waitlisted 169,400)"
+        in text
+    )
+    rows = {line.split(" `")[0].strip("| "): line for line in text.splitlines() if " `/office/" in line}
+    assert rows["overview live panel (polled, 10 browsers)"].endswith(
+        "| p99 <= 20 ms; <= 10 KB; all 200 | met |"
+    )
+    assert "2 polls/s on schedule" in rows["overview live panel (polled, 10 browsers)"]
+    # Over 10 KB on the wire misses, however fast; so does one answer that is not a 200.
+    assert rows["System panel (polled, 10 browsers)"].endswith("| MISSED |")
+    assert rows["overview page"].endswith("| p99 <= 100 ms; all 200 | met |")
+    assert "199 of 200 answered 200 (200: 199, 500: 1)" in rows["plan page"]
+    assert rows["plan page"].endswith("| MISSED |")
+    assert rows["fairness audit page"].endswith("(an audit, read after the morning) | MISSED |")
+    assert "Execution Time: 801.0 ms" in text
+    assert "| fairness audit (selector), in the bench's process | p50 700.0 ms" in text
+
+
+def test_office_figures_reach_the_json(tmp_path):
+    path = write_results(_office_run(), tmp_path)
+    data = json.loads(path.with_suffix(".json").read_text())
+    assert data["office"]["orders"] == 320_000
+    assert [r["name"] for r in data["office"]["requests"]][:2] == [
+        "overview live panel (polled, 10 browsers)",
+        "System panel (polled, 10 browsers)",
+    ]
+    assert data["office"]["requests"][3]["statuses"] == {"200": 199, "500": 1}
+
+
+def test_office_request_meets_its_target_only_with_every_answer_a_200():
+    assert _office_request("page").met
+    assert not _office_request("page", p99_ms=100.1).met
+    assert not _office_request("page", statuses={"200": 199, "302": 1}).met
+    assert not _office_request("page", requests=0, statuses={}).met
+    assert not _office_request("poll", target_bytes=10_240, bytes_max=10_241).met

@@ -165,26 +165,54 @@ def _truncate(moment: datetime.datetime, unit: str) -> datetime.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# A bucket's count is kept once the bucket ended at least this long ago: an order's
+# created_at is taken before its transaction commits, so the newest moments may still gain
+# rows, but never a bucket a minute old. Kept counts outlive a launch morning.
+SETTLED_AFTER = datetime.timedelta(minutes=1)
+_SETTLED_TTL = int(datetime.timedelta(hours=6).total_seconds())
+
+
+def _settled_key(launch: Launch, unit: str) -> str:
+    # The opening is in the key: moving it moves every bucket.
+    return f"launch-series:{launch.pk}:{int(launch.opens_at.timestamp())}:{unit}"
+
+
 def launch_orders_over_time(*, launch: Launch, now: datetime.datetime | None = None) -> dict:
     """Orders admitted per minute (or hour, or day for long windows) from the window's
     opening to now or its close, counted in PostgreSQL with date_trunc in one query.
 
-    Empty buckets are filled with zeros here (at most CHART_MAX_POINTS of them), so the
-    chart's time axis is even.
+    A settled bucket (ended SETTLED_AFTER ago; its orders never change their created_at
+    and are never deleted) is counted once and kept in the cache, so a call counts only
+    the buckets since the last call and the one in progress: the cost follows the last
+    minutes' orders, not the launch's (a whole morning's 320,000 orders took 130-250 ms
+    to count on every call). Empty buckets are filled with zeros here (at most
+    CHART_MAX_POINTS of them), so the chart's time axis is even.
     """
     now = now or timezone.now()
     end = min(now, launch.closes_at)
     if end <= launch.opens_at:
         return {"unit": "minute", "labels": [], "counts": [], "total": 0, "peak": None}
     unit, step = _bucket_for(end - launch.opens_at)
+    settle_to = max(launch.opens_at, _truncate(end - SETTLED_AFTER, unit))
+    key = _settled_key(launch, unit)
+    through, settled = cache.get(key) or (launch.opens_at, {})
+    if through > settle_to:  # asked about an earlier moment than the kept counts: count it all
+        through, settled = launch.opens_at, {}
     rows = (
-        Order.objects.filter(launch=launch, created_at__gte=launch.opens_at, created_at__lt=end)
+        Order.objects.filter(launch=launch, created_at__gte=through, created_at__lt=end)
         .annotate(bucket=Trunc("created_at", unit))
         .values("bucket")
         .annotate(n=Count("pk"))
         .order_by("bucket")
     )
-    counts = {timezone.localtime(r["bucket"]): r["n"] for r in rows}
+    settled = dict(settled)
+    counts: dict[datetime.datetime, int] = {}
+    for r in rows:
+        bucket = timezone.localtime(r["bucket"])
+        (settled if bucket < settle_to else counts)[bucket] = r["n"]
+    if settle_to > through:
+        cache.set(key, (settle_to, settled), _SETTLED_TTL)
+    counts.update(settled)
     buckets: dict[datetime.datetime, int] = {}
     moment = launch.opens_at
     while moment < end:
