@@ -31,8 +31,12 @@ from stores.models import Partner, PartnerAPIKey, Store
 
 DRAIN_SECONDS = 60.0
 # The run's emails are sent by the stack's workers after the allocator: the last scrape
-# waits for them (at most this long), so its email counter and the outbox rows agree.
-OUTBOX_SETTLE_SECONDS = 30.0
+# waits for them, so its email counter and the outbox rows agree. A 60 s launch leaves
+# ~50,000 emails, more than a minute of sending on two cores, so the wait is as long as
+# sending goes on (at most OUTBOX_SETTLE_SECONDS), and gives up once none has been sent
+# for OUTBOX_STALLED_SECONDS (a stack whose mail goes nowhere).
+OUTBOX_SETTLE_SECONDS = 600.0
+OUTBOX_STALLED_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -110,16 +114,23 @@ def allocator_drained(*, launch: Launch, since: datetime.datetime, timeout: floa
     return time.monotonic() - started, moved
 
 
-def outbox_settled(*, since: datetime.datetime, timeout: float) -> tuple[float, bool]:
-    """Seconds until no email of this run waits to be sent, and whether that happened."""
-    started = time.monotonic()
-    waiting = Message.objects.filter(
-        created_at__gte=since, status__in=(Message.Status.PENDING, Message.Status.SENDING)
-    )
+def outbox_settled(
+    *, since: datetime.datetime, timeout: float, stalled_after: float = OUTBOX_STALLED_SECONDS
+) -> tuple[float, bool]:
+    """Seconds until no email of this run waits to be sent, and whether that happened: it
+    waits while emails are still going out, up to `timeout`, and no longer than
+    `stalled_after` once none has gone."""
+    started = progressed = time.monotonic()
+    run_emails = Message.objects.filter(created_at__gte=since)
+    waiting = run_emails.filter(status__in=(Message.Status.PENDING, Message.Status.SENDING))
+    sent = run_emails.filter(status=Message.Status.SENT).count()
     while waiting.exists():
-        if time.monotonic() - started > timeout:
-            return time.monotonic() - started, False
-        time.sleep(0.25)
+        now = time.monotonic()
+        if now - started > timeout or now - progressed > stalled_after:
+            return now - started, False
+        time.sleep(0.5)
+        if (sent_now := run_emails.filter(status=Message.Status.SENT).count()) != sent:
+            sent, progressed = sent_now, time.monotonic()
     return time.monotonic() - started, True
 
 

@@ -286,3 +286,44 @@ def render_html_with(compared: dict) -> str:
         "figures_match_database": True, "metrics_vs_database": compared, "fairness_audit": None,
     }  # fmt: skip
     return render_html(summary)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_scrape_waits_while_emails_go_out_and_gives_up_once_they_stop():
+    """A 60 s launch leaves more than a minute of sending: the wait follows the sending
+    (here a thread marks one email sent every 0.3 s), and a stack whose mail goes nowhere
+    is given up on after `stalled_after`, reported as not settled."""
+    import threading
+    import time
+
+    from customers.models import Message
+    from customers.tests.factories import CustomerFactory
+    from orders.rehearsal.rehearse import outbox_settled
+
+    since = timezone.now()
+    customer = CustomerFactory()
+    ids = [
+        Message.objects.create(
+            kind=Message.Kind.ORDER_RECEIVED, dedupe_key=f"rehearsal:{n}", customer=customer
+        ).pk
+        for n in range(6)
+    ]
+
+    def send_slowly() -> None:
+        from django.db import connection
+
+        for pk in ids:
+            time.sleep(0.3)
+            Message.objects.filter(pk=pk).update(status=Message.Status.SENT)
+        connection.close()
+
+    sender = threading.Thread(target=send_slowly)
+    sender.start()
+    # Longer than the stall bound in all (6 x 0.3 s > 1 s), yet each email comes within it.
+    took, settled = outbox_settled(since=since, timeout=30, stalled_after=1.0)
+    sender.join()
+    assert settled and took >= 1.5
+
+    Message.objects.create(kind=Message.Kind.ORDER_RECEIVED, dedupe_key="rehearsal:stuck", customer=customer)
+    took, settled = outbox_settled(since=since, timeout=30, stalled_after=1.0)
+    assert not settled and 1.0 <= took < 5
