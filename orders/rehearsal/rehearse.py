@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from django.urls import reverse
 from django.utils import timezone
 
@@ -151,8 +152,29 @@ def fairness_audit(*, launch: Launch, url: str) -> dict:
     }
 
 
+def stack_preflight(*, url: str) -> None:
+    """Refuse to start a crowd the stack cannot answer: without this, a stack that redirects
+    plain HTTP to HTTPS (production's SECURE_SSL_REDIRECT) turns minutes of rehearsal into
+    nothing but "unanswered" requests, and its report into zeros."""
+    orders = url.rstrip("/") + reverse("api-orders")
+    try:
+        answer = httpx.post(orders, json={}, timeout=5, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ValueError(f"Nothing answers at {url} ({type(exc).__name__}): is the stack running?") from exc
+    if answer.is_redirect:
+        raise ValueError(
+            f"{orders} redirects to {answer.headers.get('location', '?')}: the rehearsal speaks plain "
+            "HTTP on loopback, so serve the stack with SECURE_SSL_REDIRECT=0 (docs/operations.md)."
+        )
+    if answer.status_code >= 500 or "json" not in answer.headers.get("content-type", ""):
+        raise ValueError(
+            f"{orders} answered {answer.status_code} without the API's JSON envelope: is it Launchday?"
+        )
+
+
 def rehearse(options: Options, *, progress: Callable[[dict], None] | None = None) -> tuple[dict, str]:
     """Run the morning against `options.url`; returns the report as JSON-ready data and as HTML."""
+    stack_preflight(url=options.url)
     rng = random.Random(options.seed)
     run_id = uuid.uuid4().hex[:8]
     launch = Launch.objects.get(slug=options.launch)

@@ -327,3 +327,36 @@ def test_the_last_scrape_waits_while_emails_go_out_and_gives_up_once_they_stop()
     Message.objects.create(kind=Message.Kind.ORDER_RECEIVED, dedupe_key="rehearsal:stuck", customer=customer)
     took, settled = outbox_settled(since=since, timeout=30, stalled_after=1.0)
     assert not settled and 1.0 <= took < 5
+
+
+def test_a_rehearsal_refuses_to_start_against_a_stack_that_redirects_or_is_not_there():
+    """Production redirects plain HTTP to HTTPS: a crowd sent there hears nothing but
+    redirects. The rehearsal says so before it moves the launch's opening."""
+    import http.server
+    import socket
+    import threading
+
+    from orders.rehearsal.rehearse import stack_preflight
+
+    class Redirects(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", "https://127.0.0.1/api/v1/orders/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirects)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ValueError, match="SECURE_SSL_REDIRECT=0"):
+            stack_preflight(url=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(ValueError, match="Nothing answers"):
+        stack_preflight(url=f"http://127.0.0.1:{closed}")
