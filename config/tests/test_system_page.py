@@ -2,6 +2,7 @@
 stack's counters, in a panel htmx polls; nobody but head office sees it."""
 
 import re
+import time
 
 import pytest
 from django.urls import reverse
@@ -77,3 +78,25 @@ def test_only_head_office_sees_the_system_page(client):
     assert client.get(url).status_code == 302  # to sign in
     client.force_login(StaffMembershipFactory().user)
     assert client.get(url).status_code == 403
+
+
+def test_the_panel_asks_the_services_once_a_second_per_process_not_on_every_poll(monkeypatch):
+    """Ten screens polling every 2 s would open three connections each per poll; within
+    READINESS_SHARED_SECONDS the answer is shared, and after it the services are asked again."""
+    from config import watch
+
+    asked = []
+    real = watch.readiness
+
+    def counted_readiness() -> dict[str, str]:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(watch, "readiness", counted_readiness)
+    monkeypatch.setattr(watch, "_shared_readiness", None)
+    monkeypatch.setattr(watch, "READINESS_SHARED_SECONDS", 0.5)
+    first = watch.readiness_shared()
+    assert watch.readiness_shared() == first and len(asked) == 1
+    time.sleep(0.6)
+    watch.readiness_shared()
+    assert len(asked) == 2
