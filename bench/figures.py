@@ -300,8 +300,9 @@ class StorePanelFigures:
 
 @dataclass
 class OfficeRequestFigures:
-    """One head-office request measured over HTTP: a polled fragment (open loop, latency
-    from each poll's schedule) or a page load (closed loop, a few connections)."""
+    """One head-office request measured over HTTP, open loop (latency from each request's
+    schedule): a polled fragment or a page load; for a page also the most loads a second a
+    few connections back to back get."""
 
     name: str
     path: str
@@ -317,6 +318,7 @@ class OfficeRequestFigures:
     target_ms: float
     target_bytes: int = 0  # 0: no size target
     note: str = ""
+    most_per_s: float = 0.0  # pages: back to back on OfficeFigures.connections connections
 
     @property
     def ok(self) -> int:

@@ -431,7 +431,7 @@ def office_section(r: BenchRun) -> str:
         how = (
             f"{q.per_s:g} polls/s on schedule"
             if q.kind == "poll"
-            else f"{o.connections} connections, {q.per_s:.0f}/s"
+            else f"{q.per_s:g} loads/s on schedule; most {q.most_per_s:.0f}/s on {o.connections} connections"
         )
         rows.append(
             (
@@ -462,7 +462,8 @@ def office_section(r: BenchRun) -> str:
         f"Launch `{o.launch}`: {fmt(o.customers)} customers, {fmt(o.registrations)} registrations, "
         f"{fmt(o.orders)} orders ({statuses}), seeded in {o.seed_seconds:.0f} s. Polled fragments: "
         f"{o.browsers} head-office browsers, an open loop for {o.poll_seconds:g} s (latency from each poll's "
-        f"schedule); pages: {o.connections} connections back to back for {o.page_seconds:g} s each.\n\n"
+        f"schedule); meanwhile each page in turn for {o.page_seconds:g} s, an open loop too; then each page "
+        f"back to back on {o.connections} connections (the most loads a second).\n\n"
         + table(("measure", "figure", "target", "verdict"), rows)
     )
 
