@@ -4,6 +4,7 @@ one expired; a page with no snapshot (no beat) still counts and keeps its own.""
 
 import datetime
 import re
+import time
 
 import pytest
 import redis
@@ -161,3 +162,24 @@ def test_beat_runs_the_registered_refresh_more_often_than_its_snapshots_expire(o
         assert launches.REFRESHED_SNAPSHOT_SECONDS - 5 <= ttl <= launches.REFRESHED_SNAPSHOT_SECONDS
         # A late run (beat's interval and then its expiry) still finds the last one kept.
         assert entry["schedule"] + entry["options"]["expires"] < ttl
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_running_the_beat_task_fills_the_cache_the_page_reads(
+    launch_with_stock, celery_worker_factory
+):
+    launch, *_ = launch_with_stock(online_units=5, customers=3)
+    worker = celery_worker_factory()
+    keys = [f"launch-overview:{launch.pk}", f"demand-snapshot:{launch.pk}"]
+    assert cache.get_many(keys) == {}
+
+    app.send_task(settings.CELERY_BEAT_SCHEDULE[ENTRY]["task"])  # as beat sends it, by name
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(cache.get_many(keys)) < len(keys):
+        time.sleep(0.2)
+    kept = cache.get_many(keys)
+    assert set(kept) == set(keys), worker.log()[-3000:]
+    assert kept[keys[0]].registrations_total == 3
+    assert launches.launch_overview_cached(launch=launch).counted_at == kept[keys[0]].counted_at
