@@ -39,7 +39,7 @@ from inventory.services import (
 )
 from inventory.services.receiving import REASON_MAX
 from inventory.tasks import allocate_after_store_receipt, intake_delivery
-from orders.selectors.demand import DEMAND_SNAPSHOT_SECONDS, demand_vs_supply_cached
+from orders.selectors.demand import demand_vs_supply_cached
 from orders.services.intake import delivery_plan_suggest
 from stores.access import head_office_required, staff_login_required, store_for_staff
 
@@ -340,8 +340,8 @@ def _demand_view(request, rows):
 @head_office_required
 def demand_report(request, slug: str):
     launch = get_object_or_404(Launch, slug=slug)
-    all_rows, supply = demand_vs_supply_cached(launch=launch)
-    rows, view = _demand_view(request, all_rows)
+    snapshot = demand_vs_supply_cached(launch=launch)
+    rows, view = _demand_view(request, snapshot.rows)
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="demand-{launch.slug}.csv"'
@@ -364,11 +364,11 @@ def demand_report(request, slug: str):
         {
             "launch": launch,
             "rows": rows,
-            "supply": supply,
+            "supply": snapshot.supply,
             "totals": totals,
             "view": view,
             "query": request.GET.urlencode(),
-            "snapshot_seconds": DEMAND_SNAPSHOT_SECONDS,
+            "counted_at": snapshot.counted_at,
             "chart": {
                 "labels": list(chart),
                 "demand": [v["demand"] for v in chart.values()],

@@ -9,6 +9,7 @@ from config.logcontext import log_context
 from inventory.models import Launch
 from orders.models import Rehearsal
 from orders.rehearsal.rehearse import Options, rehearse
+from orders.selectors.launches import office_snapshots_refresh
 from orders.services.allocation import ALLOCATE_TASK, launch_allocate
 from orders.services.notices import SERVE_FREED_TASK, claim_windows_expire, launch_free_units_serve
 from orders.services.rehearsals import REHEARSE_TASK, rehearsal_fail, rehearsal_finish, rehearsal_progress
@@ -51,6 +52,13 @@ def serve_freed_units(launch_id: int) -> dict:
 def expire_claim_windows() -> int:
     """Beat: close claim windows past their end and offer their units to the next customers."""
     return claim_windows_expire()
+
+
+@shared_task(ignore_result=True, max_retries=0)
+def refresh_office_snapshots() -> int:
+    """Beat: recount head office's overview and demand snapshots of the launches it watches,
+    so no page load pays for the count. A lost run is made good by the next one."""
+    return len(office_snapshots_refresh())
 
 
 @shared_task(name=REHEARSE_TASK, ignore_result=True, acks_late=False, max_retries=0)

@@ -5,11 +5,13 @@ pool; a registration without an order counts at its preferred store (or online, 
 home delivery).
 """
 
+import datetime
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.utils import timezone
 
 from customers.models import UpgradeRegistration
 from inventory.fair_share import Demand
@@ -187,13 +189,34 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
 DEMAND_SNAPSHOT_SECONDS = 15
 
 
-def demand_vs_supply_cached(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow]]:
-    """demand_vs_supply at most DEMAND_SNAPSHOT_SECONDS old: it counts every order,
-    registration and stock movement of the launch (about 300 ms at launch scale), which a
-    page head office reloads on launch morning should not pay each time."""
-    key = f"demand-vs-supply:{launch.pk}"
-    answer = cache.get(key)
-    if answer is None:
-        answer = demand_vs_supply(launch=launch)
-        cache.set(key, answer, DEMAND_SNAPSHOT_SECONDS)
-    return answer
+@dataclass
+class DemandSnapshot:
+    """demand_vs_supply's answer as counted at `counted_at`."""
+
+    rows: list[DemandRow]
+    supply: list[SupplyRow]
+    counted_at: datetime.datetime = field(default_factory=timezone.now)
+
+
+def _snapshot_key(launch: Launch) -> str:
+    return f"demand-snapshot:{launch.pk}"
+
+
+def demand_vs_supply_refresh(*, launch: Launch, seconds: float = DEMAND_SNAPSHOT_SECONDS) -> DemandSnapshot:
+    """Count demand_vs_supply now and keep it `seconds` as the launch's snapshot."""
+    rows, supply = demand_vs_supply(launch=launch)
+    snapshot = DemandSnapshot(rows=rows, supply=supply)
+    cache.set(_snapshot_key(launch), snapshot, seconds)
+    return snapshot
+
+
+def demand_vs_supply_cached(*, launch: Launch) -> DemandSnapshot:
+    """The launch's snapshot of demand_vs_supply, counted now if there is none: it counts
+    every order, registration and stock movement of the launch (about 300 ms at launch
+    scale), which a page head office reloads on launch morning should not pay each time.
+    Beat keeps the snapshots of the launches head office watches fresh
+    (orders.selectors.launches.office_snapshots_refresh)."""
+    snapshot = cache.get(_snapshot_key(launch))
+    if snapshot is None:
+        snapshot = demand_vs_supply_refresh(launch=launch)
+    return snapshot

@@ -1,9 +1,12 @@
 """Reads for head office's launch pages: the overview and its charts.
 
 The tables below the live figures count every order and registration of the launch
-(hundreds of milliseconds at launch scale), so the page reads them through a snapshot kept
-OVERVIEW_SNAPSHOT_SECONDS in the cache and says how old it is; the figures that must be
-live are orders.selectors.pulse's, counted on every poll.
+(hundreds of milliseconds at launch scale), so the page reads them through a snapshot in
+the cache and says how old it is; the figures that must be live are
+orders.selectors.pulse's, counted on every poll. Beat recounts the snapshots of the
+launches head office watches (office_snapshots_refresh), so no page load pays for the
+count; a page that finds none (no beat: the demo, the tests) counts and keeps it
+OVERVIEW_SNAPSHOT_SECONDS itself.
 """
 
 import datetime
@@ -11,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -20,6 +23,7 @@ from customers.models import UpgradeRegistration
 from inventory.models import SKU, Launch, Location, Stock
 from inventory.selectors import StockFigures, StockRow, stock_figures
 from orders.models import Order
+from orders.selectors.demand import demand_vs_supply_refresh
 from orders.selectors.store_page import COLLECT_WAITING_STATUSES
 from stores.models import Store
 
@@ -130,14 +134,58 @@ def launch_overview(*, launch: Launch) -> LaunchOverview:
 OVERVIEW_SNAPSHOT_SECONDS = 15
 
 
-def launch_overview_cached(*, launch: Launch) -> LaunchOverview:
-    """launch_overview, at most OVERVIEW_SNAPSHOT_SECONDS old (its `counted_at` says when)."""
-    key = f"launch-overview:{launch.pk}"
-    overview = cache.get(key)
-    if overview is None:
-        overview = launch_overview(launch=launch)
-        cache.set(key, overview, OVERVIEW_SNAPSHOT_SECONDS)
+def _overview_key(launch: Launch) -> str:
+    return f"launch-overview:{launch.pk}"
+
+
+def launch_overview_refresh(*, launch: Launch, seconds: float = OVERVIEW_SNAPSHOT_SECONDS) -> LaunchOverview:
+    """Count launch_overview now and keep it `seconds` as the launch's snapshot."""
+    overview = launch_overview(launch=launch)
+    cache.set(_overview_key(launch), overview, seconds)
     return overview
+
+
+def launch_overview_cached(*, launch: Launch) -> LaunchOverview:
+    """The launch's snapshot of launch_overview (its `counted_at` says when it was counted),
+    counted now if there is none."""
+    overview = cache.get(_overview_key(launch))
+    if overview is None:
+        overview = launch_overview_refresh(launch=launch)
+    return overview
+
+
+# A launch's window and the day after its opening: the morning's orders are still being
+# allocated, collected and cancelled after a short window closes, and head office reads
+# the overview and the demand report all that day to plan the next deliveries. Older
+# launches are read now and then, and a page that finds no snapshot counts its own.
+# Launches not open yet have no orders to count.
+WATCHED_AFTER_OPENING = datetime.timedelta(days=1)
+# Beat refreshes every 10 s (config/settings/base.py); a refreshed snapshot is kept
+# longer than that, so a late or skipped run never leaves a page to find it expired,
+# and a beat that stopped leaves the pages counting for themselves within a minute.
+REFRESHED_SNAPSHOT_SECONDS = 60
+
+
+def launches_watched(*, now: datetime.datetime | None = None) -> list[Launch]:
+    """Launches whose window is open now or opened within WATCHED_AFTER_OPENING."""
+    now = now or timezone.now()
+    return list(
+        Launch.objects.filter(opens_at__lte=now)
+        .filter(Q(closes_at__gt=now) | Q(opens_at__gte=now - WATCHED_AFTER_OPENING))
+        .order_by("opens_at", "pk")
+    )
+
+
+def office_snapshots_refresh(
+    *, now: datetime.datetime | None = None, seconds: float = REFRESHED_SNAPSHOT_SECONDS
+) -> list[Launch]:
+    """Recount the overview and demand snapshots of every launch head office watches and
+    keep them `seconds` (beat's refresh-office-snapshots); returns those launches."""
+    watched = launches_watched(now=now)
+    for launch in watched:
+        launch_overview_refresh(launch=launch, seconds=seconds)
+        demand_vs_supply_refresh(launch=launch, seconds=seconds)
+    return watched
 
 
 # The smallest bucket that keeps the chart at or under this many points.
