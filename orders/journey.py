@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.logcontext import log_context
 from config.metrics import order_refused, orders_admitted
 from customers.services.registration import RegistrationRefused, registration_create
-from inventory.models import Launch
+from inventory.models import SKU, Launch
 from inventory.selectors import delivery_next, location_online_pool_id
 from orders.codes import ErrorCode
 from orders.forms import AvailabilityForm, OrderForm, RegistrationForm, new_form_token
@@ -30,7 +30,7 @@ from orders.models import Order
 from orders.selectors.availability import PoolAvailability, pool_availability
 from orders.selectors.positions import order_queue_position
 from orders.services.admission import AdmissionRefused, order_admit
-from orders.services.catalogue import store_info
+from orders.services.catalogue import StoreInfo, store_info
 from orders.services.group_commit import BatchFailed, grouped_admission_enabled, order_admit_grouped
 from orders.services.notices import (
     ClaimRefused,
@@ -210,20 +210,11 @@ def _held_unit(launch: Launch, customer_id: int, data: dict) -> Order | None:
     ordering that SKU from that pool, gets the held unit (as their link would give it).
     None when nothing is held for this order, or the held units went meanwhile: then the
     order is admitted as any other."""
-    sku = {s.code: s for s in launch.skus.all()}.get(data["sku"])
-    if sku is None:
-        return None
-    if data["fulfilment"] == Order.Fulfilment.COLLECT:
-        info = store_info(code=data["store"]) if data["store"] else None
-        if info is None:
-            return None
-        pool_id = info.location_id
-    else:
-        pool_id = location_online_pool_id()
-    if pool_id is None:
+    choice = _form_choice(launch, data)
+    if choice is None or choice.pool_id is None:
         return None
     notice = stock_notice_held_for(
-        launch_id=launch.pk, customer_id=customer_id, sku_id=sku.pk, pool_id=pool_id
+        launch_id=launch.pk, customer_id=customer_id, sku_id=choice.sku.pk, pool_id=choice.pool_id
     )
     if notice is None:
         return None
@@ -278,23 +269,39 @@ def launch_availability(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "journey/launch_detail.html#availability", context)
 
 
-def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
+@dataclass(frozen=True)
+class FormChoice:
+    """The SKU and pool an order form names; `store` is the collection store (None: delivery)."""
+
+    sku: SKU
+    pool_id: int | None
+    store: StoreInfo | None
+
+
+def _form_choice(launch: Launch, data: dict) -> FormChoice | None:
+    """What the form's SKU, fulfilment and store name, or None when one of them is not there
+    (the availability panel and the held-unit check read the choice the same way)."""
     sku = {s.code: s for s in launch.skus.all()}.get(data["sku"])
     if sku is None:
         return None
     if data["fulfilment"] == Order.Fulfilment.COLLECT:
         info = store_info(code=data["store"]) if data["store"] else None
-        if info is None:
-            return None
-        store = Store.objects.only("name").filter(pk=info.id).first()
+        return FormChoice(sku=sku, pool_id=info.location_id, store=info) if info else None
+    return FormChoice(sku=sku, pool_id=location_online_pool_id(), store=None)
+
+
+def _chosen_availability(launch: Launch, data: dict) -> PoolAvailability | None:
+    choice = _form_choice(launch, data)
+    if choice is None:
+        return None
+    if choice.store is not None:
+        store = Store.objects.only("name").filter(pk=choice.store.id).first()
         if store is None:
             return None
-        return pool_availability(
-            launch=launch, pool_id=info.location_id, skus=[sku], where=f"collection at {store.name}"
-        )[0]
-    return pool_availability(
-        launch=launch, pool_id=location_online_pool_id(), skus=[sku], where="home delivery"
-    )[0]
+        where = f"collection at {store.name}"
+    else:
+        where = "home delivery"
+    return pool_availability(launch=launch, pool_id=choice.pool_id, skus=[choice.sku], where=where)[0]
 
 
 @dataclass(frozen=True)
