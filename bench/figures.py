@@ -319,6 +319,8 @@ class OfficeRequestFigures:
     target_bytes: int = 0  # 0: no size target
     note: str = ""
     most_per_s: float = 0.0  # pages: back to back on OfficeFigures.connections connections
+    from_memory: int = 0  # answered from a panel's shared answer (config.polls), not by Django
+    age_max_s: int = 0  # the oldest such answer's Age
 
     @property
     def ok(self) -> int:

@@ -44,6 +44,7 @@ class Answer:
     retry_after: float | None = None
     body: bytes = b""
     keep_alive: bool = False
+    age: int | None = None  # an answer from a cache (config.polls): seconds since it was made
 
     @property
     def reference(self) -> str | None:
@@ -66,7 +67,7 @@ def parse_response(buf: bytes | bytearray) -> tuple[Answer, int] | None:
         status = int(code)
     except ValueError as exc:
         raise ValueError(f"not an HTTP status line: {head[0][:80]!r}") from exc
-    length, chunked, retry_after = -1, False, None
+    length, chunked, retry_after, age = -1, False, None, None
     keep_alive = version == b"HTTP/1.1"
     for line in head[1:]:
         name, _, value = line.partition(b":")
@@ -82,17 +83,20 @@ def parse_response(buf: bytes | bytearray) -> tuple[Answer, int] | None:
         elif name == b"retry-after":
             with contextlib.suppress(ValueError):
                 retry_after = float(value)
+        elif name == b"age":
+            with contextlib.suppress(ValueError):
+                age = int(value)
     start = end + 4
     if length >= 0:
         if len(buf) < start + length:
             return None
         body = bytes(buf[start : start + length])
-        return Answer(status, retry_after, body, keep_alive), start + length
+        return Answer(status, retry_after, body, keep_alive, age), start + length
     if chunked:
         stop = buf.find(b"0\r\n\r\n", start)
         if stop < 0:
             return None
-        return Answer(status, retry_after, bytes(buf[start:stop]), keep_alive), stop + 5
+        return Answer(status, retry_after, bytes(buf[start:stop]), keep_alive, age), stop + 5
     return None
 
 

@@ -15,8 +15,9 @@ Then, signed in as head office (password and second factor), with gzip accepted 
 browser does:
 
 - one open-loop morning (latency from each request's schedule, so a slow answer cannot
-  hold the next back): the polled fragments at the rate ten head-office browsers poll
-  them (the overview's live panel every 5 s, the System panel every 2 s) all along, and
+  hold the next back): ten head-office browsers, each signed in as a user of its own,
+  polling the fragments (the overview's live panel every 5 s, the System panel every 2 s)
+  all along, counting the polls answered from memory (config.polls), and
   meanwhile each page in turn at PAGE_LOADS_PER_S: the overview, charts.json, demand vs
   supply, the plan page, the orders page (newest, a status filter, a search by
   reference), customer search by account number, email and part of a name, and the
@@ -261,15 +262,15 @@ def seed(*, customers: int = CUSTOMERS, orders: int = ORDERS) -> OfficeSeed:
     )
 
 
-def head_office_client():
+def head_office_client(n: int = 0):
     """A Django test client signed in as head office (password and second factor), asking
-    with the stack's host name."""
+    with the stack's host name: browser `n`, a user and session of its own."""
     from django.test import Client
 
     from stores.models import StaffMembership
     from stores.tests.factories import UserFactory, head_office_login
 
-    user = UserFactory(username="office-bench")
+    user = UserFactory(username=f"office-bench-{n}" if n else "office-bench")
     StaffMembership.objects.get_or_create(
         user=user, store=None, defaults={"role": StaffMembership.Role.HEAD_OFFICE}
     )
@@ -327,17 +328,31 @@ def pages(s: OfficeSeed) -> list[Page]:
     ]
 
 
-Seen = tuple[list[float], list[int], list[int], list[int]]
+# latency ms, status, bytes on the wire, bytes uncompressed, Age (None: Django answered it)
+Seen = tuple[list[float], list[int], list[int], list[int], list[int | None]]
+
+
+def _seen() -> Seen:
+    return [], [], [], [], []
 
 
 def _record(seen: Seen, answer: httpclient.Answer, latency_ms: float) -> None:
     import gzip
 
-    latencies, statuses, sizes, plain = seen
+    latencies, statuses, sizes, plain, ages = seen
     latencies.append(latency_ms)
     statuses.append(answer.status)
     sizes.append(len(answer.body))
     plain.append(len(gzip.decompress(answer.body)) if answer.body[:2] == b"\x1f\x8b" else len(answer.body))
+    ages.append(answer.age)
+
+
+def _merged(seens: list[Seen]) -> Seen:
+    merged = _seen()
+    for seen in seens:
+        for into, values in zip(merged, seen, strict=True):
+            into.extend(values)  # type: ignore[arg-type]
+    return merged
 
 
 @dataclass(frozen=True)
@@ -355,7 +370,7 @@ class Stream:
 async def _open_loop(*, port: int, streams: list[Stream]) -> dict[str, Seen]:
     """Every stream on its own schedule at once; latency from each request's schedule."""
     pool = httpclient.Pool(host=HOST, port=port, max_connections=64, timeout=30.0, tally=httpclient.Tally())
-    seen: dict[str, Seen] = {s.name: ([], [], [], []) for s in streams}
+    seen: dict[str, Seen] = {s.name: _seen() for s in streams}
     started = time.monotonic()
 
     async def one(name: str, payload: bytes, due: float) -> None:
@@ -382,7 +397,7 @@ async def _loads(*, port: int, payload: bytes, connections: int, seconds: float)
     pool = httpclient.Pool(
         host=HOST, port=port, max_connections=connections, timeout=30.0, tally=httpclient.Tally()
     )
-    seen: Seen = ([], [], [], [])
+    seen: Seen = _seen()
     end = time.monotonic() + seconds
 
     async def client() -> None:
@@ -404,7 +419,7 @@ def request_figures(
     *, name: str, path: str, kind: str, seen: Seen, seconds: float, target_ms: float, target_bytes: int = 0,
     note: str = "",
 ) -> OfficeRequestFigures:  # fmt: skip
-    latencies, statuses, sizes, plain = seen
+    latencies, statuses, sizes, plain, ages = seen
     ordered = sorted(latencies)
     counts: dict[str, int] = {}
     for status in statuses:
@@ -424,6 +439,8 @@ def request_figures(
         target_ms=target_ms,
         target_bytes=target_bytes,
         note=note,
+        from_memory=sum(age is not None for age in ages),
+        age_max_s=max((age for age in ages if age is not None), default=0),
     )
 
 
@@ -502,21 +519,28 @@ def run(*, running: Stack, page_seconds: float, quick: bool) -> OfficeFigures:
     log(f"office: {s.orders:,} orders {s.orders_by_status} of {s.customers:,} customers in {s.seconds:.0f}s")
     client = head_office_client()
     cookie = cookie_of(client)
+    # Each head-office screen is a browser of its own: its own user and session, as a
+    # panel answered from memory is answered per session (config.polls).
+    cookies = [cookie] + [cookie_of(head_office_client(n)) for n in range(1, BROWSERS)]
     from django.urls import reverse
 
     overview = reverse("launch-overview", kwargs={"slug": s.slug})
     system = reverse("system")
-    polls = [
-        ("overview live panel", overview, BROWSERS / PULSE_EVERY_S),
-        ("System panel", system, BROWSERS / SYSTEM_EVERY_S),
-    ]
+    polls = [("overview live panel", overview, PULSE_EVERY_S), ("System panel", system, SYSTEM_EVERY_S)]
     the_pages = pages(s)
     morning = page_seconds * len(the_pages)
-    warm = [Stream(name, get_bytes(path, cookie, htmx=True), 5.0, 0.0, 1.0) for name, path, _ in polls]
+    warm = [
+        Stream(f"{name} {n}", get_bytes(path, browser, htmx=True), 2.0, 0.0, 1.0)
+        for name, path, _ in polls
+        for n, browser in enumerate(cookies)
+    ]
     warm += [Stream(p.name, get_bytes(p.path, cookie), 1.0, 0.0, 1.0) for p in the_pages]
     asyncio.run(_open_loop(port=running.port, streams=warm))  # imports, templates, caches
+    # Each browser polls every `every` seconds, the browsers spread over that interval.
     streams = [
-        Stream(name, get_bytes(path, cookie, htmx=True), rate, 0.0, morning) for name, path, rate in polls
+        Stream(f"{name} {n}", get_bytes(path, browser, htmx=True), 1 / every, n * every / BROWSERS, morning)
+        for name, path, every in polls
+        for n, browser in enumerate(cookies)
     ]
     streams += [
         Stream(
@@ -535,7 +559,7 @@ def run(*, running: Stack, page_seconds: float, quick: bool) -> OfficeFigures:
             name=f"{name} (polled, {BROWSERS} browsers)",
             path=path,
             kind="poll",
-            seen=seen[name],
+            seen=_merged([seen[f"{name} {n}"] for n in range(BROWSERS)]),
             seconds=morning,
             target_ms=POLL_TARGET_MS,
             target_bytes=POLL_TARGET_BYTES,

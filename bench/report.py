@@ -429,7 +429,7 @@ def office_section(r: BenchRun) -> str:
     rows: list[Row] = []
     for q in o.requests:
         how = (
-            f"{q.per_s:g} polls/s on schedule"
+            f"{q.per_s:g} polls/s on schedule; {fmt(q.from_memory)} answered from memory (Age <= {q.age_max_s} s)"
             if q.kind == "poll"
             else f"{q.per_s:g} loads/s on schedule; most {q.most_per_s:.0f}/s on {o.connections} connections"
         )

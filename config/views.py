@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from config.client_ip import client_ip
 from config.context_processors import brand_palette
 from config.metrics import exposition
+from config.polls import panel_shared
 from config.watch import RATE_WINDOW_SECONDS, system_figures
 from customers.selectors import outbox_backlog
 from orders.selectors.launches import allocator_backlog
@@ -86,6 +87,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 @head_office_required
+@panel_shared
 def system(request: HtmxHttpRequest) -> HttpResponse:
     """Head office's System page, or (for htmx polling) just its live panel."""
     template = "system.html#system-panel" if request.htmx else "system.html"

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.polls import panel_shared
 from customers.selectors import order_messages
 from customers.services.outbox import NotResendable, message_resend
 from inventory.models import Launch
@@ -134,6 +135,7 @@ def launch_fairness_audit(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @head_office_required
+@panel_shared
 def launch_overview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The whole overview, or (for htmx polling) just its live figures and last-hour chart."""
     return _overview(request, get_object_or_404(Launch, slug=slug))

@@ -573,3 +573,10 @@ ADMISSION_PATHS = frozenset(env.list("ADMISSION_PATHS", default=["/api/v1/orders
 # by the front first, up to this size (the largest a view accepts: a delivery manifest).
 WEB_THREADS = env.int("WEB_THREADS", default=16)
 WEB_MAX_BODY_BYTES = max(DATA_UPLOAD_MAX_MEMORY_SIZE, DELIVERY_MANIFEST_MAX_BYTES) + 64 * 1024
+# Polls of a panel marked @panel_shared are answered from the process's latest Django
+# answer, refreshed in the background once it is this old (config.polls); 0: every poll
+# goes to Django.
+POLL_SHARE_SECONDS = env.float("POLL_SHARE_SECONDS", default=1.0)
+# ...to a session Django let in within this long; older, Django is asked again in the
+# background, so a session signed out sees the panel this long and one poll more at most.
+POLL_RECHECK_SECONDS = env.float("POLL_RECHECK_SECONDS", default=10.0)

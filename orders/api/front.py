@@ -11,6 +11,8 @@ An ASGI application (config/asgi.py) in front of the Django project:
   tests, `make demo`) answer alike; a test holds them to it.
 - Everything else goes to Django's WSGI application on a pool of threads (a2wsgi). Its
   body is read here first, whole and bounded, so a slow body never holds a thread.
+  Polls of the panels Django marks as shared are answered from its latest answer in
+  memory (config.polls).
 
 Admission control: a request is refused at once (503, Retry-After, nothing written)
 when it could not be answered within ADMISSION_DEADLINE_MS: when more admissions are in
@@ -32,11 +34,12 @@ import orjson
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http.request import split_domain_port, validate_host
 
 from config.cache import NotCached
 from config.logcontext import log_context, log_context_end, log_context_start, request_id_from
 from config.metrics import order_refused, orders_admitted, process_exited
+from config.polls import PolledPanels
+from config.scopes import django_serves_as_is
 from orders.api.auth import (
     HasOrdersScope,
     PartnerKey,
@@ -216,7 +219,7 @@ class AdmissionFront:
     """The ASGI application: admissions here, the rest to Django (see the module doc)."""
 
     def __init__(self, wsgi_app: Callable[..., Any]) -> None:
-        self.django = WSGIMiddleware(wsgi_app, workers=settings.WEB_THREADS)
+        self.django = PolledPanels(WSGIMiddleware(wsgi_app, workers=settings.WEB_THREADS))
         self.paths = frozenset(settings.ADMISSION_PATHS)
         self.deadline = settings.ADMISSION_DEADLINE_MS / 1000.0
         self.in_flight = 0
@@ -257,14 +260,9 @@ class AdmissionFront:
         """Whether Django would serve this request as it stands: anything its middleware
         would turn away or redirect (an unknown Host, plain HTTP where HTTPS is required)
         goes to Django, which says so properly."""
-        headers = dict(scope["headers"])
-        host, _ = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
-        if not validate_host(host, settings.ALLOWED_HOSTS):
-            return False
-        secure = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
         # A query string means nothing to admission; Django's checks of it (config.inputs)
         # answer such a rare request, so both paths give the same answer to every input.
-        return (secure or not settings.SECURE_SSL_REDIRECT) and not scope.get("query_string")
+        return django_serves_as_is(scope) and not scope.get("query_string")
 
     async def admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         answer = self.door()
