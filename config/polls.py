@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -43,15 +43,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.cookie import parse_cookie
 
-from config.scopes import django_serves_as_is
+from config.scopes import App, Message, Receive, Scope, Send, django_serves_as_is
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The view's mark on an answer that may be shared (a response header: it is what crosses
 # from Django's threads to the event loop).
@@ -79,8 +74,7 @@ def panel_shared(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 @dataclass(frozen=True)
 class Kept:
-    at: float  # time.monotonic() when Django answered
-    status: int
+    at: float  # time.monotonic() when Django answered (a 200: nothing else is kept)
     headers: list[tuple[bytes, bytes]]
     body: bytes
 
@@ -177,10 +171,10 @@ class PolledPanels:
         return (scope["path"], gzip), session
 
     async def through_django(
-        self, scope: Scope, receive: Receive, send: Send, *, key: tuple[str, bool], session: str
+        self, scope: Scope, receive: Receive, send: Send | None, *, key: tuple[str, bool], session: str
     ) -> None:
+        """Django's answer, passed on to `send` (None: heard only) and learnt from."""
         heard = Heard()
-
         learnt = False
 
         async def sending(message: Message) -> None:
@@ -189,29 +183,27 @@ class PolledPanels:
             if heard.whole and not learnt:  # before the client has it: its next poll may follow at once
                 learnt = True
                 self.learn(heard, key=key, session=session)
-            await send(message)
+            if send is not None:
+                await send(message)
 
-        await self.app(scope, receive, sending)
-        if not learnt:
-            self.learn(heard, key=key, session=session)
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not learnt:
+                self.learn(heard, key=key, session=session)
 
     async def refresh(self, scope: Scope, *, key: tuple[str, bool], session: str) -> None:
         """Ask Django again, as the poll that found the answer or its pass old asked."""
-        heard = Heard()
-
-        async def hearing(message: Message) -> None:
-            heard.hear(message)
 
         async def no_body() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
 
         try:
-            await self.app(scope, no_body, hearing)
+            await self.through_django(scope, no_body, None, key=key, session=session)
         except Exception:  # the next poll asks Django itself
             logger.exception("refreshing a shared panel failed", extra={"path": key[0]})
         finally:
             self.refreshing.discard(key)
-        self.learn(heard, key=key, session=session)
 
     def learn(self, heard: Heard, *, key: tuple[str, bool], session: str) -> None:
         """Keep Django's answer and the session's pass, or drop them: what Django said last holds."""
@@ -219,7 +211,7 @@ class PolledPanels:
         if heard.shared():
             assert heard.headers is not None and heard.body is not None
             headers = [(name, value) for name, value in heard.headers if name.lower() not in _NOT_KEPT]
-            self.answers[key] = Kept(time.monotonic(), heard.status, headers, bytes(heard.body))
+            self.answers[key] = Kept(time.monotonic(), headers, bytes(heard.body))
             if len(self.passes) >= _PASSES_KEPT and (session, path) not in self.passes:
                 self._forget_quiet_passes()
             self.passes[(session, path)] = time.monotonic()
@@ -244,5 +236,5 @@ _NOT_KEPT = frozenset({b"x-request-id", b"date", b"server", b"age"})
 
 async def send_kept(kept: Kept, send: Send, *, now: float) -> None:
     headers = [*kept.headers, (b"age", str(int(now - kept.at)).encode())]
-    await send({"type": "http.response.start", "status": kept.status, "headers": headers})
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": kept.body})

@@ -1,13 +1,17 @@
 """What the ASGI layers in front of Django (orders.api.front, config.polls) may read of a
-request before Django sees it."""
+request before Django sees it, and the ASGI types they share."""
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def django_serves_as_is(scope: Scope) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -39,7 +39,7 @@ from config.cache import NotCached
 from config.logcontext import log_context, log_context_end, log_context_start, request_id_from
 from config.metrics import order_refused, orders_admitted, process_exited
 from config.polls import PolledPanels
-from config.scopes import django_serves_as_is
+from config.scopes import Message, Receive, Scope, Send, django_serves_as_is
 from orders.api.auth import (
     HasOrdersScope,
     PartnerKey,
@@ -58,11 +58,6 @@ from orders.services.catalogue import admission_warm
 from orders.services.group_commit import BatchFailed, group_commit, order_admit_grouped_async
 
 logger = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 # The headers Django's middleware puts on an API answer, put here on the fast path's.
 _SECURITY_HEADERS = [
