@@ -243,7 +243,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/London"
-USE_I18N = True
+# Nothing is translated (one language, en-gb formats still apply). With translation on,
+# every number a template shows asked for the active language (asgiref's Local): 11 µs a
+# number instead of 5.6, some 650 of them on the plan page.
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
