@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
+from customers.selectors import registrations_by_preference
 from inventory.fair_share import Demand
 from inventory.models import DeliveryLine, Launch, Location, Stock, StockMovement
 from inventory.selectors import location_online_pool_id
@@ -119,14 +120,10 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
         # None: a registration's store has no location yet, so no row to count it in.
         return rows.get((location_id, sku_id)) if location_id is not None else None
 
-    for reg in (
-        UpgradeRegistration.objects.filter(launch=launch)
-        .values("preferred_store_id", "preferred_sku_id")
-        .annotate(n=Count("pk"))
-    ):
-        loc = online if reg["preferred_store_id"] is None else store_locations.get(reg["preferred_store_id"])
-        if (target := row(loc, reg["preferred_sku_id"])) is not None:
-            target.registered += reg["n"]
+    for (store_id, sku_id), n in registrations_by_preference(launch_id=launch.pk).items():
+        loc = online if store_id is None else store_locations.get(store_id)
+        if (target := row(loc, sku_id)) is not None:
+            target.registered += n
     for unordered in (
         _registrations_without_order(launch=launch)
         .values("preferred_store_id", "preferred_sku_id")

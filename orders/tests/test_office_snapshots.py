@@ -122,6 +122,28 @@ def test_the_demand_report_counts_and_keeps_it_when_there_is_no_snapshot(office)
     assert not counting & second
 
 
+@pytest.mark.skipif(not settings.USING_POSTGRES, reason="parallel query is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)  # to see that SET LOCAL ends with the recount's own
+def test_the_recount_leaves_the_other_cores_to_page_loads(office):
+    """Beat's recount scans the launch's orders and registrations several times; with
+    PostgreSQL's parallel workers each scan took every core, and page loads waited."""
+    _, launch = office
+    counting = counting_queries(lambda: launches.launch_overview(launch=launch)) | counting_queries(
+        lambda: demand.demand_vs_supply(launch=launch)
+    )
+
+    with CaptureQueriesContext(connection) as ran:
+        launches.office_snapshots_refresh()
+    statements = [q["sql"] for q in ran.captured_queries]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        after = cursor.fetchone()[0]
+
+    one_core = statements.index("SET LOCAL max_parallel_workers_per_gather = 0")
+    assert all(statements.index(sql) > one_core for sql in counting)
+    assert after != "0"  # LOCAL: the connection's next work may use them again
+
+
 def test_the_launches_refreshed_are_those_open_now_or_opened_within_a_day(db):
     now = timezone.now()
     hour, day = datetime.timedelta(hours=1), datetime.timedelta(days=1)
