@@ -169,6 +169,29 @@ def test_a_window_bounds_each_page_and_the_next_window_continues_below_it(office
     assert seen == expected(sku__code="IP3G-8GB-BLACK")
 
 
+def test_a_page_of_orders_reads_what_it_shows_in_the_same_queries_however_long(office, monkeypatch):
+    """Each row's customer, SKU, store and partner come with the page's one read of orders:
+    a field left out of order_search's list would be read again for every row."""
+    url = reverse("order-list") + "?channel=partner"
+    counts = []
+    for size in (2, 50):
+        monkeypatch.setattr(search, "PAGE_SIZE", size)
+        with CaptureQueriesContext(connection) as queries:
+            page = office.get(url).text
+        counts.append(len(queries.captured_queries))
+    assert len(references(page)) == len(expected(channel="partner")) > 2
+    assert counts[0] == counts[1]
+    order = Order.objects.filter(channel="partner", store__isnull=False).order_by("-sequence").first()
+    row = re.search(rf"{order.reference}</a></td>(.*?)</tr>", page, re.S).group(1)
+    for shown in (
+        order.customer.account_number,
+        order.sku.code,
+        f"({order.store.code})",
+        f"({order.partner.code})",
+    ):
+        assert shown in row
+
+
 def test_htmx_gets_only_the_results(office):
     response = office.get(
         reverse("order-list") + "?status=waitlisted", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="order-results"
