@@ -181,14 +181,14 @@ def office_snapshots_refresh(
     keep them `seconds` (beat's refresh-office-snapshots); returns those launches."""
     watched = launches_watched(now=now)
     for launch in watched:
-        with _on_one_core():
+        with counting_on_one_core():
             launch_overview_refresh(launch=launch, seconds=seconds)
             demand_vs_supply_refresh(launch=launch, seconds=seconds)
     return watched
 
 
 @contextmanager
-def _on_one_core():
+def counting_on_one_core():
     """Counts without PostgreSQL's parallel workers. Each count scans the launch's orders or
     registrations, and with parallel workers every one took both cores of the bench's
     machine for ~130 ms, 1 s of every 10: page loads that fell in it waited, and their p99
