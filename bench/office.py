@@ -25,10 +25,11 @@ browser does:
 - then each page back to back on a few connections for MOST_SECONDS: the most loads a
   second it gets (its latency there is the client's own queue, so no target is held to it);
 - in this process, page loads (test client) beside beat's recount of the office
-  snapshots, RECOUNT_BLOCKS blocks of RECOUNT_BLOCK_SECONDS taking turns: the recount as
-  beat runs it (on one core, orders.selectors.launches.counting_on_one_core) and as it ran
-  before (PostgreSQL's parallel workers), every RECOUNT_EVERY_S in both, the same pages
-  in the same minutes, so the machine's drift between runs cannot decide it;
+  snapshots, blocks of RECOUNT_BLOCK_SECONDS taking turns, RECOUNT_ROUNDS times: the
+  recount as beat runs it (on one core, orders.selectors.launches.counting_on_one_core),
+  as it ran before (PostgreSQL's parallel workers), each every RECOUNT_EVERY_S, and no
+  recount (the floor): the same pages in the same minutes, so the machine's drift between
+  runs cannot decide it;
 - in this process: the pulse counted without its 2 s share, the fairness audit's
   selector with the top node of its first statement's plan, and each page through Django's
   test client (no HTTP: the floor under the figures above, which tells a busy machine's
@@ -71,10 +72,10 @@ AUDIT_LOADS_PER_S = 0.5
 # Then each page back to back on CONNECTIONS connections this long: the most loads a
 # second the stack gives it (a capacity, not a latency: the queue there is the client's).
 MOST_SECONDS = 3.0
-# Page loads beside the recount: blocks taking turns between its two ways, each recounting
-# three times as often as beat (every 10 s) so a block holds about ten recounts.
-RECOUNT_BLOCKS = 4
-RECOUNT_BLOCK_SECONDS = 30.0
+# Page loads beside the recount: blocks taking turns between its ways (RECOUNT_WAYS), each
+# recounting three times as often as beat (every 10 s) so a block holds about eight.
+RECOUNT_ROUNDS = 2
+RECOUNT_BLOCK_SECONDS = 25.0
 RECOUNT_EVERY_S = 3.0
 RECOUNT_LOAD_GAP_S = 0.05
 POLL_TARGET_MS, POLL_TARGET_BYTES = 20.0, 10_240
@@ -524,7 +525,12 @@ def pages_in_process(*, client, pages: list[Page], rounds: int) -> list[OfficeSe
     return results
 
 
-def _recount_until(*, until: float, one_core: bool, took: list[float]) -> None:
+# The ways the recount is run beside the page loads, taking turns block by block.
+ONE_CORE, PARALLEL, NO_RECOUNT = "on one core, as beat runs it", "with parallel workers, as before", "none"
+RECOUNT_WAYS = (ONE_CORE, PARALLEL, NO_RECOUNT)
+
+
+def _recount_until(*, until: float, way: str, took: list[float]) -> None:
     """Beat's recount of every watched launch's snapshots, every RECOUNT_EVERY_S until
     `until`: as beat runs it, or with parallel workers as it ran before (the control)."""
     from django.db import connection
@@ -534,7 +540,7 @@ def _recount_until(*, until: float, one_core: bool, took: list[float]) -> None:
     try:
         while time.monotonic() < until:
             started = time.monotonic()
-            if one_core:
+            if way == ONE_CORE:
                 launches.office_snapshots_refresh()
             else:
                 for launch in launches.launches_watched():
@@ -551,43 +557,48 @@ def _recount_until(*, until: float, one_core: bool, took: list[float]) -> None:
 
 
 def pages_beside_recount(
-    *, client, pages: list[Page], blocks: int, seconds: float
+    *, client, pages: list[Page], rounds: int, seconds: float
 ) -> list[OfficeSelectorFigures]:
     """Page loads through the test client while a thread recounts the snapshots, blocks
-    taking turns between the recount on one core and with parallel workers."""
+    taking turns between the recount on one core, with parallel workers, and no recount
+    at all (the floor the other two are read against)."""
     import threading
 
     paths = [p.path for p in pages if not p.note]
-    loads: dict[bool, list[float]] = {True: [], False: []}
-    recounts: dict[bool, list[float]] = {True: [], False: []}
-    for block in range(blocks):
-        one_core = block % 2 == 0
-        until = time.monotonic() + seconds
-        recount = threading.Thread(
-            target=_recount_until, kwargs={"until": until, "one_core": one_core, "took": recounts[one_core]}
-        )
-        recount.start()
-        n = 0
-        while time.monotonic() < until:
-            t = time.perf_counter()
-            client.get(paths[n % len(paths)])
-            loads[one_core].append((time.perf_counter() - t) * 1000)
-            n += 1
-            time.sleep(RECOUNT_LOAD_GAP_S)
-        recount.join()
+    loads: dict[str, list[float]] = {way: [] for way in RECOUNT_WAYS}
+    recounts: dict[str, list[float]] = {way: [] for way in RECOUNT_WAYS}
+    for _ in range(rounds):
+        for way in RECOUNT_WAYS:
+            until = time.monotonic() + seconds
+            recount = None
+            if way != NO_RECOUNT:
+                recount = threading.Thread(
+                    target=_recount_until, kwargs={"until": until, "way": way, "took": recounts[way]}
+                )
+                recount.start()
+            n = 0
+            while time.monotonic() < until:
+                t = time.perf_counter()
+                client.get(paths[n % len(paths)])
+                loads[way].append((time.perf_counter() - t) * 1000)
+                n += 1
+                time.sleep(RECOUNT_LOAD_GAP_S)
+            if recount is not None:
+                recount.join()
     results = []
-    for one_core, way in (
-        (True, "on one core, as beat runs it"),
-        (False, "with parallel workers, as before"),
-    ):
-        took = sorted(loads[one_core])
-        counted = sorted(recounts[one_core])
+    for way in RECOUNT_WAYS:
+        took = sorted(loads[way])
+        counted = sorted(recounts[way])
+        beside = (
+            f"{len(counted)} recounts every {RECOUNT_EVERY_S:g} s, p50 {statistics.median(counted):,.0f} ms"
+            if counted
+            else "no recount"
+        )
         results.append(
             OfficeSelectorFigures(
                 name=(
-                    f"page loads beside the snapshots' recount {way} (test client, every page but the audit; "
-                    f"{len(counted)} recounts every {RECOUNT_EVERY_S:g} s, p50 {statistics.median(counted):,.0f} ms, "
-                    f"p90 of loads {percentile(took, 90):.1f} ms)"
+                    f"page loads beside the snapshots' recount: {way} (test client, every page but the audit; "
+                    f"{beside}; p90 of loads {percentile(took, 90):.1f} ms)"
                 ),
                 calls=len(took),
                 p50_ms=statistics.median(took),
@@ -670,7 +681,7 @@ def run(*, running: Stack, page_seconds: float, quick: bool) -> OfficeFigures:
     in_process += pages_in_process(client=client, pages=the_pages, rounds=20 if quick else 50)
     log("office: page loads beside the snapshots' recount, on one core and with parallel workers in turn")
     in_process += pages_beside_recount(
-        client=client, pages=the_pages, blocks=2 if quick else RECOUNT_BLOCKS,
+        client=client, pages=the_pages, rounds=1 if quick else RECOUNT_ROUNDS,
         seconds=10.0 if quick else RECOUNT_BLOCK_SECONDS,
     )  # fmt: skip
     return OfficeFigures(
