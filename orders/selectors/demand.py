@@ -10,17 +10,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
-from customers.selectors import registrations_by_preference
 from inventory.fair_share import Demand
 from inventory.models import DeliveryLine, Launch, Location, Stock, StockMovement
 from inventory.selectors import location_online_pool_id
 from orders.models import Order
+from orders.selectors.launch_counts import LaunchCounts, launch_counts
 
 WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
+SERVED = (Order.Status.ALLOCATED, Order.Status.FULFILLED)
 
 
 def _registrations_without_order(*, launch: Launch):
@@ -94,9 +95,13 @@ class SupplyRow:
         return max(0, self.requested - self.delivered)
 
 
-def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow]]:
+def demand_vs_supply(
+    *, launch: Launch, counts: LaunchCounts | None = None
+) -> tuple[list[DemandRow], list[SupplyRow]]:
     """Per pool and SKU: registered, ordered, allocated, sold, waiting, delivered; and per SKU
-    what was asked of the supplier against what came."""
+    what was asked of the supplier against what came. The launch's `counts` are counted
+    here if not given."""
+    counts = counts if counts is not None else launch_counts(launch_id=launch.pk)
     skus = {s.pk: s.code for s in launch.skus.all()}
     pools = [
         *Location.objects.filter(kind=Location.Kind.ONLINE),
@@ -120,7 +125,7 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
         # None: a registration's store has no location yet, so no row to count it in.
         return rows.get((location_id, sku_id)) if location_id is not None else None
 
-    for (store_id, sku_id), n in registrations_by_preference(launch_id=launch.pk).items():
+    for (store_id, sku_id), n in counts.registrations.items():
         loc = online if store_id is None else store_locations.get(store_id)
         if (target := row(loc, sku_id)) is not None:
             target.registered += n
@@ -136,22 +141,14 @@ def demand_vs_supply(*, launch: Launch) -> tuple[list[DemandRow], list[SupplyRow
         )
         if (target := row(loc, unordered["preferred_sku_id"])) is not None:
             target.registered_without_order += unordered["n"]
-    for by_pool in (
-        Order.objects.filter(launch=launch)
-        .exclude(status=Order.Status.CANCELLED)
-        .values("pool_id", "sku_id")
-        .annotate(
-            ordered=Count("pk"),
-            allocated=Count("pk", filter=Q(status__in=[Order.Status.ALLOCATED, Order.Status.FULFILLED])),
-            waiting=Count("pk", filter=Q(status__in=WAITING)),
-        )
-    ):
-        if (target := row(by_pool["pool_id"], by_pool["sku_id"])) is not None:
-            target.ordered, target.allocated, target.waiting = (
-                by_pool["ordered"],
-                by_pool["allocated"],
-                by_pool["waiting"],
-            )
+    for count in counts.orders:
+        if count.status == Order.Status.CANCELLED or (target := row(count.pool_id, count.sku_id)) is None:
+            continue
+        target.ordered += count.n
+        if count.status in SERVED:
+            target.allocated += count.n
+        elif count.status in WAITING:
+            target.waiting += count.n
     for moved in (
         StockMovement.objects.filter(
             sku_id__in=skus, kind__in=[StockMovement.Kind.SALE, StockMovement.Kind.TRANSFER_IN]
@@ -199,9 +196,11 @@ def _snapshot_key(launch: Launch) -> str:
     return f"demand-snapshot:{launch.pk}"
 
 
-def demand_vs_supply_refresh(*, launch: Launch, seconds: float = DEMAND_SNAPSHOT_SECONDS) -> DemandSnapshot:
+def demand_vs_supply_refresh(
+    *, launch: Launch, seconds: float = DEMAND_SNAPSHOT_SECONDS, counts: LaunchCounts | None = None
+) -> DemandSnapshot:
     """Count demand_vs_supply now and keep it `seconds` as the launch's snapshot."""
-    rows, supply = demand_vs_supply(launch=launch)
+    rows, supply = demand_vs_supply(launch=launch, counts=counts)
     snapshot = DemandSnapshot(rows=rows, supply=supply)
     cache.set(_snapshot_key(launch), snapshot, seconds)
     return snapshot

@@ -21,11 +21,11 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from config.metrics import Backlog
-from customers.selectors import registrations_by_preference
 from inventory.models import SKU, Launch, Location, Stock
 from inventory.selectors import StockFigures, StockRow, stock_figures
 from orders.models import Order
 from orders.selectors.demand import demand_vs_supply_refresh
+from orders.selectors.launch_counts import LaunchCounts, launch_counts
 from orders.selectors.store_page import COLLECT_WAITING_STATUSES
 from stores.models import Store
 
@@ -64,8 +64,10 @@ class LaunchOverview:
     counted_at: datetime.datetime = field(default_factory=timezone.now)
 
 
-def launch_overview(*, launch: Launch) -> LaunchOverview:
-    """Online pool, orders by status and registrations per SKU; stock per store. Five queries."""
+def launch_overview(*, launch: Launch, counts: LaunchCounts | None = None) -> LaunchOverview:
+    """Online pool, orders by status and registrations per SKU; stock per store. Five
+    queries, two of them the launch's `counts` (counted here if not given)."""
+    counts = counts if counts is not None else launch_counts(launch_id=launch.pk)
     skus = list(launch.skus.order_by("code"))
     sku_ids = [s.pk for s in skus]
 
@@ -82,23 +84,18 @@ def launch_overview(*, launch: Launch) -> LaunchOverview:
 
     by_status: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUSES, 0))
     totals = dict.fromkeys(STATUSES, 0)
-    for status_row in Order.objects.filter(launch=launch).values("sku_id", "status").annotate(n=Count("pk")):
-        by_status[status_row["sku_id"]][status_row["status"]] = status_row["n"]
-        totals[status_row["status"]] = totals.get(status_row["status"], 0) + status_row["n"]
+    collect_by_store: dict[int, int] = defaultdict(int)
+    for count in counts.orders:
+        by_status[count.sku_id][count.status] += count.n
+        totals[count.status] = totals.get(count.status, 0) + count.n
+        if count.store_id is not None and count.status in COLLECT_WAITING_STATUSES:
+            collect_by_store[count.store_id] += count.n
 
     reg_by_sku: dict[int, int] = defaultdict(int)
     reg_by_store: dict[int | None, int] = defaultdict(int)
-    for (store_id, sku_id), n in registrations_by_preference(launch_id=launch.pk).items():
+    for (store_id, sku_id), n in counts.registrations.items():
         reg_by_sku[sku_id] += n
         reg_by_store[store_id] += n
-
-    collect_by_store = dict(
-        Order.objects.filter(
-            launch=launch, fulfilment=Order.Fulfilment.COLLECT, status__in=COLLECT_WAITING_STATUSES
-        )
-        .values_list("store_id")
-        .annotate(n=Count("pk"))
-    )
 
     sku_lines = [
         SkuLine(
@@ -136,9 +133,11 @@ def _overview_key(launch: Launch) -> str:
     return f"launch-overview:{launch.pk}"
 
 
-def launch_overview_refresh(*, launch: Launch, seconds: float = OVERVIEW_SNAPSHOT_SECONDS) -> LaunchOverview:
+def launch_overview_refresh(
+    *, launch: Launch, seconds: float = OVERVIEW_SNAPSHOT_SECONDS, counts: LaunchCounts | None = None
+) -> LaunchOverview:
     """Count launch_overview now and keep it `seconds` as the launch's snapshot."""
-    overview = launch_overview(launch=launch)
+    overview = launch_overview(launch=launch, counts=counts)
     cache.set(_overview_key(launch), overview, seconds)
     return overview
 
@@ -182,8 +181,9 @@ def office_snapshots_refresh(
     watched = launches_watched(now=now)
     for launch in watched:
         with counting_on_one_core():
-            launch_overview_refresh(launch=launch, seconds=seconds)
-            demand_vs_supply_refresh(launch=launch, seconds=seconds)
+            counts = launch_counts(launch_id=launch.pk)
+            launch_overview_refresh(launch=launch, seconds=seconds, counts=counts)
+            demand_vs_supply_refresh(launch=launch, seconds=seconds, counts=counts)
     return watched
 
 
