@@ -54,7 +54,15 @@ class UpgradeRegistration(models.Model):
             models.UniqueConstraint(fields=["launch", "customer"], name="registration_one_per_launch"),
         ]
         indexes = [
-            models.Index(fields=["launch", "preferred_store", "preferred_sku"], name="registration_demand")
+            models.Index(fields=["launch", "preferred_store", "preferred_sku"], name="registration_demand"),
+            # "Registrations without an order" (the demand report, intake's plan) in customer
+            # order with the preference beside it, so PostgreSQL merges it with the orders'
+            # customers without reading a registration: 170-200 ms at 400,000 registrations
+            # instead of a 630-750 ms hash of every order (bench: the office recount).
+            models.Index(
+                fields=["launch", "customer", "preferred_store", "preferred_sku"],
+                name="registration_by_customer",
+            ),
         ]
 
     def __str__(self) -> str:
