@@ -57,8 +57,8 @@ class UpgradeRegistration(models.Model):
             models.Index(fields=["launch", "preferred_store", "preferred_sku"], name="registration_demand"),
             # "Registrations without an order" (the demand report, intake's plan) in customer
             # order with the preference beside it, so PostgreSQL merges it with the orders'
-            # customers without reading a registration: 170-200 ms at 400,000 registrations
-            # instead of a 630-750 ms hash of every order (bench: the office recount).
+            # customers without reading a registration: 170-230 ms at 400,000 registrations
+            # instead of a 390-750 ms hash of every order (bench: the office recount).
             models.Index(
                 fields=["launch", "customer", "preferred_store", "preferred_sku"],
                 name="registration_by_customer",

@@ -24,23 +24,45 @@ WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
 SERVED = (Order.Status.ALLOCATED, Order.Status.FULFILLED)
 
 
-def _registrations_without_order(*, launch: Launch):
-    """Count them with COUNT(*), not of a column: PostgreSQL then reads the index
-    registration_by_customer alone and merges it with the orders' customers."""
-    return UpgradeRegistration.objects.filter(launch=launch).exclude(
-        Exists(Order.objects.filter(launch=launch, customer_id=OuterRef("customer_id")))
+def _unordered_by_preference(*, launch: Launch) -> dict[tuple[int | None, int], int]:
+    """(preferred store id, preferred SKU id) -> registrations without an order. COUNT(*),
+    not of a column: PostgreSQL then reads the index registration_by_customer alone and
+    merges it with the orders' customers."""
+    rows = (
+        UpgradeRegistration.objects.filter(launch=launch)
+        .exclude(Exists(Order.objects.filter(launch=launch, customer_id=OuterRef("customer_id"))))
+        .values_list("preferred_store_id", "preferred_sku_id")
+        .annotate(n=Count("*"))
+        .order_by()
     )
+    return {(store_id, sku_id): n for store_id, sku_id, n in rows}
 
 
-def _store_locations() -> dict[int, int]:
-    """store id -> location id."""
-    return dict(Location.objects.filter(kind=Location.Kind.STORE).values_list("store_id", "pk"))
+def _pool_of_store() -> dict[int | None, int]:
+    """Preferred store id -> the pool its registrations count in: the store's own location;
+    None (home delivery) -> the online pool. A store with no location yet has no pool."""
+    pools: dict[int | None, int] = dict(
+        Location.objects.filter(kind=Location.Kind.STORE).values_list("store_id", "pk")
+    )
+    online = location_online_pool_id()
+    if online is not None:
+        pools[None] = online
+    return pools
+
+
+def _by_pool(
+    by_preference: dict[tuple[int | None, int], int], pool_of_store: dict[int | None, int]
+) -> dict[tuple[int, int], int]:
+    """Registrations per (preferred store, SKU) as per (pool, SKU)."""
+    pooled: defaultdict[tuple[int, int], int] = defaultdict(int)
+    for (store_id, sku_id), n in by_preference.items():
+        if (location := pool_of_store.get(store_id)) is not None:
+            pooled[(location, sku_id)] += n
+    return pooled
 
 
 def demand_by_pool(*, launch: Launch) -> dict[tuple[int, int], Demand]:
     """(location id, SKU id) -> orders waiting there and registrations without an order."""
-    online = location_online_pool_id()
-    store_locations = _store_locations()
     waiting: defaultdict[tuple[int, int], int] = defaultdict(int)
     for row in (
         Order.objects.filter(launch=launch, status__in=WAITING)
@@ -48,16 +70,7 @@ def demand_by_pool(*, launch: Launch) -> dict[tuple[int, int], Demand]:
         .annotate(n=Count("*"))
     ):
         waiting[(row["pool_id"], row["sku_id"])] = row["n"]
-    registered: defaultdict[tuple[int, int], int] = defaultdict(int)
-    for reg_row in (
-        _registrations_without_order(launch=launch)
-        .values("preferred_store_id", "preferred_sku_id")
-        .annotate(n=Count("*"))
-    ):
-        store_id = reg_row["preferred_store_id"]
-        location = online if store_id is None else store_locations.get(store_id)
-        if location is not None:
-            registered[(location, reg_row["preferred_sku_id"])] += reg_row["n"]
+    registered = _by_pool(_unordered_by_preference(launch=launch), _pool_of_store())
     return {
         key: Demand(waiting=waiting[key], registered=registered[key])
         for key in set(waiting) | set(registered)
@@ -109,7 +122,6 @@ def demand_vs_supply(
         *Location.objects.filter(kind=Location.Kind.ONLINE),
         *Location.objects.filter(kind=Location.Kind.STORE).select_related("store").order_by("code"),
     ]
-    online = location_online_pool_id()
     rows = {
         (loc.pk, sku_id): DemandRow(
             location_id=loc.pk,
@@ -121,30 +133,18 @@ def demand_vs_supply(
         for loc in pools
         for sku_id, code in sorted(skus.items(), key=lambda kv: kv[1])
     }
-    store_locations = _store_locations()
-
-    def row(location_id: int | None, sku_id: int) -> DemandRow | None:
-        # None: a registration's store has no location yet, so no row to count it in.
-        return rows.get((location_id, sku_id)) if location_id is not None else None
-
-    for (store_id, sku_id), n in counts.registrations.items():
-        loc = online if store_id is None else store_locations.get(store_id)
-        if (target := row(loc, sku_id)) is not None:
+    pool_of_store = _pool_of_store()
+    for key, n in _by_pool(counts.registrations, pool_of_store).items():
+        if (target := rows.get(key)) is not None:
             target.registered += n
-    for unordered in (
-        _registrations_without_order(launch=launch)
-        .values("preferred_store_id", "preferred_sku_id")
-        .annotate(n=Count("*"))
-    ):
-        loc = (
-            online
-            if unordered["preferred_store_id"] is None
-            else store_locations.get(unordered["preferred_store_id"])
-        )
-        if (target := row(loc, unordered["preferred_sku_id"])) is not None:
-            target.registered_without_order += unordered["n"]
+    for key, n in _by_pool(_unordered_by_preference(launch=launch), pool_of_store).items():
+        if (target := rows.get(key)) is not None:
+            target.registered_without_order += n
     for count in counts.orders:
-        if count.status == Order.Status.CANCELLED or (target := row(count.pool_id, count.sku_id)) is None:
+        if (
+            count.status == Order.Status.CANCELLED
+            or (target := rows.get((count.pool_id, count.sku_id))) is None
+        ):
             continue
         target.ordered += count.n
         if count.status in SERVED:
@@ -158,14 +158,14 @@ def demand_vs_supply(
         .values("location_id", "sku_id", "kind")
         .annotate(on_hand=Sum("on_hand_delta"), in_transit=Sum("in_transit_delta"))
     ):
-        if (target := row(moved["location_id"], moved["sku_id"])) is None:
+        if (target := rows.get((moved["location_id"], moved["sku_id"]))) is None:
             continue
         if moved["kind"] == StockMovement.Kind.SALE:
             target.sold += -moved["on_hand"]
         else:
             target.delivered += moved["on_hand"] + moved["in_transit"]
     for stock in Stock.objects.filter(sku_id__in=skus).values("location_id", "sku_id", "on_hand", "reserved"):
-        if (target := row(stock["location_id"], stock["sku_id"])) is not None:
+        if (target := rows.get((stock["location_id"], stock["sku_id"]))) is not None:
             target.available = stock["on_hand"] - stock["reserved"]
     supply = [
         SupplyRow(

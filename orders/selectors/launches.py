@@ -87,7 +87,7 @@ def launch_overview(*, launch: Launch, counts: LaunchCounts | None = None) -> La
     collect_by_store: dict[int, int] = defaultdict(int)
     for count in counts.orders:
         by_status[count.sku_id][count.status] += count.n
-        totals[count.status] = totals.get(count.status, 0) + count.n
+        totals[count.status] += count.n
         if count.store_id is not None and count.status in COLLECT_WAITING_STATUSES:
             collect_by_store[count.store_id] += count.n
 

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from customers.models import UpgradeRegistration
 from customers.tests.factories import CustomerFactory
+from inventory.models import Location
 from inventory.services import location_for_store, location_online_pool
 from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
@@ -89,6 +90,20 @@ def test_the_demand_reports_orders_per_pool_are_each_a_count_of_their_own(launch
         assert row.waiting == mine.filter(status__in=WAITING).count()
         checked += row.ordered > 0
     assert checked == 6  # two SKUs at three pools
+
+
+def test_the_demand_reports_registrations_count_at_their_preferred_pool(launch):
+    rows, _ = demand_vs_supply(launch=launch)
+
+    for row in rows:
+        location = Location.objects.get(pk=row.location_id)
+        mine = UpgradeRegistration.objects.filter(
+            launch=launch, preferred_sku_id=row.sku_id, preferred_store=location.store
+        )
+        assert row.registered == mine.count() > 0
+        without_order = mine.exclude(customer__orders__launch=launch).count()
+        assert row.registered_without_order == without_order
+    assert sum(row.registered_without_order for row in rows) == 4  # the four who never ordered
 
 
 def test_beats_recount_counts_the_orders_once_for_both_snapshots(launch):
