@@ -7,9 +7,11 @@ def post_worker_init(worker) -> None:
     Loading a launch's eligible customers into the process takes a second or two for
     400,000 of them; done here, it is not paid by the first customers of the window.
     """
+    from config.heap import heap_settle
     from orders.services.catalogue import admission_warm
 
     admission_warm()
+    heap_settle()
 
 
 def child_exit(server, worker) -> None:

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from config.cache import NotCached
+from config.heap import heap_settle
 from config.logcontext import log_context, log_context_end, log_context_start, request_id_from
 from config.metrics import order_refused, orders_admitted, process_exited
 from config.polls import PolledPanels
@@ -245,6 +246,7 @@ class AdmissionFront:
                 self.lag.start()
                 # Load the launches' catalogues and eligibility before the first order.
                 await asyncio.to_thread(admission_warm)
+                heap_settle()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 process_exited()  # this worker's metrics files (config.metrics)
