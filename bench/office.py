@@ -433,6 +433,8 @@ def request_figures(
 ) -> OfficeRequestFigures:  # fmt: skip
     latencies, statuses, sizes, plain, ages = seen
     ordered = sorted(latencies)
+    memory = sorted(ms for ms, age in zip(latencies, ages, strict=True) if age is not None)
+    by_django = sorted(ms for ms, age in zip(latencies, ages, strict=True) if age is None)
     counts: dict[str, int] = {}
     for status in statuses:
         counts[str(status)] = counts.get(str(status), 0) + 1
@@ -451,8 +453,11 @@ def request_figures(
         target_ms=target_ms,
         target_bytes=target_bytes,
         note=note,
-        from_memory=sum(age is not None for age in ages),
+        from_memory=len(memory),
         age_max_s=max((age for age in ages if age is not None), default=0),
+        memory_p99_ms=percentile(memory, 99),
+        django_p50_ms=statistics.median(by_django) if by_django else 0.0,
+        django_max_ms=by_django[-1] if by_django else 0.0,
     )
 
 

@@ -429,7 +429,9 @@ def office_section(r: BenchRun) -> str:
     rows: list[Row] = []
     for q in o.requests:
         how = (
-            f"{q.per_s:g} polls/s on schedule; {fmt(q.from_memory)} answered from memory (Age <= {q.age_max_s} s)"
+            f"{q.per_s:g} polls/s on schedule; {fmt(q.from_memory)} answered from memory (Age <= {q.age_max_s} s), "
+            f"p99 {q.memory_p99_ms:.1f} ms; {fmt(q.requests - q.from_memory)} by Django (its process held no pass or "
+            f"answer for it yet), p50 {q.django_p50_ms:.1f} ms, max {q.django_max_ms:.1f} ms"
             if q.kind == "poll"
             else f"{q.per_s:g} loads/s on schedule; most {q.most_per_s:.0f}/s on {o.connections} connections"
         )
