@@ -3,7 +3,7 @@
 Python's full collection (the oldest generation) walks every container object in the
 process. A web worker holds Django, its apps, URL patterns and templates and the launches'
 catalogues, all loaded before its first request and kept until it exits: on the bench's
-machine a full collection there took 90-140 ms, a few times an hour under load, and the
+machine a full collection there took 90-190 ms, every few minutes under load, and the
 requests in that process waited for it. Moved out of the collector's sight once loaded
 (gc.freeze), they are no longer walked; full collections walk what requests left behind.
 """
