@@ -6,6 +6,8 @@ catalogues, all loaded before its first request and kept until it exits: on the 
 machine a full collection there took 90-190 ms, every few minutes under load, and the
 requests in that process waited for it. Moved out of the collector's sight once loaded
 (gc.freeze), they are no longer walked; full collections walk what requests left behind.
+A frozen object dropped later (a catalogue reloaded) is still freed by its reference count;
+only a cycle among frozen objects would stay until the process exits.
 """
 
 import gc
