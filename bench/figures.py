@@ -321,8 +321,8 @@ class OfficeRequestFigures:
     most_per_s: float = 0.0  # pages: back to back on OfficeFigures.connections connections
     from_memory: int = 0  # answered from a panel's shared answer (config.polls), not by Django
     age_max_s: int = 0  # the oldest such answer's Age
-    # Polls split by who answered: from memory, and by Django (a session's first poll in a
-    # web process, before that process holds its pass): a poll's p99 is often these few.
+    # Polls split by who answered: from memory, and by Django (the process held no pass or
+    # answer for that session yet, as a session's first poll there): the p99 is often these few.
     memory_p99_ms: float = 0.0
     django_p50_ms: float = 0.0
     django_max_ms: float = 0.0

@@ -13,11 +13,10 @@ only a cycle among frozen objects would stay until the process exits.
 import gc
 
 
-def heap_settle() -> int:
-    """Free what loading left behind, then freeze the rest; returns the objects frozen.
+def heap_settle() -> None:
+    """Free what loading left behind, then freeze the rest.
 
     Called once, when the worker is warm and before it takes requests (the ASGI front's
     startup, gunicorn's post_worker_init)."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
