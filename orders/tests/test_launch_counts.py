@@ -16,6 +16,7 @@ from inventory.tests.factories import LaunchFactory, SKUFactory
 from orders.models import Order
 from orders.selectors import launches
 from orders.selectors.demand import SERVED, WAITING, demand_vs_supply
+from orders.selectors.launch_counts import LaunchCounts, launch_counts
 from orders.selectors.store_page import COLLECT_WAITING_STATUSES
 from stores.tests.factories import StoreFactory
 
@@ -114,3 +115,90 @@ def test_beats_recount_counts_the_orders_once_for_both_snapshots(launch):
     # order still look orders up, as a subquery: "orders_order" U0).
     order_counts = [q["sql"] for q in ran.captured_queries if 'FROM "orders_order" WHERE' in q["sql"]]
     assert len(order_counts) == 1, order_counts
+
+
+@pytest.fixture
+def early_launch():
+    """A launch's first minutes: twenty registrations and five orders, from three of the
+    registered customers (one ordered twice, one cancelled) and one who never registered."""
+    black, white = SKUFactory(code="IP3G-8GB-BLACK"), SKUFactory(code="IP3G-16GB-WHITE")
+    launch = LaunchFactory(slug="iphone-3g-early", skus=[black, white])
+    store = StoreFactory(code="S001")
+    location_for_store(store=store)  # its pool, where its registrations count
+    registered = []
+    for n in range(20):
+        customer = CustomerFactory()
+        where = None if n % 3 == 0 else store
+        UpgradeRegistration.objects.create(
+            customer=customer, launch=launch, preferred_sku=(black, white)[n % 2], preferred_store=where
+        )
+        registered.append(customer)
+    ordering = [
+        (registered[0], 1, Order.Status.ALLOCATED),
+        (registered[1], 1, Order.Status.WAITLISTED),
+        (registered[1], 2, Order.Status.QUEUED),
+        (registered[2], 1, Order.Status.CANCELLED),
+        (CustomerFactory(), 1, Order.Status.QUEUED),
+    ]
+    Order.objects.bulk_create(
+        Order(
+            reference=f"E{n:05d}X",
+            launch=launch,
+            customer=customer,
+            slot=slot,
+            sku=black,
+            channel=Order.Channel.ONLINE,
+            fulfilment="delivery",
+            pool=location_online_pool(),
+            status=status,
+        )
+        for n, (customer, slot, status) in enumerate(ordering)
+    )
+    return launch
+
+
+@pytest.mark.parametrize(
+    ("which", "counted_side"),
+    [("early_launch", "the registrations with an order"), ("launch", "the registrations without one")],
+)
+def test_registrations_without_an_order_are_counted_from_the_smaller_side_and_agree(
+    which, counted_side, request
+):
+    launch = request.getfixturevalue(which)
+
+    with CaptureQueriesContext(connection) as ran:
+        rows, _ = demand_vs_supply(launch=launch)
+
+    for row in rows:
+        location = Location.objects.get(pk=row.location_id)
+        mine = UpgradeRegistration.objects.filter(
+            launch=launch, preferred_sku_id=row.sku_id, preferred_store=location.store
+        )
+        assert row.registered_without_order == mine.exclude(customer__orders__launch=launch).count()
+    assert sum(row.registered_without_order for row in rows) == (17 if which == "early_launch" else 4)
+    looked_up = [q["sql"] for q in ran.captured_queries if '"orders_order" U0' in q["sql"]]
+    assert len(looked_up) == 1, looked_up
+    assert ("NOT (EXISTS" in looked_up[0]) == (counted_side == "the registrations without one"), looked_up
+
+
+def test_a_registration_made_between_the_two_counts_never_takes_a_figure_below_zero(early_launch):
+    """Registrations per preference are counted first, those with an order second: one
+    made and ordered in between is in the second count only."""
+    counts = launch_counts(launch_id=early_launch.pk)
+    ordered = UpgradeRegistration.objects.filter(launch=early_launch, customer__orders__launch=early_launch)
+    first = ordered.first()
+    key = (first.preferred_store_id, first.preferred_sku_id)
+    with_order = ordered.filter(preferred_store_id=key[0], preferred_sku_id=key[1]).distinct().count()
+    # As the first count saw it: one of the registrations with an order not made yet.
+    seen_first = LaunchCounts(
+        orders=counts.orders, registrations={**counts.registrations, key: with_order - 1}
+    )
+
+    rows, _ = demand_vs_supply(launch=early_launch, counts=seen_first)
+
+    pool = (
+        location_for_store(store=first.preferred_store) if first.preferred_store else location_online_pool()
+    )
+    (row,) = [r for r in rows if (r.location_id, r.sku_id) == (pool.pk, key[1])]
+    assert row.registered_without_order == 0
+    assert all(r.registered_without_order >= 0 for r in rows)
